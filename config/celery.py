@@ -1,0 +1,51 @@
+"""The Celery application and the one place that declares every beat schedule.
+
+Reliability settings: JSON only (the broker carries ids, never objects), late
+acknowledgement plus reject-on-worker-lost (a task whose worker dies is
+redelivered), prefetch of one (a long job never hides queued ones behind it),
+hard and soft time limits. Quick work (validation, notifications) and heavy
+work (evaluations, drift, retraining) have separate queues so a slow job never
+delays a quick one; run `celery worker -Q quick` and `-Q heavy` apart to scale
+them independently.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("modelgate")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    broker_connection_retry_on_startup=True,
+    task_queues=(Queue("quick"), Queue("heavy")),
+    task_default_queue="quick",
+    task_routes={
+        "registry.tasks.validate_version": {"queue": "heavy"},
+        "*.heavy_*": {"queue": "heavy"},
+    },
+    timezone="UTC",
+)
+
+# Every periodic job of the project, in one place.
+app.conf.beat_schedule = {
+    "requeue-stale-jobs": {
+        "task": "common.tasks.requeue_stale_jobs",
+        "schedule": crontab(minute="*/2"),
+    },
+}
+
+app.autodiscover_tasks()

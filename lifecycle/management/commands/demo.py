@@ -1,0 +1,277 @@
+"""Load the demo: personas, teams, two models with several versions each.
+
+Idempotent: what exists is kept. Passwords are generated and printed once,
+when a persona is created (``--reset-passwords`` prints new ones).
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from common.apps import AUDITORS_GROUP
+from common.audit import SystemActor
+from common.jobs import job_claim
+from lifecycle import samples
+from registry import services
+from registry.choices import DatasetRole, VersionStatus
+from registry.models import Dataset, RegisteredModel, RegistrationJob
+
+User = get_user_model()
+
+PERSONAS = [
+    # username, full name, role description, groups, staff
+    (
+        "owner",
+        "Olivia Owner",
+        "model owner (credit-risk team)",
+        ["credit-risk", "ml-engineers"],
+        False,
+    ),
+    ("validator", "Victor Validator", "independent model validator", ["model-validation"], False),
+    ("compliance", "Carla Compliance", "compliance officer", ["compliance"], False),
+    ("auditor", "Audrey Auditor", "auditor (read-only admin)", [AUDITORS_GROUP], True),
+    (
+        "pipeline-bot",
+        "Pipeline Bot",
+        "CI/training pipeline service account",
+        ["credit-risk", "ml-engineers"],
+        False,
+    ),
+    ("outsider", "Oscar Outsider", "employee with no access to any model", [], False),
+]
+DEMO = SystemActor("demo")
+
+
+class Command(BaseCommand):
+    help = "Create demo personas and models (idempotent)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--reset-passwords", action="store_true")
+
+    def handle(self, *args: Any, reset_passwords: bool = False, **options: Any) -> None:
+        users, passwords = self._personas(reset_passwords)
+        credit = self._credit_model(users)
+        diabetes = self._diabetes_model(users)
+        self._grants(users, credit, diabetes)
+        self._report(users, passwords)
+
+    # --- people ---------------------------------------------------------------
+
+    def _personas(self, reset: bool) -> tuple[dict[str, Any], dict[str, str]]:
+        creators, _ = Group.objects.get_or_create(name="ml-engineers")
+        creators.permissions.add(Permission.objects.get(codename="add_registeredmodel"))
+        users, passwords = {}, {}
+        for username, full_name, _role, groups, staff in PERSONAS:
+            first, last = full_name.split(" ", 1)
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{username}@modelgate.example",
+                    "is_staff": staff,
+                },
+            )
+            if created or reset:
+                password = secrets.token_urlsafe(12)
+                user.set_password(password)
+                user.save()
+                passwords[username] = password
+            for name in groups:
+                group, _ = Group.objects.get_or_create(name=name)
+                user.groups.add(group)
+            users[username] = User.objects.get(pk=user.pk)  # fresh permission cache
+        return users, passwords
+
+    def _grants(self, users: dict[str, Any], *models: RegisteredModel) -> None:
+        for model in models:
+            for username in ("validator", "compliance"):
+                services.registered_model_grant(
+                    actor=DEMO, model=model, role="approver", user=users[username]
+                )
+            services.registered_model_grant(
+                actor=DEMO, model=model, role="contributor", user=users["pipeline-bot"]
+            )
+
+    # --- models -----------------------------------------------------------------
+
+    def _credit_model(self, users: dict[str, Any]) -> RegisteredModel:
+        model = self._model(
+            users,
+            name="credit-default",
+            task="classification",
+            risk_tier="high",
+            description="Probability that a loan applicant defaults within 12 months.",
+            tags=["credit", "retail-banking"],
+        )
+        if not model.versions.exists():
+            self._credit_versions(users, model)
+        if not model.aliases.filter(name="staging").exists():
+            latest = model.versions.filter(status=VersionStatus.READY).order_by("-number").first()
+            services.alias_set(
+                actor=users["owner"], model=model, name="staging", version_number=latest.number
+            )
+        return model
+
+    def _credit_versions(self, users: dict[str, Any], model: RegisteredModel) -> None:
+        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+        from sklearn.linear_model import LogisticRegression
+
+        train = samples.credit_data(6000, seed=1)
+        evaluation = samples.credit_data(3000, seed=2)
+        train_ds = self._dataset(users, model, "applications-2025", DatasetRole.TRAINING, train)
+        self._dataset(users, model, "applications-holdout", DatasetRole.EVALUATION, evaluation)
+        self._dataset(users, model, "applications-reference", DatasetRole.REFERENCE, train)
+        X, y = train[samples.CREDIT_FEATURES], train[samples.CREDIT_TARGET]
+        Xe, ye = evaluation[samples.CREDIT_FEATURES], evaluation[samples.CREDIT_TARGET]
+        candidates = [
+            ("baseline logistic regression", LogisticRegression(max_iter=500)),
+            ("random forest", RandomForestClassifier(n_estimators=60, max_depth=8, random_state=0)),
+            ("gradient boosting", HistGradientBoostingClassifier(max_iter=120, random_state=0)),
+        ]
+        parent = None
+        for description, estimator in candidates:
+            fitted = samples.credit_pipeline(estimator).fit(X, y)
+            metrics = self._classification_metrics(fitted, Xe, ye)
+            parent = self._register(
+                users, model, fitted, train_ds, samples.CREDIT_TARGET, metrics, description, parent
+            )
+
+    def _diabetes_model(self, users: dict[str, Any]) -> RegisteredModel:
+        model = self._model(
+            users,
+            name="diabetes-progression",
+            task="regression",
+            risk_tier="medium",
+            description="Disease progression one year after baseline (scikit-learn diabetes data).",
+            tags=["health", "regression"],
+        )
+        if not model.versions.exists():
+            self._diabetes_versions(users, model)
+        if not model.aliases.filter(name="champion").exists():
+            latest = model.versions.filter(status=VersionStatus.READY).order_by("-number").first()
+            services.alias_set(
+                actor=users["owner"], model=model, name="champion", version_number=latest.number
+            )
+        return model
+
+    def _diabetes_versions(self, users: dict[str, Any], model: RegisteredModel) -> None:
+        from sklearn.ensemble import GradientBoostingRegressor
+        from sklearn.linear_model import Ridge
+        from sklearn.model_selection import train_test_split
+
+        frame = samples.diabetes_data()
+        train, holdout = train_test_split(frame, test_size=0.3, random_state=0)
+        train_ds = self._dataset(users, model, "diabetes-train", DatasetRole.TRAINING, train)
+        self._dataset(users, model, "diabetes-holdout", DatasetRole.EVALUATION, holdout)
+        target = samples.DIABETES_TARGET
+        features = [c for c in frame.columns if c != target]
+        parent = None
+        for description, estimator in [
+            ("ridge baseline", Ridge(alpha=1.0)),
+            ("gradient boosting", GradientBoostingRegressor(random_state=0)),
+        ]:
+            fitted = estimator.fit(train[features], train[target])
+            metrics = self._regression_metrics(fitted, holdout[features], holdout[target])
+            parent = self._register(
+                users, model, fitted, train_ds, target, metrics, description, parent
+            )
+
+    def _model(self, users: dict[str, Any], *, name: str, **fields: Any) -> RegisteredModel:
+        existing = RegisteredModel.objects.filter(name=name).first()
+        if existing:
+            return existing
+        team = Group.objects.get(name="credit-risk")
+        return services.registered_model_create(
+            actor=users["owner"], name=name, team=team, **fields
+        )
+
+    def _dataset(
+        self, users: dict[str, Any], model: RegisteredModel, name: str, role: str, frame: Any
+    ) -> Dataset:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return services.dataset_upload(
+            actor=users["pipeline-bot"],
+            model=model,
+            name=name,
+            role=role,
+            upload=buffer,
+            filename=f"{name}.parquet",
+        )
+
+    def _register(
+        self,
+        users: dict[str, Any],
+        model: RegisteredModel,
+        fitted: Any,
+        dataset: Dataset,
+        target: str,
+        metrics: dict[str, float],
+        description: str,
+        parent: Any,
+    ) -> Any:
+        import skops.io as sio
+
+        version = services.model_version_register(
+            actor=users["pipeline-bot"],
+            model=model,
+            artifact=io.BytesIO(sio.dumps(fitted)),
+            metrics=metrics,
+            training_dataset=dataset,
+            target_column=target,
+            parent_number=parent.number if parent else None,
+            source_run_id=f"demo-run-{secrets.token_hex(4)}",
+            source_commit=secrets.token_hex(20),
+            description=description,
+            tags=["demo"],
+        )
+        # The demo validates in-process: the worker may not be running yet.
+        with transaction.atomic():
+            job = job_claim(RegistrationJob, version.registration_job.pk)
+        if job is not None:
+            version = services.model_version_validate(job=job)
+        if version.status != VersionStatus.READY:
+            raise RuntimeError(f"demo version failed validation: {version.status_reason}")
+        return version
+
+    @staticmethod
+    def _classification_metrics(fitted: Any, X: Any, y: Any) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+        predicted = fitted.predict(X)
+        return {
+            "accuracy": round(float(accuracy_score(y, predicted)), 4),
+            "f1": round(float(f1_score(y, predicted)), 4),
+            "roc_auc": round(float(roc_auc_score(y, fitted.predict_proba(X)[:, 1])), 4),
+        }
+
+    @staticmethod
+    def _regression_metrics(fitted: Any, X: Any, y: Any) -> dict[str, float]:
+        from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
+        predicted = fitted.predict(X)
+        return {
+            "rmse": round(float(root_mean_squared_error(y, predicted)), 4),
+            "mae": round(float(mean_absolute_error(y, predicted)), 4),
+            "r2": round(float(r2_score(y, predicted)), 4),
+        }
+
+    # --- output -----------------------------------------------------------------
+
+    def _report(self, users: dict[str, Any], passwords: dict[str, str]) -> None:
+        self.stdout.write("")
+        self.stdout.write("ModelGate demo personas (log in at http://127.0.0.1:8000/login/):")
+        for username, _full, role, _groups, _staff in PERSONAS:
+            shown = passwords.get(username, "(unchanged; run `manage.py demo --reset-passwords`)")
+            self.stdout.write(f"  {username:<13} {shown:<24} {role}")
+        if passwords:
+            self.stdout.write("These passwords are shown only now. Keep them for this demo.")
+        self.stdout.write("")

@@ -1,0 +1,95 @@
+"""Reads that carry rules. Every query starts from ``visible_to``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from common.errors import not_found
+from common.permissions import get_visible
+from registry.choices import VersionStatus
+from registry.models import Alias, Dataset, ModelVersion, RegisteredModel
+
+
+def model_list(*, user: Any) -> QuerySet[RegisteredModel]:
+    return (
+        RegisteredModel.objects.visible_to(user, "view")
+        .select_related("owner", "team")
+        .annotate(
+            version_count=Count("versions", distinct=True),
+            ready_count=Count(
+                "versions", filter=Q(versions__status=VersionStatus.READY), distinct=True
+            ),
+        )
+    )
+
+
+def model_get(*, user: Any, name: str) -> RegisteredModel:
+    return get_visible(
+        RegisteredModel.objects.select_related("owner", "team"), user, f"Model {name!r}", name=name
+    )
+
+
+def version_list(*, user: Any, model: RegisteredModel) -> QuerySet[ModelVersion]:
+    return (
+        ModelVersion.objects.visible_to(user, "view")
+        .filter(registered_model=model)
+        .select_related("registered_model", "created_by", "parent", "training_dataset")
+        .prefetch_related(Prefetch("aliases", queryset=Alias.objects.order_by("name")))
+    )
+
+
+def version_get(*, user: Any, model: RegisteredModel, number: Any) -> ModelVersion:
+    return get_visible(
+        ModelVersion.objects.select_related(
+            "registered_model", "created_by", "parent", "training_dataset", "registration_job"
+        ).prefetch_related("aliases"),
+        user,
+        f"Version {number} of {model.name}",
+        registered_model=model,
+        number=number,
+    )
+
+
+def version_lineage(*, version: ModelVersion, limit: int = 20) -> list[ModelVersion]:
+    """The chain of ancestors, nearest first (bounded, in case of long histories)."""
+    chain, current = [], version.parent
+    while current is not None and len(chain) < limit:
+        chain.append(current)
+        current = current.parent
+    return chain
+
+
+def alias_list(*, user: Any, model: RegisteredModel) -> QuerySet[Alias]:
+    return (
+        Alias.objects.visible_to(user, "view")
+        .filter(registered_model=model)
+        .select_related("version", "updated_by")
+    )
+
+
+def alias_resolve(*, user: Any, model_name: str, alias: str) -> ModelVersion:
+    """``model@alias`` → the version it points at, in one query."""
+    version = (
+        ModelVersion.objects.visible_to(user, "view")
+        .filter(registered_model__name=model_name, aliases__name=alias)
+        .select_related("registered_model", "created_by")
+        .first()
+    )
+    if version is None:
+        raise not_found(f"{model_name}@{alias}")
+    return version
+
+
+def dataset_list(*, user: Any) -> QuerySet[Dataset]:
+    return Dataset.objects.visible_to(user, "view").select_related("registered_model", "created_by")
+
+
+def dataset_get(*, user: Any, pk: Any) -> Dataset:
+    return get_visible(
+        Dataset.objects.select_related("registered_model", "created_by"),
+        user,
+        f"Dataset {pk}",
+        pk=pk,
+    )

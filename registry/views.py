@@ -1,0 +1,88 @@
+"""Approver-facing registry pages (read-only; writes come through the API and services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from common.errors import DomainError
+from common.permissions import user_can
+from common.ui import paginate, querystring_without_page
+from registry import selectors
+from registry.filtersets import RegisteredModelFilterSet
+
+
+def _or_404(call: Any, **kwargs: Any) -> Any:
+    try:
+        return call(**kwargs)
+    except DomainError as exc:
+        if exc.status == 404:
+            raise Http404(exc.message) from None
+        raise
+
+
+@login_required
+def model_list(request: HttpRequest) -> HttpResponse:
+    filterset = RegisteredModelFilterSet(
+        request.GET, queryset=selectors.model_list(user=request.user)
+    )
+    page = paginate(request, filterset.qs)
+    context = {"filterset": filterset, "page": page, "qs": querystring_without_page(request)}
+    template = "registry/_model_table.html" if request.htmx else "registry/model_list.html"
+    return render(request, template, context)
+
+
+@login_required
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    model = _or_404(selectors.model_get, user=request.user, name=name)
+    versions = selectors.version_list(user=request.user, model=model).order_by("-number")
+    context = {
+        "model": model,
+        "page": paginate(request, versions),
+        "aliases": selectors.alias_list(user=request.user, model=model),
+        "can": {
+            a: user_can(request.user, a, model) for a in ("change", "register", "deploy", "manage")
+        },
+    }
+    return render(request, "registry/model_detail.html", context)
+
+
+@login_required
+def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    model = _or_404(selectors.model_get, user=request.user, name=name)
+    version = _or_404(selectors.version_get, user=request.user, model=model, number=number)
+    context = {
+        "model": model,
+        "version": version,
+        "lineage": selectors.version_lineage(version=version),
+        "children": version.children.order_by("number"),
+        "panels": version_panels(request, version),
+    }
+    return render(request, "registry/version_detail.html", context)
+
+
+# Other apps add panels (evidence, review, monitoring) to the version page.
+_version_panels: list[Any] = []
+
+
+def register_version_panel(provider: Any) -> None:
+    if provider not in _version_panels:
+        _version_panels.append(provider)
+
+
+def version_panels(request: HttpRequest, version: Any) -> list[dict[str, Any]]:
+    panels = [provider(request, version) for provider in _version_panels]
+    return [p for p in panels if p]
+
+
+def my_models_section(request: HttpRequest) -> dict[str, Any] | None:
+    models = selectors.model_list(user=request.user).filter(owner=request.user)[:10]
+    return {
+        "id": "my-models",
+        "title": "My models",
+        "template": "registry/_home_models.html",
+        "models": models,
+    }
