@@ -19,9 +19,16 @@ def ensure_auditors_group(sender: Any, using: str = "default", **kwargs: Any) ->
     group.permissions.add(*view_perms)
 
 
+def ensure_audit_chain_head(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    from common.audit import ensure_chain_head
+
+    ensure_chain_head(using)
+
+
 class CommonConfig(AppConfig):
     name = "common"
     verbose_name = "Common: audit trail and jobs"
 
     def ready(self) -> None:
         post_migrate.connect(ensure_auditors_group, dispatch_uid="auditors-group")
+        post_migrate.connect(ensure_audit_chain_head, sender=self, dispatch_uid="audit-chain-head")

@@ -106,6 +106,15 @@ def snapshot(instance: models.Model, fields: list[str] | tuple[str, ...]) -> dic
     return to_plain_json(data)
 
 
+def ensure_chain_head(using: str = "default") -> None:
+    """Create the head row if it is missing, continuing from the last stored event."""
+    last = AuditEvent.objects.using(using).order_by("-seq").only("seq", "hash").first()
+    AuditChainHead.objects.using(using).get_or_create(
+        pk=1,
+        defaults={"seq": last.seq if last else 0, "last_hash": last.hash if last else GENESIS_HASH},
+    )
+
+
 def _actor_identity(actor: Any) -> tuple[int | None, str]:
     if actor is None:
         return None, "system"
@@ -137,7 +146,9 @@ def audit_record(
     actor_id, actor_name = _actor_identity(actor)
     with transaction.atomic():
         # UPDATE first: it takes the lock before we read the tip.
-        AuditChainHead.objects.filter(pk=1).update(seq=F("seq") + 1)
+        if not AuditChainHead.objects.filter(pk=1).update(seq=F("seq") + 1):
+            ensure_chain_head()
+            AuditChainHead.objects.filter(pk=1).update(seq=F("seq") + 1)
         head = AuditChainHead.objects.get(pk=1)
         event = AuditEvent(
             seq=head.seq,

@@ -15,7 +15,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -31,7 +31,10 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     worker_cancel_long_running_tasks_on_connection_loss=True,
     broker_connection_retry_on_startup=True,
-    task_queues=(Queue("quick"), Queue("heavy")),
+    task_queues=(
+        Queue("quick", Exchange("quick"), routing_key="quick"),
+        Queue("heavy", Exchange("heavy"), routing_key="heavy"),
+    ),
     task_default_queue="quick",
     task_routes={
         "registry.tasks.validate_version": {"queue": "heavy"},

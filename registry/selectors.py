@@ -22,6 +22,7 @@ def model_list(*, user: Any) -> QuerySet[RegisteredModel]:
                 "versions", filter=Q(versions__status=VersionStatus.READY), distinct=True
             ),
         )
+        .order_by("name")
     )
 
 

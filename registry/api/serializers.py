@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.artifacts import SIGNATURE_DTYPES
@@ -125,6 +126,9 @@ class VersionMetadataSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_field(
+    {"type": "string", "description": "A JSON object: see VersionMetadata (sent as a form field)."}
+)
 class MetadataJSONField(serializers.Field):
     """A multipart field holding a JSON document, validated by VersionMetadataSerializer."""
 

@@ -1,0 +1,419 @@
+"""Shared fixtures: personas, grants, artifacts, an isolated broker, a real worker.
+
+Personas (as in the demo): owner, validator, compliance, auditor, bot
+(pipeline service account), viewer (view-only on the model), outsider (no
+rights at all).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission, User
+from rest_framework.test import APIClient
+
+from common.apps import AUDITORS_GROUP
+from common.jobs import job_claim
+from registry import services
+from registry.models import RegisteredModel, RegistrationJob
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACT_DIR = ROOT / "test-artifacts"
+
+
+# --- environment ---------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings: Any, tmp_path: Path) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    storages = dict(settings.STORAGES)
+    storages["artifacts"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "artifacts")},
+    }
+    settings.STORAGES = storages
+    settings.AXES_ENABLED = False
+
+
+@pytest.fixture(scope="session")
+def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker no other process uses: Redis DB 14 or a private filesystem folder."""
+    from config.celery import app
+
+    configured = settings.CELERY_BROKER_URL
+    if configured.startswith("redis://"):
+        base = configured.rsplit("/", 1)[0] if configured.count("/") > 2 else configured
+        url = f"{base}/14"
+        app.conf.broker_url = url
+        app.conf.broker_transport_options = {"visibility_timeout": 3600}
+    else:
+        folder = tmp_path_factory.mktemp("celery")
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir()
+        url = "filesystem://"
+        options = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+        }
+        app.conf.broker_url = url
+        app.conf.broker_transport_options = options
+        os.environ["TEST_CELERY_FS_DIR"] = str(folder)
+    # Celery reads CELERY_BROKER_URL from the environment before its own config.
+    os.environ["CELERY_BROKER_URL"] = url
+    assert app.conf.broker_url == url
+    if url.startswith("redis"):
+        with app.connection_for_write() as conn:
+            for queue in ("quick", "heavy"):
+                conn.default_channel.queue_purge(queue)
+    yield url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_broker(broker_url: str) -> None:
+    """Every test sends to the private broker, never to a developer's worker."""
+
+
+# --- people --------------------------------------------------------------------
+
+
+@dataclass
+class Personas:
+    owner: User
+    validator: User
+    compliance: User
+    auditor: User
+    bot: User
+    viewer: User
+    outsider: User
+    team: Group
+
+
+def make_user(
+    username: str, *groups: Group, password: str = "correct-horse-9", **extra: Any
+) -> User:
+    user = User.objects.create_user(
+        username=username, password=password, email=f"{username}@example.com", **extra
+    )
+    for group in groups:
+        user.groups.add(group)
+    return User.objects.get(pk=user.pk)
+
+
+@pytest.fixture
+def personas(db: Any) -> Personas:
+    creators, _ = Group.objects.get_or_create(name="ml-engineers")
+    creators.permissions.add(Permission.objects.get(codename="add_registeredmodel"))
+    team, _ = Group.objects.get_or_create(name="credit-risk")
+    auditors = Group.objects.get(name=AUDITORS_GROUP)
+    return Personas(
+        owner=make_user("owner", creators, team),
+        validator=make_user("validator", Group.objects.get_or_create(name="validation")[0]),
+        compliance=make_user("compliance"),
+        auditor=make_user("auditor", auditors, is_staff=True),
+        bot=make_user("pipeline-bot", creators),
+        viewer=make_user("viewer"),
+        outsider=make_user("outsider"),
+        team=team,
+    )
+
+
+def grant(model: RegisteredModel, user: User, role: str) -> User:
+    """Give ``user`` a role on ``model`` (through the service) and return a fresh instance."""
+    services.registered_model_grant(actor=model.owner, model=model, role=role, user=user)
+    return User.objects.get(pk=user.pk)
+
+
+# --- data and artifacts -----------------------------------------------------------
+
+
+def training_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, n).round(1),
+            "income": rng.lognormal(10, 0.5, n).round(2),
+            "score": rng.random(n),
+        }
+    )
+    frame["label"] = ((frame["score"] + rng.random(n) * 0.3) > 0.6).astype("int64")
+    return frame
+
+
+FEATURES = ["age", "income", "score"]
+SIGNATURE = [{"name": name, "dtype": "float64"} for name in FEATURES]
+
+
+@cache
+def classifier_bytes(seed: int = 0) -> bytes:
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    frame = training_frame(seed=seed)
+    return sio.dumps(LogisticRegression(max_iter=200).fit(frame[FEATURES], frame["label"]))
+
+
+@cache
+def regressor_bytes() -> bytes:
+    import skops.io as sio
+    from sklearn.linear_model import Ridge
+
+    frame = training_frame()
+    return sio.dumps(Ridge().fit(frame[FEATURES], frame["score"]))
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+# --- domain helpers -------------------------------------------------------------------
+
+
+def create_model(owner: User, name: str = "credit", **fields: Any) -> RegisteredModel:
+    defaults = {"task": "classification", "risk_tier": "high", "team": None}
+    defaults.update(fields)
+    return services.registered_model_create(actor=owner, name=name, **defaults)
+
+
+def register(
+    model: RegisteredModel, actor: User, artifact: bytes | None = None, **kwargs: Any
+) -> Any:
+    kwargs.setdefault("signature_inputs", SIGNATURE)
+    return services.model_version_register(
+        actor=actor, model=model, artifact=io.BytesIO(artifact or classifier_bytes()), **kwargs
+    )
+
+
+def validate(version: Any) -> Any:
+    """Run the worker's half of registration in-process."""
+    job = job_claim(RegistrationJob, version.registration_job.pk)
+    assert job is not None
+    return services.model_version_validate(job=job)
+
+
+def ready_version(model: RegisteredModel, actor: User, **kwargs: Any) -> Any:
+    version = validate(register(model, actor, **kwargs))
+    assert version.status == "ready", version.status_reason
+    return version
+
+
+@pytest.fixture
+def model(personas: Personas) -> RegisteredModel:
+    credit = create_model(personas.owner, team=personas.team)
+    grant(credit, personas.viewer, "viewer")
+    grant(credit, personas.bot, "contributor")
+    return credit
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+# --- a real Celery worker ----------------------------------------------------------
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen
+    log: Path
+    env: dict[str, str]
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_worker(env: dict[str, str], log: Path, *extra: str) -> WorkerProcess:
+    handle = log.open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "quick,heavy",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "-l",
+            "info",
+            "--without-mingle",
+            "--without-gossip",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if "ready." in log.read_text(errors="replace"):
+            return WorkerProcess(process, log, env)
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("celery worker did not start:\n" + log.read_text(errors="replace")[-4000:])
+
+
+def stop_worker(worker: WorkerProcess, sig: int = signal.SIGTERM) -> None:
+    if worker.process.poll() is None:
+        os.killpg(worker.process.pid, sig)
+        try:
+            worker.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait()
+
+
+@pytest.fixture
+def worker_env(
+    broker_url: str, settings: Any, tmp_path: Path, django_db_setup: Any
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": _database_url(),
+            "CELERY_BROKER_URL": broker_url,
+            "ARTIFACT_ROOT": settings.STORAGES["artifacts"]["OPTIONS"]["location"],
+            "DEBUG": "1",
+            "SECRET_KEY": settings.SECRET_KEY,
+            "JOB_STALE_AFTER_SECONDS": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if os.environ.get("TEST_CELERY_FS_DIR"):
+        env["CELERY_FS_DIR"] = os.environ["TEST_CELERY_FS_DIR"]
+    return env
+
+
+@pytest.fixture
+def celery_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A real ``celery worker`` process on the test database and the private broker."""
+    worker = start_worker(worker_env, tmp_path / "worker.log")
+    yield worker
+    stop_worker(worker)
+    ARTIFACT_DIR.mkdir(exist_ok=True)
+    shutil.copy(worker.log, ARTIFACT_DIR / f"worker-{int(time.time() * 1000)}.log")
+
+
+def wait_for(predicate: Any, timeout: float = 60, interval: float = 0.2, message: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+
+
+@pytest.fixture(scope="session")
+def scratch_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="modelgate-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --- a real browser ------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail(
+                f"REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install chromium)"
+            )
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls
+    # made by the test body are safe (they are not inside that loop's coroutines).
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(15000)
+    yield tab
+    ARTIFACT_DIR.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACT_DIR / f"{request.node.name}-final.png"), full_page=True)
+    context.close()
+
+
+def log_in(page: Any, username: str, password: str = "correct-horse-9") -> None:
+    page.goto("/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACT_DIR.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACT_DIR / f"{name}.png"), full_page=True)

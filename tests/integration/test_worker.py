@@ -1,0 +1,100 @@
+"""End to end through a real Celery worker process, on the configured database and broker.
+
+In CI that is PostgreSQL and Redis; with no environment it is SQLite and the
+filesystem transport: the same code paths either way.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+
+import pytest
+
+from common.jobs import requeue_stale_jobs
+from registry.models import ModelVersion, RegistrationJob
+from tests.conftest import (
+    SIGNATURE,
+    client_for,
+    start_worker,
+    stop_worker,
+    training_frame,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def post_artifact(client, data: bytes, metadata: dict | None = None):
+    handle = io.BytesIO(data)
+    handle.name = "model.skops"
+    payload = {
+        "artifact": handle,
+        "metadata": json.dumps(metadata or {"signature": {"inputs": SIGNATURE}}),
+    }
+    return client.post("/api/v1/models/credit/versions/", payload, format="multipart")
+
+
+def status_of(number: int) -> str:
+    return ModelVersion.objects.get(registered_model__name="credit", number=number).status
+
+
+def test_a_registration_is_validated_by_the_worker(celery_worker, model, personas):
+    from tests.conftest import classifier_bytes
+
+    client = client_for(personas.bot)
+    assert post_artifact(client, classifier_bytes()).status_code == 202
+    assert post_artifact(client, b"\x80\x04not really a model").status_code == 202
+    wait_for(lambda: status_of(1) == "ready", message="v1 ready")
+    wait_for(lambda: status_of(2) == "failed", message="v2 failed")
+    v1 = client.get("/api/v1/models/credit/versions/1/").json()
+    assert v1["estimator"].endswith("LogisticRegression")
+    assert v1["signature"]["output"]["kind"] == "label"
+    v2 = client.get("/api/v1/models/credit/versions/2/").json()
+    assert "pickle" in v2["status_reason"]
+    assert "registry.tasks.validate_version" in celery_worker.output()
+
+
+@pytest.fixture(scope="module")
+def slow_artifact() -> bytes:
+    """A forest large enough that validating it takes a few seconds."""
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+
+    frame = training_frame(300)
+    forest = RandomForestClassifier(n_estimators=3000, max_depth=3, random_state=0, n_jobs=2)
+    return sio.dumps(forest.fit(frame[["age", "income", "score"]], frame["label"]))
+
+
+def test_a_job_survives_its_worker_being_killed(
+    worker_env, tmp_path, model, personas, settings, slow_artifact
+):
+    settings.JOB_STALE_AFTER_SECONDS = 2
+    first = start_worker(worker_env, tmp_path / "first.log")
+    try:
+        assert post_artifact(client_for(personas.bot), slow_artifact).status_code == 202
+        job = RegistrationJob.objects.get(version__number=1)
+        wait_for(
+            lambda: RegistrationJob.objects.get(pk=job.pk).status == "running",
+            timeout=60,
+            interval=0.05,
+            message="the job to start",
+        )
+        stop_worker(first, signal.SIGKILL)  # the whole worker, mid-job: no ack, no cleanup
+    finally:
+        stop_worker(first)
+    assert status_of(1) == "pending"
+    assert RegistrationJob.objects.get(pk=job.pk).status == "running"
+
+    second = start_worker(worker_env, tmp_path / "second.log")
+    try:
+        # beat runs this sweep every two minutes; here we run it as soon as the
+        # dead attempt's heartbeat is stale
+        wait_for(lambda: requeue_stale_jobs()["requeued"] == 1, timeout=30, message="the sweep")
+        wait_for(lambda: status_of(1) == "ready", timeout=120, message="v1 ready after requeue")
+    finally:
+        stop_worker(second)
+    job.refresh_from_db()
+    assert job.status == "succeeded"
+    assert job.attempts == 2
