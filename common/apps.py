@@ -25,10 +25,20 @@ def ensure_audit_chain_head(sender: Any, using: str = "default", **kwargs: Any) 
     ensure_chain_head(using)
 
 
+def forget_permission_ids(sender: Any, **kwargs: Any) -> None:
+    """migrate (or a test flush) may recreate permission rows with new ids."""
+    from common.permissions import permission_id
+
+    permission_id.cache_clear()
+
+
 class CommonConfig(AppConfig):
     name = "common"
     verbose_name = "Common: audit trail and jobs"
 
     def ready(self) -> None:
+        from common import schema  # noqa: F401  (registers the OpenAPI auth scheme)
+
         post_migrate.connect(ensure_auditors_group, dispatch_uid="auditors-group")
         post_migrate.connect(ensure_audit_chain_head, sender=self, dispatch_uid="audit-chain-head")
+        post_migrate.connect(forget_permission_ids, dispatch_uid="forget-permission-ids")

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from knox.models import AuthToken
 from rest_framework import serializers
@@ -35,6 +36,12 @@ def token_issue(
         after={"expiry": instance.expiry, "reason": reason},
     )
     return token, instance.expiry
+
+
+def token_purge_expired() -> int:
+    """Delete expired tokens (their hashes are useless once expired)."""
+    deleted, _ = AuthToken.objects.filter(expiry__lt=timezone.now()).delete()
+    return deleted
 
 
 class _Credentials(serializers.Serializer):

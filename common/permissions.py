@@ -13,11 +13,12 @@ who can view it but lacks the action gets 403.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
-from django.contrib.auth.models import AnonymousUser
-from django.db import models
-from django.db.models import Q
+from django.contrib.auth.models import AnonymousUser, Group, Permission, User
+from django.db import connections, models, router
+from django.db.models import Exists, Q
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
 from common.audit import SystemActor
@@ -71,56 +72,117 @@ def can_globally(user: Any, perm: str) -> bool:
     return _is_active_user(user) and user.has_perm(perm)
 
 
-def has_global_perm(user: Any, root: type[models.Model], action: str) -> bool:
-    if not _is_active_user(user):
-        return False
-    if user.is_superuser:
-        return True
-    return user.has_perm(f"{root._meta.app_label}.{codename_for(root, action)}")
+@functools.cache
+def permission_id(app_label: str, codename: str) -> int:
+    """Primary key of a permission, looked up once per process.
+
+    Permission rows are created by migrate and never change while the process
+    runs; the cache is cleared after every migrate/flush (see CommonConfig).
+    """
+    return Permission.objects.values_list("pk", flat=True).get(
+        content_type__app_label=app_label, codename=codename
+    )
 
 
 class PermissionQuerySet(models.QuerySet):
     def visible_to(self, user: Any, action: str = "view") -> PermissionQuerySet:
-        """Rows of this queryset on which ``user`` may perform ``action``."""
+        """Rows of this queryset on which ``user`` may perform ``action``.
+
+        One SQL statement: model-level grants (directly or through a group, as
+        the auditors group holds) and object grants on the aggregate root
+        (directly or through a group), all by permission id so that no
+        subquery joins the permission or content-type tables.
+        """
         root = root_model_of(self.model)
         if not _is_active_user(user) or isinstance(user, AnonymousUser):
             return self.none()
-        if has_global_perm(user, root, action):
+        if user.is_superuser:
             return self
-        codename = codename_for(root, action)
+        pid = permission_id(root._meta.app_label, codename_for(root, action))
+        my_groups = User.groups.through.objects.filter(user_id=user.pk).values("group_id")
         user_grants = (
             get_user_obj_perms_model(root)
-            .objects.filter(user=user, permission__codename=codename)
+            .objects.filter(user_id=user.pk, permission_id=pid)
             .values("content_object_id")
         )
         group_grants = (
             get_group_obj_perms_model(root)
-            .objects.filter(group__user=user, permission__codename=codename)
+            .objects.filter(group_id__in=my_groups, permission_id=pid)
             .values("content_object_id")
+        )
+        user_global = User.user_permissions.through.objects.filter(
+            user_id=user.pk, permission_id=pid
+        )
+        group_global = Group.permissions.through.objects.filter(
+            group_id__in=my_groups, permission_id=pid
         )
         path = self.model.permission_root  # type: ignore[attr-defined]
         key = f"{path}__pk__in" if path else "pk__in"
-        return self.filter(Q(**{key: user_grants}) | Q(**{key: group_grants}))
+        return self.filter(
+            Exists(user_global)
+            | Exists(group_global)
+            | Q(**{key: user_grants})
+            | Q(**{key: group_grants})
+        )
 
 
 PermissionManager = models.Manager.from_queryset(PermissionQuerySet)
 
 
-def user_can(user: Any, action: str, obj: models.Model) -> bool:
-    """May ``user`` perform ``action`` on ``obj``?
+@functools.cache
+def _grant_check_sql(root: type[models.Model]) -> str:
+    """One constant statement answering "may user U do P on root object R?"."""
+    user_objs = get_user_obj_perms_model(root)._meta.db_table
+    group_objs = get_group_obj_perms_model(root)._meta.db_table
+    user_perms = User.user_permissions.through._meta.db_table
+    group_perms = Group.permissions.through._meta.db_table
+    memberships = User.groups.through._meta.db_table
+    return f"""
+        SELECT 1 WHERE
+        EXISTS (SELECT 1 FROM {user_perms} WHERE user_id = %s AND permission_id = %s)
+        OR EXISTS (SELECT 1 FROM {group_perms} gp JOIN {memberships} m ON m.group_id = gp.group_id
+                   WHERE m.user_id = %s AND gp.permission_id = %s)
+        OR EXISTS (SELECT 1 FROM {user_objs}
+                   WHERE user_id = %s AND permission_id = %s AND content_object_id = %s)
+        OR EXISTS (SELECT 1 FROM {group_objs} go JOIN {memberships} m ON m.group_id = go.group_id
+                   WHERE m.user_id = %s AND go.permission_id = %s AND go.content_object_id = %s)
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+
+
+def root_pk_of(obj: models.Model) -> Any:
+    """Primary key of the object's aggregate root, without loading the root."""
+    parts = [p for p in type(obj).permission_root.split("__") if p]  # type: ignore[attr-defined]
+    if not parts:
+        return obj.pk
+    current: Any = obj
+    for part in parts[:-1]:
+        current = getattr(current, part)
+    return getattr(current, f"{parts[-1]}_id")
+
+
+def can_on_root(user: Any, action: str, root: type[models.Model], root_pk: Any) -> bool:
+    """May ``user`` perform ``action`` on the root object ``root_pk``? One query.
 
     A ``SystemActor`` (an operator's management command, a background job) is
     trusted: whoever runs it already holds the server's credentials.
     """
     if isinstance(user, SystemActor):
         return True
-    root_obj = root_of(obj)
-    root = type(root_obj)
-    if has_global_perm(user, root, action):
-        return True
-    if not _is_active_user(user):
+    if not _is_active_user(user) or isinstance(user, AnonymousUser):
         return False
-    return user.has_perm(f"{root._meta.app_label}.{codename_for(root, action)}", root_obj)
+    if user.is_superuser:
+        return True
+    pid = permission_id(root._meta.app_label, codename_for(root, action))
+    uid = user.pk
+    with connections[router.db_for_read(root)].cursor() as cursor:
+        params = [uid, pid, uid, pid, uid, pid, root_pk, uid, pid, root_pk]
+        cursor.execute(_grant_check_sql(root), params)
+        return cursor.fetchone() is not None
+
+
+def user_can(user: Any, action: str, obj: models.Model) -> bool:
+    """May ``user`` perform ``action`` on ``obj`` (through its aggregate root)?"""
+    return can_on_root(user, action, root_model_of(type(obj)), root_pk_of(obj))
 
 
 def require(user: Any, action: str, obj: models.Model) -> None:
@@ -133,12 +195,19 @@ def require(user: Any, action: str, obj: models.Model) -> None:
         raise forbidden(action, str(obj))
 
 
-def get_visible(queryset: PermissionQuerySet, user: Any, what: str, **lookup: Any) -> Any:
-    """The one object matching ``lookup`` that ``user`` may view, or a 404 error."""
+def get_visible(queryset: models.QuerySet, user: Any, what: str, **lookup: Any) -> Any:
+    """The one object matching ``lookup`` that ``user`` may view, or a 404 error.
+
+    Fetches the row plainly and then asks one constant permission query: on a
+    detail lookup that is cheaper than filtering through ``visible_to``.
+    """
     try:
-        return queryset.visible_to(user, "view").get(**lookup)
+        obj = queryset.get(**lookup)
     except (queryset.model.DoesNotExist, ValueError, TypeError):
         raise not_found(what) from None
+    if not user_can(user, "view", obj):
+        raise not_found(what)
+    return obj
 
 
 __all__ = [

@@ -28,3 +28,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def home(request: HttpRequest) -> HttpResponse:
     sections: list[dict[str, Any]] = [provider(request) for provider in home_sections()]
     return render(request, "common/home.html", {"sections": [s for s in sections if s]})
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness: the process answers. (No database access, for load balancers.)"""
+    return HttpResponse("ok", content_type="text/plain")

@@ -149,7 +149,32 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not ":memory:", so that a Celery worker started by the tests can
     # open the test database too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DB_PREPARED_STATEMENTS", True
+):
+    # Server-side parameters let PostgreSQL prepare a statement once per
+    # connection and skip planning on repeats: the permission-filtered queries
+    # plan in ~5 ms but execute in ~1 ms. Turn off behind a transaction-pooling
+    # PgBouncer, which cannot keep prepared statements.
+    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 2}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache ----------------------------------------------------------------
+# Shared by every process. Without CACHE_URL nothing is cached (each gunicorn
+# worker would otherwise hold its own copy and serve stale alias resolutions).
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL.startswith("redis://"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "modelgate",
+            "OPTIONS": {"serializer": "common.cache.JSONSerializer"},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+RESOLVE_CACHE_SECONDS = env_int("RESOLVE_CACHE_SECONDS", 300)
 
 # --- auth -------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -179,7 +204,7 @@ AXES_RESET_ON_SUCCESS = True
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "common.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

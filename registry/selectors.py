@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from common.errors import not_found
-from common.permissions import get_visible
+from common.permissions import get_visible, user_can
 from registry.choices import VersionStatus
 from registry.models import Alias, Dataset, ModelVersion, RegisteredModel
 
@@ -71,14 +71,18 @@ def alias_list(*, user: Any, model: RegisteredModel) -> QuerySet[Alias]:
 
 
 def alias_resolve(*, user: Any, model_name: str, alias: str) -> ModelVersion:
-    """``model@alias`` → the version it points at, in one query."""
+    """``model@alias`` → the version it points at (the serving hot path).
+
+    A plain indexed lookup plus one constant permission query; invisible and
+    missing aliases both answer 404.
+    """
     version = (
-        ModelVersion.objects.visible_to(user, "view")
-        .filter(registered_model__name=model_name, aliases__name=alias)
-        .select_related("registered_model", "created_by")
+        ModelVersion.objects.filter(registered_model__name=model_name, aliases__name=alias)
+        .select_related("registered_model", "created_by", "parent", "training_dataset")
+        .prefetch_related("aliases")
         .first()
     )
-    if version is None:
+    if version is None or not user_can(user, "view", version):
         raise not_found(f"{model_name}@{alias}")
     return version
 

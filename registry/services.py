@@ -26,6 +26,7 @@ from common.jobs import job_enqueue, job_finish
 from common.permissions import can_globally, require
 from common.storage import local_blob_path, sha256_of, store_blob
 from registry.artifacts import ArtifactRejected, inspect_artifact
+from registry.cache import resolution_forget
 from registry.choices import VERSION_TRANSITIONS, RiskTier, Task, VersionStatus
 from registry.gates import check_alias_gates
 from registry.models import Alias, Dataset, ModelVersion, RegisteredModel, RegistrationJob
@@ -187,6 +188,7 @@ def registered_model_update(
         _grant_role(model, model.owner, "owner")
     if changes.get("team") is not None:
         _grant_role(model, model.team, "maintainer")
+    resolution_forget(model.name)
     audit_record(
         actor=actor,
         action="registry.model.updated",
@@ -214,6 +216,7 @@ def registered_model_delete(*, actor: AbstractBaseUser, model: RegisteredModel) 
     ModelVersion.objects.filter(registered_model=model).delete()
     model.datasets.all().delete()
     model.delete()
+    resolution_forget(before["name"])
     audit_record(
         actor=actor,
         action="registry.model.deleted",
@@ -565,6 +568,7 @@ def model_version_update(
     if "tags" in changes:
         version.tags = clean_tags(changes["tags"])
     version.save(update_fields=["description", "tags", "updated_at"])
+    resolution_forget(version.registered_model.name)
     audit_record(
         actor=actor,
         action="registry.version.updated",
@@ -630,6 +634,7 @@ def alias_set(
     alias.protected = will_be_protected
     alias.updated_by = None if isinstance(actor, SystemActor) else actor
     alias.save()
+    resolution_forget(model.name)
     audit_record(
         actor=actor,
         action="registry.alias.set",
@@ -649,6 +654,7 @@ def alias_delete(*, actor: AbstractBaseUser, model: RegisteredModel, name: str) 
     before = {"version": alias.version.number, "protected": alias.protected}
     alias_pk, alias_repr = alias.pk, str(alias)
     alias.delete()
+    resolution_forget(model.name)
     audit_record(
         actor=actor,
         action="registry.alias.deleted",

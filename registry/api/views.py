@@ -16,10 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.errors import DomainError
+from common.errors import DomainError, not_found
+from common.permissions import can_on_root
 from common.storage import open_blob
 from registry import selectors, services
 from registry.api import serializers as s
+from registry.cache import resolution_get, resolution_put
 from registry.filtersets import DatasetFilterSet, ModelVersionFilterSet, RegisteredModelFilterSet
 from registry.models import Dataset, ModelVersion, RegisteredModel
 
@@ -271,11 +273,19 @@ class AliasView(APIView):
         description="Resolve `model@alias` to its version, with the artifact's download URL.",
     )
     def get(self, request: Request, model_name: str, alias: str) -> Response:
+        host = request.get_host()
+        entry, generation = resolution_get(model_name, alias, host)
+        if entry is not None:
+            # The payload may be cached; the right to see it never is.
+            if not can_on_root(request.user, "view", RegisteredModel, entry["model_id"]):
+                raise not_found(f"{model_name}@{alias}")
+            return Response(entry["body"])
         version = selectors.alias_resolve(user=request.user, model_name=model_name, alias=alias)
         context = {"request": request}
-        return Response(
-            {"alias": alias, "version": s.VersionSerializer(version, context=context).data}
-        )
+        body = {"alias": alias, "version": s.VersionSerializer(version, context=context).data}
+        entry = {"model_id": version.registered_model_id, "body": body}
+        resolution_put(model_name, alias, host, entry, generation)
+        return Response(body)
 
     @extend_schema(request=s.AliasSetSerializer, responses=s.AliasSerializer)
     def put(self, request: Request, model_name: str, alias: str) -> Response:

@@ -1,0 +1,65 @@
+"""The alias-resolution cache: fast, never stale after a change, never bypassing rights."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+from registry import services
+from tests.conftest import client_for, ready_version
+
+pytestmark = pytest.mark.django_db(transaction=True)  # invalidation runs on commit
+
+URL = "/api/v1/models/credit/aliases/staging"
+
+
+@pytest.fixture(autouse=True)
+def shared_cache(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def staged(model, personas):
+    ready_version(model, personas.bot)
+    ready_version(model, personas.bot)
+    services.alias_set(actor=personas.bot, model=model, name="staging", version_number=1)
+    return model
+
+
+def test_a_repeated_resolution_is_served_from_the_cache(
+    staged, personas, django_assert_max_num_queries
+):
+    client = client_for(personas.viewer)
+    first = client.get(URL).json()
+    with django_assert_max_num_queries(1):  # the permission check only
+        second = client.get(URL).json()
+    assert first == second and second["version"]["number"] == 1
+
+
+def test_moving_the_alias_is_seen_at_once(staged, personas):
+    client = client_for(personas.viewer)
+    assert client.get(URL).json()["version"]["number"] == 1
+    services.alias_set(actor=personas.bot, model=staged, name="staging", version_number=2)
+    assert client.get(URL).json()["version"]["number"] == 2
+    services.alias_delete(actor=personas.bot, model=staged, name="staging")
+    assert client.get(URL).status_code == 404
+
+
+def test_editing_the_version_refreshes_the_payload(staged, personas):
+    client = client_for(personas.viewer)
+    client.get(URL)
+    version = staged.versions.get(number=1)
+    services.model_version_update(
+        actor=personas.owner, version=version, description="now documented"
+    )
+    assert client.get(URL).json()["version"]["description"] == "now documented"
+
+
+def test_a_revoked_user_is_refused_even_when_the_payload_is_cached(staged, personas):
+    assert client_for(personas.viewer).get(URL).status_code == 200
+    services.registered_model_revoke(actor=personas.owner, model=staged, user=personas.viewer)
+    assert client_for(personas.viewer).get(URL).status_code == 404
+    assert client_for(personas.outsider).get(URL).status_code == 404
