@@ -54,13 +54,17 @@ def _fast_and_isolated(settings: Any, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A broker no other process uses: Redis DB 14 or a private filesystem folder."""
+    """A broker no other process uses: a Redis DB of its own or a private folder.
+
+    The Redis DB number is TEST_BROKER_DB (default 14), so that two test runs
+    on one machine can each have their own.
+    """
     from config.celery import app
 
     configured = settings.CELERY_BROKER_URL
     if configured.startswith("redis://"):
         base = configured.rsplit("/", 1)[0] if configured.count("/") > 2 else configured
-        url = f"{base}/14"
+        url = f"{base}/{os.environ.get('TEST_BROKER_DB', '14')}"
         app.conf.broker_url = url
         app.conf.broker_transport_options = {"visibility_timeout": 3600}
     else:
