@@ -1,7 +1,15 @@
 from django.contrib import admin
 
 from common.admin import ReadOnlyAdmin
-from registry.models import Alias, Dataset, ModelVersion, RegisteredModel, RegistrationJob
+from registry.models import (
+    Alias,
+    Dataset,
+    ModelVersion,
+    RegisteredModel,
+    RegisteredModelGroupObjectPermission,
+    RegisteredModelUserObjectPermission,
+    RegistrationJob,
+)
 
 
 @admin.register(RegisteredModel)
@@ -40,3 +48,21 @@ class RegistrationJobAdmin(ReadOnlyAdmin):
     list_display = ("version", "status", "attempts", "queued_at", "finished_at")
     list_filter = ("status",)
     list_select_related = ("version", "version__registered_model")
+
+
+@admin.register(RegisteredModelUserObjectPermission)
+class UserGrantAdmin(ReadOnlyAdmin):
+    """Who holds which right on which model (grants are made with `manage.py grant`)."""
+
+    list_display = ("content_object", "user", "permission")
+    list_filter = ("permission",)
+    search_fields = ("user__username", "content_object__name")
+    list_select_related = ("content_object", "user", "permission")
+
+
+@admin.register(RegisteredModelGroupObjectPermission)
+class GroupGrantAdmin(ReadOnlyAdmin):
+    list_display = ("content_object", "group", "permission")
+    list_filter = ("permission",)
+    search_fields = ("group__name", "content_object__name")
+    list_select_related = ("content_object", "group", "permission")
