@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from hmac import compare_digest
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.db import connections, router
 from django.utils import timezone
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.crypto import hash_token
@@ -13,8 +16,41 @@ from knox.settings import CONSTANTS
 from rest_framework import exceptions
 
 
+@functools.cache
+def _lookup(alias: str) -> tuple[str, list[Any], list[Any]]:
+    """One constant statement: a token's digest and expiry with its user's row.
+
+    Every API request runs it, so it is built once per process instead of
+    being compiled by the ORM each time; each column goes through the same
+    converters the ORM would apply (SQLite returns datetimes as text).
+    """
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    user_model = get_user_model()
+    token_table, user_table = AuthToken._meta.db_table, user_model._meta.db_table
+    token_fields = [AuthToken._meta.get_field("digest"), AuthToken._meta.get_field("expiry")]
+    user_fields = list(user_model._meta.concrete_fields)
+    columns = [f"t.{quote(f.column)}" for f in token_fields]
+    columns += [f"u.{quote(f.column)}" for f in user_fields]
+    user_pk = quote(user_model._meta.pk.column)
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(token_table)} t "  # noqa: S608 - metadata names
+        f"JOIN {quote(user_table)} u ON u.{user_pk} = t.{quote('user_id')} "
+        f"WHERE t.{quote('token_key')} = %s"
+    )
+    converters = []
+    for field, table in [(f, token_table) for f in token_fields] + [
+        (f, user_table) for f in user_fields
+    ]:
+        column = field.get_col(table)
+        converters.append(
+            (column, connection.ops.get_db_converters(column) + field.get_db_converters(connection))
+        )
+    return sql, converters, user_fields
+
+
 class TokenAuthentication(KnoxTokenAuthentication):
-    """Knox tokens in one query per request.
+    """Knox tokens (stored as SHA-512 digests, expiring) in one query per request.
 
     Knox's own class also walks all of the user's other tokens on every request
     to delete expired ones; here an expired token is simply refused and
@@ -24,12 +60,27 @@ class TokenAuthentication(KnoxTokenAuthentication):
     def authenticate_credentials(self, token: bytes) -> tuple[Any, AuthToken]:
         text = token.decode("utf-8", errors="replace")
         digest = hash_token(text)
-        candidates = AuthToken.objects.filter(
-            token_key=text[: CONSTANTS.TOKEN_KEY_LENGTH]
-        ).select_related("user")
-        for auth_token in candidates:
-            if compare_digest(digest, auth_token.digest):
-                if auth_token.expiry is not None and auth_token.expiry < timezone.now():
-                    raise exceptions.AuthenticationFailed("Token expired.")
-                return self.validate_user(auth_token)
+        alias = router.db_for_read(AuthToken)
+        sql, converters, user_fields = _lookup(alias)
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [text[: CONSTANTS.TOKEN_KEY_LENGTH]])
+            rows = cursor.fetchall()
+        for row in rows:
+            values = []
+            for value, (column, convert) in zip(row, converters, strict=True):
+                for converter in convert:
+                    value = converter(value, column, connection)
+                values.append(value)
+            stored_digest, expiry, user_values = values[0], values[1], values[2:]
+            if not compare_digest(digest, stored_digest):
+                continue
+            if expiry is not None and expiry < timezone.now():
+                raise exceptions.AuthenticationFailed("Token expired.")
+            user = get_user_model().from_db(alias, [f.attname for f in user_fields], user_values)
+            auth_token = AuthToken(
+                digest=stored_digest, token_key=text[: CONSTANTS.TOKEN_KEY_LENGTH], expiry=expiry
+            )
+            auth_token.user = user
+            return self.validate_user(auth_token)
         raise exceptions.AuthenticationFailed("Invalid token.")

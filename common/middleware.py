@@ -4,7 +4,9 @@ import re
 import uuid
 from collections.abc import Callable
 
+from csp.middleware import CSPMiddleware
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 
 from common.context import request_context
 
@@ -25,3 +27,15 @@ class RequestIdMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """CSP on every page; not on JSON API responses, where it protects nothing
+    (browsers apply it to documents) and costs a policy build per request."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if request.path.startswith("/api/v1/"):
+            return response
+        return super().process_response(request, response)
