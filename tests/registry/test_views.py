@@ -111,3 +111,11 @@ def test_swagger_ui_and_schema_are_served_without_a_cdn(personas):
     html = client.get("/api/docs/").content.decode()
     assert "swagger-ui" in html
     assert "cdn" not in html.lower() and "https://" not in html
+
+
+def test_pages_carry_a_strict_content_security_policy(personas):
+    response = logged_in(personas.owner).get("/models/")
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-eval" not in policy and "script-src 'self' 'unsafe-inline'" not in policy
+    assert "default-src 'self'" in policy
