@@ -71,7 +71,7 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         folder = tmp_path_factory.mktemp("celery")
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir()
-        url = "filesystem://"
+        url = "filesystem://localhost//"
         options = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
