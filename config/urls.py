@@ -7,6 +7,7 @@ from common.auth import TokenLoginView
 api_v1 = [
     path("auth/token/", TokenLoginView.as_view(), name="token"),
     path("", include("registry.api.urls")),
+    path("", include("lifecycle.api.urls")),
 ]
 
 urlpatterns = [

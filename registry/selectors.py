@@ -98,3 +98,17 @@ def dataset_get(*, user: Any, pk: Any) -> Dataset:
         f"Dataset {pk}",
         pk=pk,
     )
+
+
+CHAMPION_ALIASES = ("production", "champion")
+
+
+def champion_for(*, model: RegisteredModel) -> ModelVersion | None:
+    """The version behind ``model@production``, else ``model@champion``, else None."""
+    aliases = {
+        alias.name: alias.version
+        for alias in Alias.objects.filter(
+            registered_model=model, name__in=CHAMPION_ALIASES
+        ).select_related("version")
+    }
+    return next((aliases[name] for name in CHAMPION_ALIASES if name in aliases), None)

@@ -98,3 +98,31 @@ def test_a_job_survives_its_worker_being_killed(
     job.refresh_from_db()
     assert job.status == "succeeded"
     assert job.attempts == 2
+
+
+def test_an_evaluation_runs_on_the_heavy_queue(celery_worker, model, personas):
+    from lifecycle.models import Evaluation
+    from registry import services
+    from tests.conftest import csv_bytes, ready_version
+
+    ready_version(model, personas.bot)
+    dataset = services.dataset_upload(
+        actor=personas.bot,
+        model=model,
+        name="holdout",
+        role="evaluation",
+        upload=io.BytesIO(csv_bytes(training_frame(300, seed=4))),
+        filename="h.csv",
+    )
+    response = client_for(personas.bot).post(
+        "/api/v1/models/credit/versions/1/evaluations/",
+        {"dataset": dataset.pk, "target_column": "label"},
+        format="json",
+    )
+    assert response.status_code == 202
+    job = wait_for(
+        lambda: Evaluation.objects.filter(pk=response.json()["id"], status="succeeded").first(),
+        message="the evaluation",
+    )
+    assert job.report["rows"] == 300
+    assert "lifecycle.tasks.heavy_evaluate" in celery_worker.output()

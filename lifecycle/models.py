@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from common.models import BackgroundJob
+from common.permissions import PermissionManager
+from registry.models import Dataset, ModelVersion
+
+
+class Evaluation(BackgroundJob):
+    """A version scored on an evaluation dataset, beside the champion on the same rows.
+
+    The report, the champion's report and the permutation importance are stored
+    as plain JSON; ``sha256`` is the digest of their canonical form, which is
+    what a sign-off on this evidence records.
+    """
+
+    permission_root = "version__registered_model"
+    task_name = "lifecycle.tasks.heavy_evaluate"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="evaluations")
+    dataset_sha256 = models.CharField(max_length=64)
+    target_column = models.CharField(max_length=200)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    champion = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    report = models.JSONField(null=True, blank=True)
+    champion_report = models.JSONField(null=True, blank=True)
+    importance = models.JSONField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+
+    objects = PermissionManager()
+
+    class Meta:
+        ordering = ["-queued_at"]
+
+    def __str__(self) -> str:
+        return f"evaluation #{self.pk} of {self.version} on {self.dataset}"
