@@ -8,8 +8,8 @@ What it does (prints figures; never a test):
    with ``@production`` and ``@staging``; a pipeline account with the viewer role
    on every model and an API token;
 2. starts gunicorn (DEBUG off, production settings) on 127.0.0.1:8077;
-   Resolutions are cached in Redis (BENCH_CACHE_URL, default DB 3; set it
-   empty to measure without the cache) as in a production deployment;
+   Resolutions are cached in each worker process, keyed by the model's
+   resolution generation read with the permission check (registry/cache.py);
 3. drives ``GET /api/v1/models/{model}/aliases/{alias}`` with wrk (a C load
    generator, so the client costs little CPU) at 1, 8 and 32 concurrent
    connections, rotating over all 200 aliases, and prints requests/s with p50
@@ -122,7 +122,6 @@ def main() -> None:
         SECURE_COOKIES="0",
         LOG_LEVEL="WARNING",
         DB_CONN_MAX_AGE="600",
-        CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/3"),
     )
     sh(python, "manage.py", "migrate", "-v0", env=env)
     sh(python, "manage.py", "collectstatic", "--no-input", "-v0", env=env)
@@ -148,7 +147,7 @@ def main() -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
             lua.write(LUA.replace("TOKEN", token))
         print(f"alias resolution: gunicorn {args.workers} workers x {args.threads} threads, "
-              f"PostgreSQL, cache {env['CACHE_URL'] or 'off'}, 100 models x 20 versions, "
+              f"PostgreSQL, 100 models x 20 versions, "
               f"{os.cpu_count()} CPUs, {args.seconds}s per run, load average {os.getloadavg()}")
         print(f"{'clients':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         sh("wrk", "-t1", "-c8", "-d3s", "-s", lua.name, url, capture=True)  # warm-up

@@ -130,23 +130,40 @@ PermissionManager = models.Manager.from_queryset(PermissionQuerySet)
 
 
 @functools.cache
-def _grant_check_sql(root: type[models.Model]) -> str:
-    """One constant statement answering "may user U do P on root object R?"."""
+def grant_condition_sql(root: type[models.Model], root_pk_sql: str = "%s") -> str:
+    """A SQL boolean: "user U holds permission P on the root object whose pk is X".
+
+    ``root_pk_sql`` is a column of the enclosing query (e.g. ``m.id``) or the
+    placeholder ``%s``; pass the parameters from ``grant_condition_params``.
+    Covers model-level grants (to the user or a group) and object grants (to
+    the user or a group), by permission id: no join on auth_permission.
+    """
     user_objs = get_user_obj_perms_model(root)._meta.db_table
     group_objs = get_group_obj_perms_model(root)._meta.db_table
     user_perms = User.user_permissions.through._meta.db_table
     group_perms = Group.permissions.through._meta.db_table
     memberships = User.groups.through._meta.db_table
-    return f"""
-        SELECT 1 WHERE
+    return f"""(
         EXISTS (SELECT 1 FROM {user_perms} WHERE user_id = %s AND permission_id = %s)
-        OR EXISTS (SELECT 1 FROM {group_perms} gp JOIN {memberships} m ON m.group_id = gp.group_id
-                   WHERE m.user_id = %s AND gp.permission_id = %s)
-        OR EXISTS (SELECT 1 FROM {user_objs}
-                   WHERE user_id = %s AND permission_id = %s AND content_object_id = %s)
-        OR EXISTS (SELECT 1 FROM {group_objs} go JOIN {memberships} m ON m.group_id = go.group_id
-                   WHERE m.user_id = %s AND go.permission_id = %s AND go.content_object_id = %s)
-    """  # noqa: S608 - table names come from model metadata, values are parameters
+        OR EXISTS (SELECT 1 FROM {group_perms} gp JOIN {memberships} gm ON gm.group_id = gp.group_id
+                   WHERE gm.user_id = %s AND gp.permission_id = %s)
+        OR EXISTS (SELECT 1 FROM {user_objs} uo
+                   WHERE uo.user_id = %s AND uo.permission_id = %s
+                   AND uo.content_object_id = {root_pk_sql})
+        OR EXISTS (SELECT 1 FROM {group_objs} go JOIN {memberships} om ON om.group_id = go.group_id
+                   WHERE om.user_id = %s AND go.permission_id = %s
+                   AND go.content_object_id = {root_pk_sql})
+    )"""  # noqa: S608 - table names come from model metadata, values are parameters
+
+
+def grant_condition_params(
+    user: Any, root: type[models.Model], action: str, root_pk: Any = None
+) -> list[Any]:
+    """Parameters for ``grant_condition_sql``; ``root_pk`` when it used ``%s``."""
+    uid, pid = user.pk, permission_id(root._meta.app_label, codename_for(root, action))
+    if root_pk is None:
+        return [uid, pid, uid, pid, uid, pid, uid, pid]
+    return [uid, pid, uid, pid, uid, pid, root_pk, uid, pid, root_pk]
 
 
 def root_pk_of(obj: models.Model) -> Any:
@@ -172,11 +189,11 @@ def can_on_root(user: Any, action: str, root: type[models.Model], root_pk: Any) 
         return False
     if user.is_superuser:
         return True
-    pid = permission_id(root._meta.app_label, codename_for(root, action))
-    uid = user.pk
     with connections[router.db_for_read(root)].cursor() as cursor:
-        params = [uid, pid, uid, pid, uid, pid, root_pk, uid, pid, root_pk]
-        cursor.execute(_grant_check_sql(root), params)
+        cursor.execute(
+            "SELECT 1 WHERE " + grant_condition_sql(root),
+            grant_condition_params(user, root, action, root_pk),
+        )
         return cursor.fetchone() is not None
 
 

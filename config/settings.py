@@ -160,20 +160,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_b
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache ----------------------------------------------------------------
-# Shared by every process. Without CACHE_URL nothing is cached (each gunicorn
-# worker would otherwise hold its own copy and serve stale alias resolutions).
-CACHE_URL = env_str("CACHE_URL")
-if CACHE_URL.startswith("redis://"):
-    CACHES = {
-        "default": {
-            "BACKEND": "common.cache.RedisCache",
-            "LOCATION": CACHE_URL,
-            "KEY_PREFIX": "modelgate",
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
-RESOLVE_CACHE_SECONDS = env_int("RESOLVE_CACHE_SECONDS", 300)
+# Alias resolutions are cached in-process, keyed by a generation the database
+# bumps on every relevant change (registry/cache.py), so nothing here needs a
+# shared cache server.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- auth -------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

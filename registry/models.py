@@ -39,6 +39,9 @@ class RegisteredModel(PermissionRootMixin, TimeStampedModel):
     # Highest number ever handed out; numbers are never reused, even after a
     # failed registration. Incremented under this row's lock.
     last_version_number = models.PositiveIntegerField(default=0, editable=False)
+    # Bumped, in the same transaction, by every change that alters what an alias
+    # resolution returns; resolution caches key on it (see registry/cache.py).
+    resolution_generation = models.PositiveBigIntegerField(default=0, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

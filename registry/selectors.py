@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from django.db import connections, router
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from common.errors import not_found
-from common.permissions import get_visible, user_can
+from common.permissions import (
+    get_visible,
+    grant_condition_params,
+    grant_condition_sql,
+    user_can,
+)
 from registry.choices import VersionStatus
 from registry.models import Alias, Dataset, ModelVersion, RegisteredModel
 
@@ -70,16 +77,41 @@ def alias_list(*, user: Any, model: RegisteredModel) -> QuerySet[Alias]:
     )
 
 
-def alias_resolve(*, user: Any, model_name: str, alias: str) -> ModelVersion:
-    """``model@alias`` → the version it points at (the serving hot path).
+@functools.cache
+def _resolution_header_sql() -> str:
+    table = RegisteredModel._meta.db_table
+    return (
+        f"SELECT m.id, m.resolution_generation, {grant_condition_sql(RegisteredModel, 'm.id')} "  # noqa: S608
+        f"FROM {table} m WHERE m.name = %s"
+    )
 
-    A plain indexed lookup plus one constant permission query; invisible and
-    missing aliases both answer 404.
+
+def resolution_header(*, user: Any, model_name: str) -> tuple[int, int]:
+    """(model id, resolution generation) if ``user`` may view the model, else 404.
+
+    One constant statement per request: the permission check and the cache
+    generation together (see registry/cache.py).
     """
+    if user is None or not user.is_authenticated or not user.is_active:
+        raise not_found(f"Model {model_name!r}")
+    with connections[router.db_for_read(RegisteredModel)].cursor() as cursor:
+        cursor.execute(
+            _resolution_header_sql(),
+            [*grant_condition_params(user, RegisteredModel, "view"), model_name],
+        )
+        row = cursor.fetchone()
+    if row is None or not (row[2] or user.is_superuser):
+        raise not_found(f"Model {model_name!r}")
+    return row[0], row[1]
+
+
+def alias_resolve(*, user: Any, model_name: str, alias: str) -> ModelVersion:
+    """``model@alias`` → the version it points at; invisible and missing both 404."""
     version = (
         ModelVersion.objects.filter(registered_model__name=model_name, aliases__name=alias)
         .select_related("registered_model", "created_by", "parent", "training_dataset")
         .prefetch_related("aliases")
+        .order_by()
         .first()
     )
     if version is None or not user_can(user, "view", version):

@@ -17,6 +17,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -26,7 +27,6 @@ from common.jobs import job_enqueue, job_finish
 from common.permissions import can_globally, require
 from common.storage import local_blob_path, sha256_of, store_blob
 from registry.artifacts import ArtifactRejected, inspect_artifact
-from registry.cache import resolution_forget
 from registry.choices import VERSION_TRANSITIONS, RiskTier, Task, VersionStatus
 from registry.gates import check_alias_gates
 from registry.models import Alias, Dataset, ModelVersion, RegisteredModel, RegistrationJob
@@ -95,6 +95,13 @@ def _check_slug(value: str, what: str) -> str:
 def _grant_role(model: RegisteredModel, holder: AbstractBaseUser | Group, role: str) -> None:
     for action in ROLES[role]:
         assign_perm(RegisteredModel.PERMISSION_ACTIONS[action], holder, model)
+
+
+def _bump_resolution(model_pk: int) -> None:
+    """Invalidate every cached resolution of a model (see registry/cache.py)."""
+    RegisteredModel.objects.filter(pk=model_pk).update(
+        resolution_generation=F("resolution_generation") + 1
+    )
 
 
 # --- registered models -----------------------------------------------------
@@ -188,7 +195,6 @@ def registered_model_update(
         _grant_role(model, model.owner, "owner")
     if changes.get("team") is not None:
         _grant_role(model, model.team, "maintainer")
-    resolution_forget(model.name)
     audit_record(
         actor=actor,
         action="registry.model.updated",
@@ -216,7 +222,6 @@ def registered_model_delete(*, actor: AbstractBaseUser, model: RegisteredModel) 
     ModelVersion.objects.filter(registered_model=model).delete()
     model.datasets.all().delete()
     model.delete()
-    resolution_forget(before["name"])
     audit_record(
         actor=actor,
         action="registry.model.deleted",
@@ -568,7 +573,7 @@ def model_version_update(
     if "tags" in changes:
         version.tags = clean_tags(changes["tags"])
     version.save(update_fields=["description", "tags", "updated_at"])
-    resolution_forget(version.registered_model.name)
+    _bump_resolution(version.registered_model_id)
     audit_record(
         actor=actor,
         action="registry.version.updated",
@@ -634,7 +639,7 @@ def alias_set(
     alias.protected = will_be_protected
     alias.updated_by = None if isinstance(actor, SystemActor) else actor
     alias.save()
-    resolution_forget(model.name)
+    _bump_resolution(model.pk)
     audit_record(
         actor=actor,
         action="registry.alias.set",
@@ -647,6 +652,8 @@ def alias_set(
 
 @transaction.atomic
 def alias_delete(*, actor: AbstractBaseUser, model: RegisteredModel, name: str) -> None:
+    # Lock order as in alias_set: the model row first, then the alias.
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
     alias = Alias.objects.select_for_update().filter(registered_model=model, name=name).first()
     if alias is None:
         raise DomainError("not_found", f"{model.name}@{name} does not exist.", status=404)
@@ -654,7 +661,7 @@ def alias_delete(*, actor: AbstractBaseUser, model: RegisteredModel, name: str) 
     before = {"version": alias.version.number, "protected": alias.protected}
     alias_pk, alias_repr = alias.pk, str(alias)
     alias.delete()
-    resolution_forget(model.name)
+    _bump_resolution(model.pk)
     audit_record(
         actor=actor,
         action="registry.alias.deleted",

@@ -31,6 +31,7 @@ from rest_framework.test import APIClient
 from common.apps import AUDITORS_GROUP
 from common.jobs import job_claim
 from registry import services
+from registry.cache import resolution_clear
 from registry.models import RegisteredModel, RegistrationJob
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +51,7 @@ def _fast_and_isolated(settings: Any, tmp_path: Path) -> None:
     }
     settings.STORAGES = storages
     settings.AXES_ENABLED = False
+    resolution_clear()  # ids are reused across rolled-back tests
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.errors import DomainError, not_found
-from common.permissions import can_on_root
+from common.errors import DomainError
 from common.storage import open_blob
 from registry import selectors, services
 from registry.api import serializers as s
@@ -273,18 +272,14 @@ class AliasView(APIView):
         description="Resolve `model@alias` to its version, with the artifact's download URL.",
     )
     def get(self, request: Request, model_name: str, alias: str) -> Response:
-        host = request.get_host()
-        entry, generation = resolution_get(model_name, alias, host)
-        if entry is not None:
-            # The payload may be cached; the right to see it never is.
-            if not can_on_root(request.user, "view", RegisteredModel, entry["model_id"]):
-                raise not_found(f"{model_name}@{alias}")
-            return Response(entry["body"])
-        version = selectors.alias_resolve(user=request.user, model_name=model_name, alias=alias)
-        context = {"request": request}
-        body = {"alias": alias, "version": s.VersionSerializer(version, context=context).data}
-        entry = {"model_id": version.registered_model_id, "body": body}
-        resolution_put(model_name, alias, host, entry, generation)
+        model_id, generation = selectors.resolution_header(user=request.user, model_name=model_name)
+        key = (model_id, model_name, generation, alias, request.get_host(), request.is_secure())
+        body = resolution_get(key)
+        if body is None:
+            version = selectors.alias_resolve(user=request.user, model_name=model_name, alias=alias)
+            context = {"request": request}
+            body = {"alias": alias, "version": s.VersionSerializer(version, context=context).data}
+            resolution_put(key, body)
         return Response(body)
 
     @extend_schema(request=s.AliasSetSerializer, responses=s.AliasSerializer)
