@@ -8,6 +8,8 @@ api_v1 = [
     path("auth/token/", TokenLoginView.as_view(), name="token"),
     path("", include("registry.api.urls")),
     path("", include("lifecycle.api.urls")),
+    path("", include("governance.api.urls")),
+    path("", include("monitoring.api.urls")),
 ]
 
 urlpatterns = [
@@ -17,6 +19,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("common.urls")),
     path("", include("registry.urls")),
+    path("", include("governance.urls")),
+    path("", include("monitoring.urls")),
 ]
 
 handler404 = "common.views.not_found"

@@ -18,7 +18,9 @@ from django.db import transaction
 from common.apps import AUDITORS_GROUP
 from common.audit import SystemActor
 from common.jobs import job_claim
+from governance import demo as governance_demo
 from lifecycle import samples
+from monitoring import demo as monitoring_demo
 from registry import services
 from registry.choices import DatasetRole, VersionStatus
 from registry.models import Dataset, RegisteredModel, RegistrationJob
@@ -60,6 +62,10 @@ class Command(BaseCommand):
         credit = self._credit_model(users)
         diabetes = self._diabetes_model(users)
         self._grants(users, credit, diabetes)
+        # Each app adds its own demo state (reviews, monitors, evidence) from
+        # its ``demo.load``; lifecycle may import them all.
+        for loader in (governance_demo.load, monitoring_demo.load):
+            loader(self, users=users, models={"credit": credit, "diabetes": diabetes})
         self._report(users, passwords)
 
     # --- people ---------------------------------------------------------------

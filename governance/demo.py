@@ -1,0 +1,9 @@
+"""Demo state for the governance app, loaded by `manage.py demo` (idempotent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def load(command: Any, *, users: dict[str, Any], models: dict[str, Any]) -> None:
+    """Add governance demo data for the demo ``users`` and ``models`` (credit, diabetes)."""
