@@ -1,0 +1,3 @@
+"""Fairness audits, mitigation runs and model cards."""
+
+__all__: list[str] = []
