@@ -95,8 +95,7 @@ end
 
 
 def sh(*args: str, env: dict[str, str] | None = None, capture: bool = False) -> str:
-    result = subprocess.run(args, env=env, cwd=ROOT, check=True, text=True,
-                            capture_output=capture)
+    result = subprocess.run(args, env=env, cwd=ROOT, check=True, text=True, capture_output=capture)
     return result.stdout if capture else ""
 
 
@@ -125,20 +124,34 @@ def main() -> None:
     )
     sh(python, "manage.py", "migrate", "-v0", env=env)
     sh(python, "manage.py", "collectstatic", "--no-input", "-v0", env=env)
-    token = re.search(r"TOKEN=(\S+)", sh(python, "manage.py", "shell", "-v0", "-c", SEED,
-                                         env=env, capture=True)).group(1)
+    token = re.search(
+        r"TOKEN=(\S+)", sh(python, "manage.py", "shell", "-v0", "-c", SEED, env=env, capture=True)
+    ).group(1)
 
     gunicorn = subprocess.Popen(
-        [str(Path(python).parent / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{PORT}",
-         "-w", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [
+            str(Path(python).parent / "gunicorn"),
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{PORT}",
+            "-w",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         url = f"http://127.0.0.1:{PORT}"
         for _ in range(100):
             try:
-                req = Request(f"{url}/api/v1/models/model-000/aliases/production",
-                              headers={"Authorization": f"Token {token}"})
+                req = Request(
+                    f"{url}/api/v1/models/model-000/aliases/production",
+                    headers={"Authorization": f"Token {token}"},
+                )
                 with urlopen(req, timeout=2) as response:
                     assert response.status == 200
                 break
@@ -146,19 +159,32 @@ def main() -> None:
                 time.sleep(0.2)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
             lua.write(LUA.replace("TOKEN", token))
-        print(f"alias resolution: gunicorn {args.workers} workers x {args.threads} threads, "
-              f"PostgreSQL, 100 models x 20 versions, "
-              f"{os.cpu_count()} CPUs, {args.seconds}s per run, load average {os.getloadavg()}")
+        print(
+            f"alias resolution: gunicorn {args.workers} workers x {args.threads} threads, "
+            f"PostgreSQL, 100 models x 20 versions, "
+            f"{os.cpu_count()} CPUs, {args.seconds}s per run, load average {os.getloadavg()}"
+        )
         print(f"{'clients':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         sh("wrk", "-t1", "-c8", "-d3s", "-s", lua.name, url, capture=True)  # warm-up
         for clients in (1, 8, 32):
-            out = sh("wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{args.seconds}s",
-                     "--latency", "-s", lua.name, url, capture=True)
+            out = sh(
+                "wrk",
+                f"-t{min(clients, 2)}",
+                f"-c{clients}",
+                f"-d{args.seconds}s",
+                "--latency",
+                "-s",
+                lua.name,
+                url,
+                capture=True,
+            )
             rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
             p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
             p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
             errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-            print(f"{clients:>8} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {errors.group(1) if errors else 0:>7}")
+            print(
+                f"{clients:>8} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {errors.group(1) if errors else 0:>7}"
+            )
         os.unlink(lua.name)
     finally:
         gunicorn.terminate()

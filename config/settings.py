@@ -227,6 +227,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" field with different choices: name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "common.models.JobStatus",
+        "VersionStatusEnum": "registry.choices.VersionStatus",
+    },
 }
 
 # --- uploads ----------------------------------------------------------------

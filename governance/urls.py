@@ -1,5 +1,22 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from governance import evidence_views
 
 app_name = "governance"
 
-urlpatterns: list = []
+version = "models/<slug:name>/versions/<int:number>"
+urlpatterns = [
+    path(
+        f"{version}/fairness-audits/",
+        evidence_views.fairness_audit_create,
+        name="fairness-audit-create",
+    ),
+    path(f"{version}/fairness/", evidence_views.fairness_panel_view, name="fairness-panel"),
+    path(
+        f"{version}/fairness-audits/<int:audit_id>/mitigations/",
+        evidence_views.mitigation_create,
+        name="mitigation-create",
+    ),
+    path(f"{version}/model-card/", evidence_views.model_card_export, name="model-card-export"),
+    path(f"{version}/model-card/edit/", evidence_views.model_card_edit, name="model-card-edit"),
+]

@@ -6,7 +6,10 @@ class LifecycleConfig(AppConfig):
     verbose_name = "Lifecycle"
 
     def ready(self) -> None:
+        from governance.model_cards import register_card_section
+        from lifecycle.selectors import evaluation_card_section
         from lifecycle.views import evaluation_panel
         from registry.views import register_version_panel
 
-        register_version_panel(evaluation_panel)
+        register_version_panel(evaluation_panel, order=20)
+        register_card_section("evaluation", evaluation_card_section)

@@ -241,5 +241,24 @@ def compare_importance(current: dict[str, Any], baseline: dict[str, Any]) -> lis
     ]
 
 
+def judge_thresholds(metrics: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
+    """Failures of ``metrics`` against ``{"metric": {"min": x, "max": y}}``; [] means passed.
+
+    A metric the policy bounds but the report could not compute (``None`` or
+    absent, e.g. ROC AUC on one class) is a failure: the policy asked for it.
+    """
+    failures = []
+    for name, bounds in sorted(thresholds.items()):
+        value = metrics.get(name)
+        low, high = bounds.get("min"), bounds.get("max")
+        if value is None:
+            failures.append({"metric": name, "value": None, "reason": "not computed"})
+        elif low is not None and value < low:
+            failures.append({"metric": name, "value": value, "reason": f"below the minimum {low}"})
+        elif high is not None and value > high:
+            failures.append({"metric": name, "value": value, "reason": f"above the maximum {high}"})
+    return failures
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value

@@ -32,6 +32,12 @@ class Evaluation(BackgroundJob):
     report = models.JSONField(null=True, blank=True)
     champion_report = models.JSONField(null=True, blank=True)
     importance = models.JSONField(null=True, blank=True)
+    champion_importance = models.JSONField(null=True, blank=True)
+    # Metric thresholds of the approval policy, frozen when the job is queued,
+    # e.g. {"roc_auc": {"min": 0.7}}; ``passed`` is the verdict against them.
+    thresholds = models.JSONField(default=dict, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    threshold_failures = models.JSONField(default=list, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
 
     objects = PermissionManager()

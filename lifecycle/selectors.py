@@ -37,3 +37,21 @@ def latest_evaluation(*, version: ModelVersion) -> Evaluation | None:
         .order_by("-finished_at")
         .first()
     )
+
+
+def evaluation_card_section(version: ModelVersion) -> dict[str, Any] | None:
+    """The model card's "evaluation" section: the latest evaluation, in short."""
+    job = latest_evaluation(version=version)
+    if job is None:
+        return None
+    return {
+        "evaluation": job.pk,
+        "sha256": job.sha256,
+        "dataset": f"{job.dataset.name} v{job.dataset.version}",
+        "rows": job.report["rows"],
+        "metrics": job.report["metrics"],
+        "passed": job.passed,
+        "champion": job.champion.number if job.champion else None,
+        "champion_metrics": job.champion_report["metrics"] if job.champion_report else None,
+        "top_features": [row["feature"] for row in (job.importance or {}).get("features", [])[:5]],
+    }

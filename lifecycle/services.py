@@ -9,6 +9,13 @@ from django.db import transaction
 
 from common.audit import SystemActor, audit_record, canonical_bytes, to_plain_json
 from common.errors import DomainError
+from common.evidence import (
+    EVALUATION_REPORT,
+    EXPLAINABILITY,
+    EvidenceItem,
+    evidence_produced,
+    policy_thresholds,
+)
 from common.jobs import job_enqueue, job_finish
 from common.permissions import user_can
 from common.storage import local_blob_path
@@ -17,7 +24,7 @@ from lifecycle.models import Evaluation
 from registry.artifacts import load_estimator
 from registry.choices import VersionStatus
 from registry.models import Dataset, ModelVersion
-from registry.selectors import champion_for
+from registry.selectors import champion_for, dataset_schema_problems
 from registry.tables import read_table
 
 EVALUATION_ACTIONS = ("register", "approve")
@@ -46,13 +53,16 @@ def evaluation_start(
         )
     if dataset.registered_model_id != version.registered_model_id:
         raise DomainError("invalid", "The dataset belongs to another model.")
-    columns = set(dataset.column_names)
-    missing = [c for c in [*version.feature_names, target_column] if c not in columns]
-    if missing:
+    problems = dataset_schema_problems(version, dataset, extra=[target_column])
+    if problems:
         raise DomainError(
             "invalid_dataset",
-            f"The dataset {dataset} has no column(s) {missing} that the evaluation needs.",
-            details={"missing_columns": missing},
+            f"The dataset {dataset} cannot be used to evaluate {version}: "
+            f"{problems[0]['message']}.",
+            details={
+                "problems": problems,
+                "missing_columns": [p["column"] for p in problems if "missing" in p["message"]],
+            },
         )
     with transaction.atomic():
         job = Evaluation.objects.create(
@@ -61,12 +71,18 @@ def evaluation_start(
             dataset_sha256=dataset.sha256,
             target_column=target_column,
             requested_by=actor,
+            thresholds=policy_thresholds(version, EVALUATION_REPORT),
         )
         audit_record(
             actor=actor,
             action="lifecycle.evaluation.requested",
             obj=job,
-            after={"version": version.number, "dataset": dataset.pk, "target": target_column},
+            after={
+                "version": version.number,
+                "dataset": dataset.pk,
+                "target": target_column,
+                "thresholds": job.thresholds,
+            },
         )
         job_enqueue(job)
     return job
@@ -93,6 +109,9 @@ def evaluation_digest(job: Evaluation) -> str:
         "champion": job.champion_id,
         "champion_report": job.champion_report,
         "importance": job.importance,
+        "champion_importance": job.champion_importance,
+        "thresholds": job.thresholds,
+        "passed": job.passed,
     }
     return hashlib.sha256(canonical_bytes(to_plain_json(bundle))).hexdigest()
 
@@ -112,33 +131,83 @@ def evaluation_run(*, job: Evaluation) -> Evaluation:
         frame = read_table(path)
     report, importance = _score(version, frame, job.target_column)
     champion = champion_for(model=version.registered_model)
-    champion_report = None
+    champion_report = champion_importance = None
     if champion is not None and champion.pk != version.pk:
-        champion_report, _ = _score(champion, frame, job.target_column)
+        champion_report, champion_importance = _score(champion, frame, job.target_column)
     else:
         champion = None
+    failures = ev.judge_thresholds(report["metrics"], job.thresholds or {})
+    actor = SystemActor(f"lifecycle.evaluate#{job.pk}")
     with transaction.atomic():
         job.report = to_plain_json(report)
         job.importance = to_plain_json(importance)
         job.champion = champion
         job.champion_report = to_plain_json(champion_report) if champion_report else None
+        job.champion_importance = to_plain_json(champion_importance)
+        job.threshold_failures = to_plain_json(failures)
+        job.passed = not failures
         job.sha256 = evaluation_digest(job)
         Evaluation.objects.filter(pk=job.pk).update(
             report=job.report,
             importance=job.importance,
             champion=champion,
             champion_report=job.champion_report,
+            champion_importance=job.champion_importance,
+            threshold_failures=job.threshold_failures,
+            passed=job.passed,
             sha256=job.sha256,
         )
         job_finish(job, log=f"evaluated on {report['rows']} rows")
         audit_record(
-            actor=SystemActor(f"lifecycle.evaluate#{job.pk}"),
+            actor=actor,
             action="lifecycle.evaluation.completed",
             obj=job,
             after={
                 "metrics": report["metrics"],
                 "sha256": job.sha256,
                 "champion": champion.number if champion else None,
+                "passed": job.passed,
+                "failures": job.threshold_failures,
             },
         )
+        _announce_evidence(actor, job, version)
     return job
+
+
+def _announce_evidence(actor: Any, job: Evaluation, version: ModelVersion) -> None:
+    """File the report and the importance as evidence, in the job's transaction."""
+    source = f"lifecycle.evaluation:{job.pk}"
+    metrics = ", ".join(
+        f"{name} {value:.4g}" for name, value in job.report["metrics"].items() if value is not None
+    )
+    verdict = (
+        "meets the policy's metric thresholds"
+        if job.passed
+        else "misses thresholds: "
+        + ("; ".join(f"{f['metric']} {f['reason']}" for f in job.threshold_failures))
+    )
+    evidence_produced(
+        actor=actor,
+        item=EvidenceItem(
+            version_id=version.pk,
+            kind=EVALUATION_REPORT,
+            sha256=job.sha256,
+            passed=job.passed,
+            summary=f"{metrics} on {job.report['rows']} rows; {verdict}",
+            source=source,
+            details={"failures": job.threshold_failures, "thresholds": job.thresholds},
+        ),
+    )
+    importance = {"version": version.pk, "dataset_sha256": job.dataset_sha256, **job.importance}
+    top = ", ".join(row["feature"] for row in job.importance["features"][:3])
+    evidence_produced(
+        actor=actor,
+        item=EvidenceItem(
+            version_id=version.pk,
+            kind=EXPLAINABILITY,
+            sha256=hashlib.sha256(canonical_bytes(to_plain_json(importance))).hexdigest(),
+            passed=None,
+            summary=f"permutation importance ({job.importance['scoring']}); top features: {top}",
+            source=source,
+        ),
+    )

@@ -116,10 +116,25 @@ def _walk_types(node: Any, found: set[str]) -> None:
             _walk_types(value, found)
 
 
+# Exact type names other apps vouch for (their own estimator wrappers), added
+# from an AppConfig.ready with ``register_trusted_types``; never a prefix.
+_trusted_extra: set[str] = set()
+
+
+def register_trusted_types(*type_names: str) -> None:
+    """Allow these exact ``module.Class`` names in artifacts (e.g. governance's
+    fairness-mitigated classifiers). Each must be a plain data-holding class."""
+    _trusted_extra.update(type_names)
+
+
 def is_allowed(type_name: str) -> bool:
     if type_name in DENIED_NAMES:
         return False
-    return type_name in ALLOWED_EXACT or type_name.startswith(ALLOWED_MODULE_PREFIXES)
+    return (
+        type_name in ALLOWED_EXACT
+        or type_name in _trusted_extra
+        or type_name.startswith(ALLOWED_MODULE_PREFIXES)
+    )
 
 
 def read_schema(path: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import connections, router
@@ -144,3 +145,36 @@ def champion_for(*, model: RegisteredModel) -> ModelVersion | None:
         ).select_related("version")
     }
     return next((aliases[name] for name in CHAMPION_ALIASES if name in aliases), None)
+
+
+def dataset_schema_problems(
+    version: ModelVersion, dataset: Dataset, *, extra: Iterable[str] = ()
+) -> list[dict[str, str]]:
+    """Why ``dataset`` cannot be scored by ``version`` (empty: it can).
+
+    Every input of the version's signature must be a column of the same type
+    family (numeric / text) and every ``extra`` column (target, sensitive
+    features) must exist. Checked against the stored schema, without reading rows.
+    """
+    from registry.artifacts import dtype_family
+
+    columns = {c["name"]: c["dtype"] for c in dataset.schema or []}
+    problems = []
+    for spec in version.signature.get("inputs", []):
+        name, dtype = spec["name"], spec["dtype"]
+        if name not in columns:
+            problems.append(
+                {"column": name, "message": f"the signature's input {name!r} is missing"}
+            )
+        elif dtype_family(dtype) != dtype_family(columns[name]):
+            problems.append(
+                {
+                    "column": name,
+                    "message": f"{name!r} is {columns[name]} in the dataset but {dtype} "
+                    "in the signature",
+                }
+            )
+    for name in extra:
+        if name not in columns:
+            problems.append({"column": name, "message": f"the column {name!r} is missing"})
+    return problems

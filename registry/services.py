@@ -23,6 +23,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from common.audit import SystemActor, audit_record, snapshot
 from common.errors import DomainError, conflict
+from common.events import publish_event
 from common.jobs import job_enqueue, job_finish
 from common.permissions import can_globally, require
 from common.storage import local_blob_path, sha256_of, store_blob
@@ -527,6 +528,15 @@ def model_version_validate(*, job: RegistrationJob) -> ModelVersion:
             after=snapshot(
                 version, ("status", "status_reason", "signature", "hyperparameters", "estimator")
             ),
+        )
+        publish_event(
+            f"registry.version.{version.status}",
+            {
+                "model": version.registered_model.name,
+                "version": version.number,
+                "version_id": version.pk,
+                "reason": version.status_reason,
+            },
         )
     return version
 

@@ -65,16 +65,18 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
 
 
 # Other apps add panels (evidence, review, monitoring) to the version page.
-_version_panels: list[Any] = []
+# ``order`` sorts them (lower first); ties keep registration order.
+_version_panels: list[tuple[int, Any]] = []
 
 
-def register_version_panel(provider: Any) -> None:
-    if provider not in _version_panels:
-        _version_panels.append(provider)
+def register_version_panel(provider: Any, *, order: int = 100) -> None:
+    if all(p is not provider for _, p in _version_panels):
+        _version_panels.append((order, provider))
+        _version_panels.sort(key=lambda item: item[0])
 
 
 def version_panels(request: HttpRequest, version: Any) -> list[dict[str, Any]]:
-    panels = [provider(request, version) for provider in _version_panels]
+    panels = [provider(request, version) for _, provider in _version_panels]
     return [p for p in panels if p]
 
 

@@ -1,3 +1,137 @@
-"""Fairness audits, mitigation runs and model cards."""
+"""Fairness audits, mitigation runs and model cards: evidence made in governance."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from common.models import BackgroundJob, TimeStampedModel
+from common.permissions import PermissionManager
+from registry.models import Dataset, ModelVersion
+
+__all__ = ["Constraint", "FairnessAudit", "MitigationMethod", "MitigationRun", "ModelCard"]
+
+
+class FairnessAudit(BackgroundJob):
+    """A version's predictions on a dataset, judged group by group.
+
+    ``thresholds`` and ``min_group_size`` are frozen from the approval policy
+    when the audit is queued: a policy change later cannot re-judge it. The
+    report is ``governance.fairness.audit``'s plain output; ``sha256`` is the
+    digest of its canonical form plus what it was run on.
+    """
+
+    permission_root = "version__registered_model"
+    task_name = "governance.tasks.heavy_fairness_audit"
+
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="fairness_audits"
+    )
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    dataset_sha256 = models.CharField(max_length=64)
+    target_column = models.CharField(max_length=200)
+    sensitive_columns = models.JSONField()
+    thresholds = models.JSONField(default=dict)
+    min_group_size = models.PositiveIntegerField(default=30)
+    bootstrap = models.PositiveIntegerField(default=0)
+    random_state = models.IntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    report = models.JSONField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+
+    objects = PermissionManager()
+
+    class Meta:
+        ordering = ["-queued_at"]
+
+    def __str__(self) -> str:
+        return f"fairness audit #{self.pk} of {self.version}"
+
+
+class MitigationMethod(models.TextChoices):
+    THRESHOLD_OPTIMIZER = "threshold_optimizer", "ThresholdOptimizer (post-processing)"
+    EXPONENTIATED_GRADIENT = "exponentiated_gradient", "ExponentiatedGradient (reduction)"
+
+
+class Constraint(models.TextChoices):
+    DEMOGRAPHIC_PARITY = "demographic_parity", "demographic parity"
+    EQUALIZED_ODDS = "equalized_odds", "equalized odds"
+
+
+class MitigationRun(BackgroundJob):
+    """A failed audit's mitigation: a new candidate version, then its own audit.
+
+    The candidate is registered like any version (``parent`` = the audited
+    version, source run ``mitigation-<id>``) and validated by the registry;
+    once it is ready, the same audit is run on it (``follow_up``).
+    """
+
+    permission_root = "version__registered_model"
+    task_name = "governance.tasks.heavy_mitigate"
+
+    audit = models.ForeignKey(FairnessAudit, on_delete=models.PROTECT, related_name="mitigations")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    method = models.CharField(max_length=30, choices=MitigationMethod.choices)
+    constraint = models.CharField(max_length=30, choices=Constraint.choices)
+    random_state = models.IntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    candidate = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    follow_up = models.ForeignKey(
+        FairnessAudit, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    objects = PermissionManager()
+
+    class Meta:
+        ordering = ["-queued_at"]
+
+    def __str__(self) -> str:
+        return f"mitigation #{self.pk} of {self.version} ({self.method})"
+
+
+class ModelCard(TimeStampedModel):
+    """The narrative half of a version's model card; the rest is generated.
+
+    One per version (a card is versioned with the model version it describes).
+    ``sha256`` is the digest of the full card as last filed as evidence.
+    """
+
+    permission_root = "version__registered_model"
+    NARRATIVE_FIELDS = (
+        "intended_use",
+        "out_of_scope_use",
+        "limitations",
+        "ethical_considerations",
+        "caveats",
+    )
+    # What a card needs before it counts as complete evidence.
+    REQUIRED_FIELDS = ("intended_use", "out_of_scope_use", "limitations", "ethical_considerations")
+
+    version = models.OneToOneField(
+        ModelVersion, on_delete=models.PROTECT, related_name="model_card"
+    )
+    intended_use = models.TextField(blank=True)
+    out_of_scope_use = models.TextField(blank=True)
+    limitations = models.TextField(blank=True)
+    ethical_considerations = models.TextField(blank=True)
+    caveats = models.TextField(blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    sha256 = models.CharField(max_length=64, blank=True)
+
+    objects = PermissionManager()
+
+    def __str__(self) -> str:
+        return f"model card of {self.version}"
+
+    @property
+    def missing_fields(self) -> list[str]:
+        return [f for f in self.REQUIRED_FIELDS if not getattr(self, f).strip()]

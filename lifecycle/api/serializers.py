@@ -31,6 +31,10 @@ class EvaluationSerializer(serializers.ModelSerializer):
             "report",
             "champion_report",
             "importance",
+            "champion_importance",
+            "thresholds",
+            "passed",
+            "threshold_failures",
             "sha256",
         ]
 

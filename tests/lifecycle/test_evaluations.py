@@ -74,7 +74,31 @@ def test_missing_columns_are_refused_before_queueing(model, personas):
         url(), {"dataset": narrow.pk, "target_column": "label"}, format="json"
     )
     assert response.status_code == 400
-    assert response.json()["error"]["details"] == {"missing_columns": ["income"]}
+    details = response.json()["error"]["details"]
+    assert details["missing_columns"] == ["income"]
+    assert details["problems"] == [
+        {"column": "income", "message": "the signature's input 'income' is missing"}
+    ]
+    assert not Evaluation.objects.exists()
+
+
+def test_a_dataset_whose_types_differ_from_the_signature_is_refused(model, personas):
+    ready_version(model, personas.bot)
+    frame = training_frame()
+    frame["income"] = "high"  # text where the signature has a number
+    wrong = registry_services.dataset_upload(
+        actor=personas.bot,
+        model=model,
+        name="wrong-types",
+        role="evaluation",
+        upload=io.BytesIO(csv_bytes(frame)),
+        filename="w.csv",
+    )
+    response = client_for(personas.bot).post(
+        url(), {"dataset": wrong.pk, "target_column": "label"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "'income' is" in response.json()["error"]["message"]
     assert not Evaluation.objects.exists()
 
 
@@ -143,3 +167,41 @@ def test_a_claimed_job_is_not_run_twice(model, personas, dataset):
     assert job_claim(Evaluation, job.pk) is not None
     heavy_evaluate.run(job.pk)  # a duplicate delivery while the first attempt runs
     assert Evaluation.objects.get(pk=job.pk).status == "running"
+
+
+def test_an_evaluation_is_judged_by_frozen_thresholds_and_filed_as_evidence(
+    model, personas, dataset, filed, policy
+):
+    ready_version(model, personas.bot)
+    policy["evaluation_report"] = {"accuracy": {"min": 0.5}, "roc_auc": {"min": 0.999}}
+    response = client_for(personas.bot).post(
+        url(), {"dataset": dataset.pk, "target_column": "label"}, format="json"
+    )
+    policy["evaluation_report"] = {}  # a later policy change does not re-judge this job
+    job = run(Evaluation.objects.get(pk=response.json()["id"]))
+    assert job.thresholds == {"accuracy": {"min": 0.5}, "roc_auc": {"min": 0.999}}
+    assert job.passed is False
+    assert job.threshold_failures == [
+        {
+            "metric": "roc_auc",
+            "value": job.report["metrics"]["roc_auc"],
+            "reason": "below the minimum 0.999",
+        }
+    ]
+    report, importance = filed
+    assert (report.kind, report.sha256, report.passed) == ("evaluation_report", job.sha256, False)
+    assert "roc_auc below the minimum 0.999" in report.summary
+    assert importance.kind == "explainability" and importance.passed is None
+    assert len(importance.sha256) == 64 and importance.source == f"lifecycle.evaluation:{job.pk}"
+
+
+def test_a_metric_the_policy_bounds_but_the_report_cannot_compute_fails():
+    from lifecycle.evaluation import judge_thresholds
+
+    assert judge_thresholds({"accuracy": 0.9, "roc_auc": None}, {"roc_auc": {"min": 0.7}}) == [
+        {"metric": "roc_auc", "value": None, "reason": "not computed"}
+    ]
+    assert judge_thresholds({"rmse": 3.0}, {"rmse": {"max": 2.5}})[0]["reason"] == (
+        "above the maximum 2.5"
+    )
+    assert judge_thresholds({"accuracy": 0.9}, {"accuracy": {"min": 0.9}}) == []

@@ -1,0 +1,157 @@
+"""Evidence endpoints under a version: fairness audits, mitigations, the model card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance import fairness_audits, model_cards
+from governance.api.evidence_serializers import (
+    FairnessAuditRequestSerializer,
+    FairnessAuditSerializer,
+    MitigationRequestSerializer,
+    MitigationSerializer,
+    ModelCardNarrativeSerializer,
+)
+from governance.models import FairnessAudit, MitigationRun
+from registry import selectors as registry_selectors
+from registry.models import ModelVersion
+
+
+class VersionScoped:
+    request: Request
+    kwargs: dict[str, Any]
+
+    def _version(self) -> ModelVersion:
+        model = registry_selectors.model_get(user=self.request.user, name=self.kwargs["model_name"])
+        return registry_selectors.version_get(
+            user=self.request.user, model=model, number=self.kwargs["number"]
+        )
+
+
+class FairnessAuditViewSet(VersionScoped, viewsets.GenericViewSet):
+    serializer_class = FairnessAuditSerializer
+    queryset = FairnessAudit.objects.none()
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return FairnessAudit.objects.none()
+        return fairness_audits.audit_list(user=self.request.user, version=self._version())
+
+    def list(self, request: Request, model_name: str, number: int) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(request=FairnessAuditRequestSerializer, responses={202: FairnessAuditSerializer})
+    def create(self, request: Request, model_name: str, number: int) -> Response:
+        version = self._version()
+        body = FairnessAuditRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        dataset = registry_selectors.dataset_get(user=request.user, pk=data["dataset"])
+        job = fairness_audits.fairness_audit_start(
+            actor=request.user,
+            version=version,
+            dataset=dataset,
+            target_column=data["target_column"],
+            sensitive_columns=data["sensitive_features"],
+            bootstrap=data["bootstrap"],
+            random_state=data["random_state"],
+        )
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    def retrieve(self, request: Request, model_name: str, number: int, pk: str) -> Response:
+        job = fairness_audits.audit_get(user=request.user, version=self._version(), pk=pk)
+        return Response(self.get_serializer(job).data)
+
+
+class MitigationViewSet(VersionScoped, viewsets.GenericViewSet):
+    serializer_class = MitigationSerializer
+    queryset = MitigationRun.objects.none()
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return MitigationRun.objects.none()
+        return fairness_audits.mitigation_list(user=self.request.user, version=self._version())
+
+    def list(self, request: Request, model_name: str, number: int) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(request=MitigationRequestSerializer, responses={202: MitigationSerializer})
+    def create(self, request: Request, model_name: str, number: int, audit_id: int) -> Response:
+        audit = fairness_audits.audit_get(user=request.user, version=self._version(), pk=audit_id)
+        body = MitigationRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = fairness_audits.mitigation_start(
+            actor=request.user, audit=audit, **body.validated_data
+        )
+        return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class MarkdownRenderer(BaseRenderer):
+    media_type = "text/markdown"
+    format = "md"
+    charset = "utf-8"
+
+    def render(
+        self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None
+    ) -> Any:
+        return data if isinstance(data, str) else JSONRenderer().render(data)
+
+
+class PrintableHTMLRenderer(MarkdownRenderer):
+    media_type = "text/html"
+    format = "html"
+
+
+class ModelCardView(VersionScoped, APIView):
+    """The version's model card: ``?format=json`` (default), ``md`` or ``html``.
+
+    PATCH edits the narrative fields (change right) and files the card as evidence.
+    """
+
+    renderer_classes = [JSONRenderer, MarkdownRenderer, PrintableHTMLRenderer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "md", "html"]),
+        ],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/markdown"): OpenApiTypes.STR,
+            (200, "text/html"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request: Request, model_name: str, number: int) -> Any:
+        version = self._version()
+        card = model_cards.card_build(version)
+        fmt = request.accepted_renderer.format
+        if fmt in ("md", "html"):
+            response = HttpResponse(
+                model_cards.card_render(card, fmt),
+                content_type=f"{request.accepted_renderer.media_type}; charset=utf-8",
+            )
+            name = f"{version.registered_model.name}-v{version.number}-model-card.{fmt}"
+            if fmt == "md":
+                response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        return Response(card)
+
+    @extend_schema(request=ModelCardNarrativeSerializer, responses={200: OpenApiTypes.OBJECT})
+    def patch(self, request: Request, model_name: str, number: int) -> Response:
+        version = self._version()
+        body = ModelCardNarrativeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        model_cards.model_card_update(
+            actor=request.user, version=version, fields=body.validated_data
+        )
+        return Response(model_cards.card_build(version))

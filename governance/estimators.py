@@ -1,0 +1,192 @@
+"""Fairness-mitigated classifiers that a skops file can hold (pure: no Django).
+
+A registered version must answer ``predict(X)`` on its signature's columns and
+be stored as skops with allow-listed types. fairlearn's mitigators don't fit
+that shape as they are: ``ThresholdOptimizer`` wants the sensitive features as
+a separate argument and keeps pandas plotting data skops cannot store;
+``ExponentiatedGradient`` keeps pandas Series and callables. These two
+wrappers keep exactly what prediction needs and reproduce the mitigator's
+output: for the same ``random_state`` their ``predict`` equals fairlearn's
+(``tests/governance/test_mitigation.py`` checks it).
+
+Governance registers the wrappers' types (and fairlearn's two post-processing
+types) as trusted with ``registry.artifacts.register_trusted_types``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import has_fit_parameter
+
+from governance.fairness import FairnessInputError, fill_missing_groups
+
+TRUSTED_TYPES = (
+    "governance.estimators.GroupThresholdClassifier",
+    "governance.estimators.RandomizedEnsembleClassifier",
+    "fairlearn.postprocessing._interpolated_thresholder.InterpolatedThresholder",
+    "fairlearn.postprocessing._threshold_operation.ThresholdOperation",
+)
+
+
+class GroupThresholdClassifier(ClassifierMixin, BaseEstimator):
+    """A fitted binary classifier with fairlearn's per-group randomized thresholds.
+
+    Inputs are the model's ``features`` followed by the ``sensitive`` columns
+    (the post-processing needs them at prediction time; they need not be model
+    inputs). ``predict_proba`` is the probability of a positive decision;
+    ``predict`` draws it with ``random_state``, as
+    ``ThresholdOptimizer.predict(X, sensitive_features=..., random_state=...)``.
+    """
+
+    def __init__(
+        self,
+        thresholder: Any = None,
+        features: tuple[str, ...] = (),
+        sensitive: tuple[str, ...] = (),
+        random_state: int = 0,
+    ) -> None:
+        self.thresholder = thresholder
+        self.features = features
+        self.sensitive = sensitive
+        self.random_state = random_state
+
+    @classmethod
+    def from_optimizer(
+        cls, optimizer: Any, *, features: list[str], sensitive: list[str], random_state: int
+    ) -> GroupThresholdClassifier:
+        model = cls(
+            thresholder=optimizer.interpolated_thresholder_,
+            features=tuple(features),
+            sensitive=tuple(sensitive),
+            random_state=random_state,
+        )
+        columns = list(features) + [c for c in sensitive if c not in features]
+        model.feature_names_in_ = np.asarray(columns, dtype=object)
+        model.n_features_in_ = len(columns)
+        model.classes_ = np.array([0, 1])
+        return model
+
+    def _split(self, X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return X[list(self.features)], fill_missing_groups(X[list(self.sensitive)])
+
+    def fit(self, X: Any, y: Any = None) -> GroupThresholdClassifier:
+        raise NotImplementedError("built from a fitted ThresholdOptimizer (from_optimizer)")
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        features, groups = self._split(X)
+        return np.asarray(self.thresholder._pmf_predict(features, sensitive_features=groups))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        features, groups = self._split(X)
+        return self.thresholder.predict(
+            features, sensitive_features=groups, random_state=self.random_state
+        )
+
+
+class RandomizedEnsembleClassifier(ClassifierMixin, BaseEstimator):
+    """ExponentiatedGradient's randomized mixture: predictor t with weight w_t.
+
+    ``predict_proba`` = sum of w_t * predictor_t(X); ``predict`` draws with
+    ``random_state``, as ``ExponentiatedGradient.predict(X, random_state=...)``.
+    Sensitive features are used only to fit, so the inputs are the model's.
+    """
+
+    def __init__(
+        self,
+        predictors: tuple[Any, ...] = (),
+        weights: tuple[float, ...] = (),
+        features: tuple[str, ...] = (),
+        random_state: int = 0,
+    ) -> None:
+        self.predictors = predictors
+        self.weights = weights
+        self.features = features
+        self.random_state = random_state
+
+    @classmethod
+    def from_reduction(
+        cls, reduction: Any, *, features: list[str], random_state: int
+    ) -> RandomizedEnsembleClassifier:
+        index = list(reduction.weights_.index)
+        model = cls(
+            predictors=tuple(reduction.predictors_[i] for i in index),
+            weights=tuple(float(reduction.weights_[i]) for i in index),
+            features=tuple(features),
+            random_state=random_state,
+        )
+        model.feature_names_in_ = np.asarray(features, dtype=object)
+        model.n_features_in_ = len(features)
+        model.classes_ = np.array([0, 1])
+        return model
+
+    def fit(self, X: Any, y: Any = None) -> RandomizedEnsembleClassifier:
+        raise NotImplementedError("built from a fitted ExponentiatedGradient (from_reduction)")
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        rows = X[list(self.features)]
+        positive = np.zeros(len(rows))
+        for predictor, weight in zip(self.predictors, self.weights, strict=True):
+            if weight:
+                positive += weight * np.asarray(predictor.predict(rows), dtype=float)
+        return np.column_stack([1 - positive, positive])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        positive = self.predict_proba(X)[:, 1]
+        draws = check_random_state(self.random_state).rand(len(positive))
+        return (positive >= draws) * 1
+
+
+def mitigated_estimator(
+    estimator: Any,
+    frame: pd.DataFrame,
+    *,
+    features: list[str],
+    target: str,
+    sensitive: list[str],
+    method: str,
+    constraint: str,
+    random_state: int,
+) -> Any:
+    """Fit ``method`` around the fitted ``estimator`` and return a storable classifier.
+
+    ThresholdOptimizer post-processes the estimator as it is (``prefit``): the
+    candidate keeps the audited model and changes only its decision rule.
+    ExponentiatedGradient retrains clones of it with sample weights, so it
+    needs an estimator whose ``fit`` takes ``sample_weight`` (not a Pipeline).
+    """
+    X, y = frame[features], frame[target]
+    groups = fill_missing_groups(frame[sensitive])
+    if method == "threshold_optimizer":
+        from fairlearn.postprocessing import ThresholdOptimizer
+
+        optimizer = ThresholdOptimizer(
+            estimator=estimator, constraints=constraint, prefit=True, predict_method="auto"
+        )
+        optimizer.fit(X, y, sensitive_features=groups)
+        return GroupThresholdClassifier.from_optimizer(
+            optimizer, features=features, sensitive=sensitive, random_state=random_state
+        )
+    if method == "exponentiated_gradient":
+        from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
+        from sklearn.base import clone
+
+        if not has_fit_parameter(estimator, "sample_weight"):
+            raise FairnessInputError(
+                f"{type(estimator).__name__}.fit takes no sample_weight, which "
+                "ExponentiatedGradient needs; use threshold_optimizer for this model"
+            )
+        base = clone(estimator)
+        if "random_state" in base.get_params(deep=False):
+            base.set_params(random_state=random_state)
+        moment = DemographicParity() if constraint == "demographic_parity" else EqualizedOdds()
+        reduction = ExponentiatedGradient(base, constraints=moment)
+        reduction.fit(X, y, sensitive_features=groups)
+        return RandomizedEnsembleClassifier.from_reduction(
+            reduction, features=features, random_state=random_state
+        )
+    raise FairnessInputError(f"unknown mitigation method {method!r}")

@@ -1,0 +1,307 @@
+"""Evidence on the version page: fairness audits, mitigations, the model card.
+
+Panels are contributed to the registry's version page; the small POST views
+call the same services as the API and answer htmx requests with the panel
+fragment alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from common.errors import DomainError
+from common.permissions import user_can
+from governance import fairness_audits, model_cards
+from governance.forms import FairnessAuditForm, MitigationForm, ModelCardForm
+from governance.models import ModelCard
+from registry import selectors as registry_selectors
+from registry.models import ModelVersion
+
+# --------------------------------------------------------------------------- charts
+
+
+def group_label(group: dict[str, Any]) -> str:
+    """``{"sex": "F", "age_band": "18-30"}`` -> ``"F & 18-30"``."""
+    return " & ".join(str(v) for v in group.values())
+
+
+GROUP_METRIC = {"classification": "selection_rate", "regression": "rmse"}
+
+
+def group_chart(scope: dict[str, Any], task: str, thresholds: dict[str, Any]) -> dict[str, Any]:
+    """Per-group bars of the metric the main rule is about, with its threshold line.
+
+    Classification: selection rate per group; the line is the four-fifths rule
+    (ratio floor x the highest included rate): a bar below it fails the
+    demographic-parity ratio. Regression: RMSE per group; the line is the
+    ratio ceiling x the lowest included RMSE. Excluded (too small) groups are grey.
+    """
+    metric = GROUP_METRIC[task]
+    groups = scope["groups"]
+    labels = [group_label(g["group"]) for g in groups]
+    values = [g["metrics"].get(metric) for g in groups]
+    included = [
+        v for g, v in zip(groups, values, strict=True) if not g["excluded"] and v is not None
+    ]
+    colours = ["#b8bcc4" if g["excluded"] else "#2f6fde" for g in groups]
+    shapes, annotations = [], []
+    if included:
+        if task == "classification":
+            floor = thresholds.get("demographic_parity_ratio_min", 0.8)
+            line = floor * max(included) if floor is not None else None
+            label = f"{floor} x highest rate"
+        else:
+            ceiling = thresholds.get("rmse_ratio_max", 1.25)
+            line = ceiling * min(included) if ceiling is not None else None
+            label = f"{ceiling} x lowest RMSE"
+        if line is not None:
+            shapes.append(
+                {
+                    "type": "line",
+                    "xref": "paper",
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": line,
+                    "y1": line,
+                    "line": {"color": "#c0392b", "dash": "dash"},
+                }
+            )
+            annotations.append(
+                {
+                    "xref": "paper",
+                    "x": 1,
+                    "y": line,
+                    "text": label,
+                    "showarrow": False,
+                    "xanchor": "right",
+                    "yanchor": "bottom",
+                    "font": {"color": "#c0392b"},
+                }
+            )
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": labels,
+                "y": values,
+                "marker": {"color": colours},
+                "text": [f"n={g['count']}" for g in groups],
+                "hovertemplate": "%{x}: %{y:.4f} (%{text})<extra></extra>",
+            }
+        ],
+        "layout": {
+            "title": {"text": f"{metric.replace('_', ' ')} by {scope['name']}"},
+            "shapes": shapes,
+            "annotations": annotations,
+            "yaxis": {"rangemode": "tozero"},
+        },
+    }
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
+    user = request.user
+    audit = fairness_audits.latest_audit(version=version)
+    recent = list(fairness_audits.audit_list(user=user, version=version)[:5])
+    mitigations = list(fairness_audits.mitigation_list(user=user, version=version)[:5])
+    task = version.registered_model.task
+    scopes = []
+    if audit is not None:
+        rules = audit.report["rules"]
+        for i, scope in enumerate(audit.report["scopes"]):
+            for group in scope["groups"]:
+                group["label"] = group_label(group["group"])
+            scopes.append(
+                {
+                    "scope": scope,
+                    "rules": [r for r in rules if r["scope"] == scope["name"]],
+                    "chart_id": f"fairness-chart-{i}",
+                    "chart": group_chart(scope, task, audit.thresholds),
+                }
+            )
+    can_audit = version.status == "ready" and any(
+        user_can(user, a, version) for a in fairness_audits.AUDIT_ACTIONS
+    )
+    can_mitigate = (
+        audit is not None
+        and audit.passed is False
+        and task == "classification"
+        and user_can(user, "manage", version)
+        and user_can(user, "register", version)
+    )
+    busy = any(a.status in ("queued", "running") for a in recent) or any(
+        m.status in ("queued", "running")
+        or (m.follow_up_id and m.follow_up.status in ("queued", "running"))
+        for m in mitigations
+    )
+    return {
+        "id": "fairness",
+        "title": "Fairness audit",
+        "poll_url": reverse(
+            "governance:fairness-panel", args=[version.registered_model.name, version.number]
+        )
+        if busy
+        else None,
+        "template": "governance/_fairness_panel.html",
+        "audit": audit,
+        "recent": recent,
+        "scopes": scopes,
+        "metric_columns": _metric_columns(task),
+        "form": FairnessAuditForm(version=version, user=user) if can_audit else None,
+        "mitigation_form": MitigationForm() if can_mitigate else None,
+        "mitigations": mitigations,
+    }
+
+
+def _metric_columns(task: str) -> list[str]:
+    if task == "classification":
+        return ["selection_rate", "accuracy", "tpr", "fpr", "fnr", "precision"]
+    return ["rmse", "mae", "mean_prediction"]
+
+
+def model_card_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
+    card, narrative = model_cards.narrative_of(version)
+    return {
+        "id": "model-card",
+        "title": "Model card",
+        "template": "governance/_model_card_panel.html",
+        "card": card,
+        "narrative": narrative,
+        "missing": [f for f in ModelCard.REQUIRED_FIELDS if not narrative[f].strip()],
+        "inherited": card is None and any(narrative.values()),
+        "can_edit": user_can(request.user, "change", version),
+    }
+
+
+# --------------------------------------------------------------------------- views
+
+
+def _version(request: HttpRequest, name: str, number: int) -> ModelVersion:
+    try:
+        model = registry_selectors.model_get(user=request.user, name=name)
+        return registry_selectors.version_get(user=request.user, model=model, number=number)
+    except DomainError as exc:
+        raise Http404(exc.message) from None
+
+
+def _panel_response(
+    request: HttpRequest, version: ModelVersion, panel: dict[str, Any]
+) -> HttpResponse:
+    if request.htmx:
+        return render(request, "common/panel.html", {"panel": panel, "version": version})
+    return redirect(f"{_version_url(version)}#panel-{panel['id']}")
+
+
+def _version_url(version: ModelVersion) -> str:
+    return reverse("registry:version-detail", args=[version.registered_model.name, version.number])
+
+
+@login_required
+@require_POST
+def fairness_audit_create(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = _version(request, name, number)
+    form = FairnessAuditForm(request.POST, version=version, user=request.user)
+    if form.is_valid():
+        try:
+            fairness_audits.fairness_audit_start(
+                actor=request.user,
+                version=version,
+                dataset=form.cleaned_data["dataset"],
+                target_column=form.cleaned_data["target_column"],
+                sensitive_columns=form.cleaned_data["sensitive_features"],
+                bootstrap=form.cleaned_data["bootstrap"] or 0,
+            )
+            messages.success(request, "Fairness audit queued; this panel updates when it is done.")
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+    panel = fairness_panel(request, version)
+    if form.errors:
+        panel["form"] = form
+        for error in form.non_field_errors():
+            messages.error(request, error)
+    return _panel_response(request, version, panel)
+
+
+@login_required
+@require_POST
+def mitigation_create(request: HttpRequest, name: str, number: int, audit_id: int) -> HttpResponse:
+    version = _version(request, name, number)
+    try:
+        audit = fairness_audits.audit_get(user=request.user, version=version, pk=audit_id)
+    except DomainError as exc:
+        raise Http404(exc.message) from None
+    form = MitigationForm(request.POST)
+    if form.is_valid():
+        try:
+            fairness_audits.mitigation_start(actor=request.user, audit=audit, **form.cleaned_data)
+            messages.success(request, "Mitigation queued: a candidate version will be registered.")
+        except DomainError as exc:
+            messages.error(request, exc.message)
+    return _panel_response(request, version, fairness_panel(request, version))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def model_card_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = _version(request, name, number)
+    if not user_can(request.user, "change", version):
+        raise PermissionDenied("Editing the model card needs the change right on the model.")
+    _card, narrative = model_cards.narrative_of(version)
+    form = ModelCardForm(request.POST or None, initial=narrative)
+    if request.method == "POST" and form.is_valid():
+        try:
+            model_cards.model_card_update(
+                actor=request.user, version=version, fields=form.cleaned_data
+            )
+            messages.success(request, "Model card saved and filed as evidence.")
+            return redirect(f"{_version_url(version)}#panel-model-card")
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+    return render(
+        request,
+        "governance/model_card_edit.html",
+        {"version": version, "model": version.registered_model, "form": form},
+    )
+
+
+@login_required
+def model_card_export(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = _version(request, name, number)
+    card = model_cards.card_build(version)
+    fmt = request.GET.get("format", "html")
+    filename = f"{version.registered_model.name}-v{version.number}-model-card"
+    if fmt == "json":
+        response: HttpResponse = JsonResponse(card, json_dumps_params={"indent": 2})
+    elif fmt == "md":
+        response = HttpResponse(
+            model_cards.card_render(card, "md"), content_type="text/markdown; charset=utf-8"
+        )
+    elif fmt == "html":
+        return HttpResponse(model_cards.card_render(card, "html"))
+    else:
+        return HttpResponse(
+            "format must be md, json or html", status=400, content_type="text/plain"
+        )
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    return response
+
+
+@login_required
+def fairness_panel_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """The fairness panel alone (htmx polls it while an audit or mitigation runs)."""
+    version = _version(request, name, number)
+    return render(
+        request,
+        "common/panel.html",
+        {"panel": fairness_panel(request, version), "version": version},
+    )

@@ -1,0 +1,58 @@
+"""Forms of the governance UI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from governance.fairness_audits import MAX_BOOTSTRAP, MAX_SENSITIVE_COLUMNS
+from governance.models import Constraint, MitigationMethod, ModelCard
+from registry import selectors as registry_selectors
+from registry.models import ModelVersion
+
+
+class FairnessAuditForm(forms.Form):
+    dataset = forms.ModelChoiceField(queryset=None)  # type: ignore[arg-type]
+    target_column = forms.CharField(max_length=200)
+    sensitive_features = forms.CharField(
+        max_length=500, help_text="Comma-separated columns, e.g. sex, age_band"
+    )
+    bootstrap = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_BOOTSTRAP,
+        required=False,
+        initial=0,
+        help_text="Resamples for 95% intervals (0: none)",
+    )
+
+    def __init__(self, *args: Any, version: ModelVersion, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].queryset = registry_selectors.dataset_list(user=user).filter(
+            registered_model=version.registered_model
+        )
+        if version.target_column:
+            self.fields["target_column"].initial = version.target_column
+
+    def clean_sensitive_features(self) -> list[str]:
+        names = [n.strip() for n in self.cleaned_data["sensitive_features"].split(",") if n.strip()]
+        if not 1 <= len(names) <= MAX_SENSITIVE_COLUMNS:
+            raise forms.ValidationError(f"Name 1 to {MAX_SENSITIVE_COLUMNS} columns.")
+        return names
+
+
+class MitigationForm(forms.Form):
+    method = forms.ChoiceField(choices=MitigationMethod.choices)
+    constraint = forms.ChoiceField(choices=Constraint.choices)
+
+
+class ModelCardForm(forms.Form):
+    intended_use = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    out_of_scope_use = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    limitations = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    ethical_considerations = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), required=False
+    )
+    caveats = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    field_order = list(ModelCard.NARRATIVE_FIELDS)

@@ -1,0 +1,40 @@
+"""Thin tasks: take an id, claim the job row, call one service, own retries."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from common.jobs import JobLost, job_claim, job_fail
+from governance import fairness_audits
+from governance.models import FairnessAudit, MitigationRun
+from registry.artifacts import ArtifactRejected
+
+logger = logging.getLogger(__name__)
+
+
+def _run(model: Any, job_id: int, service: Any, what: str) -> None:
+    job = job_claim(model, job_id)
+    if job is None:
+        return
+    try:
+        service(job=job)
+    except JobLost:
+        logger.warning("%s %s was taken over by another attempt", what, job_id)
+    except (fairness_audits.AuditInputError, ArtifactRejected) as exc:
+        job_fail(job, error=str(getattr(exc, "reason", exc)), retry=False)
+    except Exception as exc:
+        logger.exception("%s %s failed", what, job_id)
+        job_fail(job, error=f"{type(exc).__name__}: {exc}", retry=True)
+
+
+@shared_task(name="governance.tasks.heavy_fairness_audit")
+def heavy_fairness_audit(job_id: int) -> None:
+    _run(FairnessAudit, job_id, fairness_audits.fairness_audit_run, "fairness audit")
+
+
+@shared_task(name="governance.tasks.heavy_mitigate")
+def heavy_mitigate(job_id: int) -> None:
+    _run(MitigationRun, job_id, fairness_audits.mitigation_run, "mitigation")

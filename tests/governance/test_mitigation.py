@@ -1,0 +1,201 @@
+"""Mitigation: fairlearn's mitigators as storable versions, and the run that
+registers a candidate, has the registry validate it and audits it again."""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pytest
+import skops.io as sio
+from fairlearn.postprocessing import ThresholdOptimizer
+from fairlearn.reductions import DemographicParity, ExponentiatedGradient
+from sklearn.linear_model import LogisticRegression
+
+from common import jobs
+from governance.estimators import TRUSTED_TYPES, mitigated_estimator
+from governance.fairness import FairnessInputError
+from governance.models import FairnessAudit, MitigationRun
+from governance.tasks import heavy_fairness_audit, heavy_mitigate
+from lifecycle import samples
+from registry.artifacts import check_types, inspect_artifact
+from registry.models import ModelVersion
+from tests.conftest import client_for, ready_version, validate
+from tests.evidence_support import audit_frame, upload
+
+FEATURES = samples.CREDIT_FEATURES
+TARGET = samples.CREDIT_TARGET
+
+
+@pytest.fixture(scope="module")
+def credit():
+    frame = samples.credit_data(3000, seed=4)
+    estimator = samples.credit_pipeline(LogisticRegression(max_iter=500))
+    return frame, estimator.fit(frame[FEATURES], frame[TARGET])
+
+
+def stored(model):
+    """The wrapper after a skops round trip through the registry's own checks."""
+    with tempfile.NamedTemporaryFile(suffix=".skops") as f:
+        sio.dump(model, f.name)
+        named, _ = check_types(f.name)
+        report = inspect_artifact(
+            f.name, task="classification", declared_inputs=None, dataset_schema=None, target=""
+        )
+        assert report.estimator_class.startswith("governance.estimators.")
+        return sio.load(f.name, trusted=sio.get_untrusted_types(file=f.name)), named
+
+
+def test_threshold_optimizer_candidate_predicts_exactly_like_fairlearn(credit):
+    frame, fitted = credit
+    candidate = mitigated_estimator(
+        fitted,
+        frame,
+        features=FEATURES,
+        target=TARGET,
+        sensitive=["sex"],
+        method="threshold_optimizer",
+        constraint="demographic_parity",
+        random_state=5,
+    )
+    reference = ThresholdOptimizer(
+        estimator=fitted, constraints="demographic_parity", prefit=True, predict_method="auto"
+    ).fit(frame[FEATURES], frame[TARGET], sensitive_features=frame[["sex"]])
+    expected = reference.predict(frame[FEATURES], sensitive_features=frame[["sex"]], random_state=5)
+    loaded, named = stored(candidate)
+    assert set(TRUSTED_TYPES[:1]) <= set(named)
+    np.testing.assert_array_equal(loaded.predict(frame), expected)
+    # Its inputs are the model's features plus the sensitive column it needs.
+    assert list(loaded.feature_names_in_) == [*FEATURES, "sex"]
+
+
+def test_exponentiated_gradient_candidate_predicts_exactly_like_fairlearn():
+    frame = audit_frame(1500)
+    features = ["age", "income", "score"]
+    base = LogisticRegression(max_iter=300)
+    candidate = mitigated_estimator(
+        base.fit(frame[features], frame["label"]),
+        frame,
+        features=features,
+        target="label",
+        sensitive=["sex"],
+        method="exponentiated_gradient",
+        constraint="demographic_parity",
+        random_state=2,
+    )
+    reference = ExponentiatedGradient(
+        LogisticRegression(max_iter=300), constraints=DemographicParity()
+    )
+    reference.fit(frame[features], frame["label"], sensitive_features=frame[["sex"]])
+    loaded, _ = stored(candidate)
+    np.testing.assert_allclose(
+        loaded.predict_proba(frame)[:, 1], reference._pmf_predict(frame[features])[:, 1]
+    )
+    np.testing.assert_array_equal(
+        loaded.predict(frame), reference.predict(frame[features], random_state=2)
+    )
+
+
+def test_exponentiated_gradient_needs_an_estimator_taking_sample_weight(credit):
+    frame, fitted = credit  # a Pipeline: its fit takes no sample_weight
+    with pytest.raises(FairnessInputError, match="sample_weight"):
+        mitigated_estimator(
+            fitted,
+            frame,
+            features=FEATURES,
+            target=TARGET,
+            sensitive=["sex"],
+            method="exponentiated_gradient",
+            constraint="demographic_parity",
+            random_state=0,
+        )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@pytest.fixture
+def failed_audit(db, model, personas):
+    ready_version(model, personas.bot)
+    dataset = upload(model, personas.bot, audit_frame())
+    response = client_for(personas.bot).post(
+        "/api/v1/models/credit/versions/1/fairness-audits/",
+        {"dataset": dataset.pk, "target_column": "label", "sensitive_features": ["sex"]},
+        format="json",
+    )
+    heavy_fairness_audit.run(response.json()["id"])
+    audit = FairnessAudit.objects.get(pk=response.json()["id"])
+    assert audit.passed is False
+    return audit
+
+
+def mitigations_url(audit) -> str:
+    return f"/api/v1/models/credit/versions/1/fairness-audits/{audit.pk}/mitigations/"
+
+
+def test_a_mitigation_registers_a_candidate_that_is_validated_and_audited_again(
+    failed_audit, personas, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: sent.append(job))
+    response = client_for(personas.owner).post(
+        mitigations_url(failed_audit), {"method": "threshold_optimizer"}, format="json"
+    )
+    assert response.status_code == 202, response.json()
+    heavy_mitigate.run(response.json()["id"])
+    run = MitigationRun.objects.get(pk=response.json()["id"])
+    assert run.status == "succeeded", run.error
+    candidate = run.candidate
+    assert candidate.status == "pending" and candidate.parent.number == 1
+    assert candidate.source_run_id == f"mitigation-{run.pk}"
+    assert candidate.tags == ["fairness-mitigation"] and candidate.created_by == personas.owner
+
+    # The registry validates it; its "ready" event starts the follow-up audit.
+    with django_capture_on_commit_callbacks(execute=True):
+        validate(candidate)
+    candidate.refresh_from_db()
+    assert candidate.status == "ready", candidate.status_reason
+    assert candidate.estimator == "governance.estimators.GroupThresholdClassifier"
+    run.refresh_from_db()
+    follow_up = run.follow_up
+    assert follow_up is not None and follow_up.version == candidate
+    assert follow_up.sensitive_columns == ["sex"] and follow_up.dataset == failed_audit.dataset
+    heavy_fairness_audit.run(follow_up.pk)
+    follow_up.refresh_from_db()
+    ratio = {r["rule"]: r for r in follow_up.report["rules"]}["demographic_parity_ratio_min"]
+    before = {r["rule"]: r for r in failed_audit.report["rules"]}["demographic_parity_ratio_min"]
+    assert ratio["value"] > before["value"]
+    assert ratio["status"] == "passed"
+    body = client_for(personas.viewer).get("/api/v1/models/credit/versions/1/mitigations/").json()
+    assert body["results"][0]["candidate"] == candidate.number
+    assert body["results"][0]["follow_up_audit"] == follow_up.pk
+
+
+def test_only_the_owner_mitigates_and_only_a_failed_audit(failed_audit, personas, model):
+    bot = client_for(personas.bot)  # may register, may not manage
+    assert bot.post(mitigations_url(failed_audit), {}, format="json").status_code == 403
+    assert client_for(personas.outsider).post(mitigations_url(failed_audit), {}).status_code == 404
+    FairnessAudit.objects.filter(pk=failed_audit.pk).update(passed=True)
+    response = client_for(personas.owner).post(mitigations_url(failed_audit), {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "audit_not_failed"
+    assert not MitigationRun.objects.exists()
+    assert ModelVersion.objects.filter(registered_model=model).count() == 1
+
+
+def test_exponentiated_gradient_registers_a_candidate_and_unknown_methods_are_400(
+    failed_audit, personas, monkeypatch
+):
+    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
+    response = client_for(personas.owner).post(
+        mitigations_url(failed_audit), {"method": "exponentiated_gradient"}, format="json"
+    )
+    heavy_mitigate.run(response.json()["id"])
+    run = MitigationRun.objects.get(pk=response.json()["id"])
+    # The test model is a bare LogisticRegression, whose fit takes sample weights.
+    assert run.status == "succeeded", run.error
+    assert run.candidate.parent.number == 1
+    bad = client_for(personas.owner).post(
+        mitigations_url(failed_audit), {"method": "magic"}, format="json"
+    )
+    assert bad.status_code == 400 and "method" in bad.json()["error"]["details"]
