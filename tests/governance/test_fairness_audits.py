@@ -220,3 +220,14 @@ def test_a_regression_model_is_audited_by_error_per_group(personas, frame):
     rmse_f = float(np.sqrt(np.mean(errors[women] ** 2)))
     group = next(g for g in job.report["scopes"][0]["groups"] if g["group"]["sex"] == "F")
     assert group["metrics"]["rmse"] == pytest.approx(rmse_f, abs=1e-9)
+
+
+def test_auditors_read_audits_in_the_admin_and_change_nothing(model, personas, dataset, client):
+    ready_version(model, personas.bot)
+    job_id = client_for(personas.bot).post(url(), body(dataset), format="json").json()["id"]
+    client.force_login(personas.auditor)
+    assert client.get("/admin/governance/fairnessaudit/").status_code == 200
+    assert client.get(f"/admin/governance/fairnessaudit/{job_id}/change/").status_code == 200
+    assert client.get("/admin/governance/fairnessaudit/add/").status_code == 403
+    assert client.get("/admin/governance/modelcard/").status_code == 200
+    assert client.get("/admin/governance/mitigationrun/").status_code == 200

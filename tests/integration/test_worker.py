@@ -126,3 +126,39 @@ def test_an_evaluation_runs_on_the_heavy_queue(celery_worker, model, personas):
     )
     assert job.report["rows"] == 300
     assert "lifecycle.tasks.heavy_evaluate" in celery_worker.output()
+
+
+def test_a_fairness_audit_and_its_mitigation_run_on_the_worker(celery_worker, model, personas):
+    """Audit, mitigation, the candidate's validation and its follow-up audit: four
+    jobs chained by the worker alone (the last through the registry's ready event)."""
+    from governance.models import FairnessAudit, MitigationRun
+    from tests.conftest import ready_version
+    from tests.evidence_support import audit_frame, upload
+
+    ready_version(model, personas.bot)
+    dataset = upload(model, personas.bot, audit_frame(1500))
+    response = client_for(personas.bot).post(
+        "/api/v1/models/credit/versions/1/fairness-audits/",
+        {"dataset": dataset.pk, "target_column": "label", "sensitive_features": ["sex"]},
+        format="json",
+    )
+    assert response.status_code == 202
+    audit = wait_for(
+        lambda: FairnessAudit.objects.filter(pk=response.json()["id"], status="succeeded").first(),
+        message="the fairness audit",
+    )
+    assert audit.passed is False
+    response = client_for(personas.owner).post(
+        f"/api/v1/models/credit/versions/1/fairness-audits/{audit.pk}/mitigations/",
+        {"method": "threshold_optimizer"},
+        format="json",
+    )
+    assert response.status_code == 202
+    run = wait_for(
+        lambda: MitigationRun.objects.filter(
+            pk=response.json()["id"], follow_up__status="succeeded"
+        ).first(),
+        message="the mitigation and its follow-up audit",
+    )
+    assert run.candidate.status == "ready" and run.follow_up.version == run.candidate
+    assert "governance.tasks.heavy_mitigate" in celery_worker.output()

@@ -49,6 +49,33 @@ PERSONAS = [
     ("outsider", "Oscar Outsider", "employee with no access to any model", [], False),
 ]
 DEMO = SystemActor("demo")
+MODEL_CARDS = {
+    "credit-default": {
+        "intended_use": (
+            "Rank retail loan applications by the probability of default within 12 months, "
+            "to prioritise manual underwriting review."
+        ),
+        "out_of_scope_use": (
+            "Automated rejection without human review; business or mortgage lending; "
+            "applicants outside the training population."
+        ),
+        "limitations": (
+            "Trained on synthetic applications; income is the dominant feature and carries "
+            "historical pay gaps."
+        ),
+        "ethical_considerations": (
+            "Selection rates differ by sex through income: see the fairness audit before any "
+            "decision use, and consider the mitigated candidate."
+        ),
+        "caveats": "Re-audit after every retraining; monitor drift in income and debt ratio.",
+    },
+    "diabetes-progression": {
+        "intended_use": "Research estimate of disease progression one year after baseline.",
+        "out_of_scope_use": "Individual clinical decisions.",
+        "limitations": "442 patients from one study; features are standardised measurements.",
+        "ethical_considerations": "Not validated across populations; no sensitive-group audit.",
+    },
+}
 
 
 class Command(BaseCommand):
@@ -62,6 +89,7 @@ class Command(BaseCommand):
         credit = self._credit_model(users)
         diabetes = self._diabetes_model(users)
         self._grants(users, credit, diabetes)
+        self._evidence(users, credit, diabetes)
         # Each app adds its own demo state (reviews, monitors, evidence) from
         # its ``demo.load``; lifecycle may import them all.
         for loader in (governance_demo.load, monitoring_demo.load):
@@ -105,6 +133,47 @@ class Command(BaseCommand):
             services.registered_model_grant(
                 actor=DEMO, model=model, role="contributor", user=users["pipeline-bot"]
             )
+
+    # --- evidence ---------------------------------------------------------------
+
+    def _evidence(self, users: dict[str, Any], credit: Any, diabetes: Any) -> None:
+        """Evaluations, fairness audits and model cards, run in-process so that the
+        demo shows them before any worker starts (the queued copies then find the
+        jobs done and do nothing)."""
+        from governance import fairness_audits, model_cards
+        from governance.models import FairnessAudit, ModelCard
+        from governance.tasks import heavy_fairness_audit
+        from lifecycle.models import Evaluation
+        from lifecycle.services import evaluation_start
+        from lifecycle.tasks import heavy_evaluate
+
+        bot = users["pipeline-bot"]
+        plans = [
+            (credit, "applications-holdout", samples.CREDIT_TARGET, samples.CREDIT_SENSITIVE),
+            (diabetes, "diabetes-holdout", samples.DIABETES_TARGET, None),
+        ]
+        for model, dataset_name, target, sensitive in plans:
+            dataset = Dataset.objects.get(registered_model=model, name=dataset_name)
+            for version in model.versions.filter(status=VersionStatus.READY).order_by("number"):
+                if not Evaluation.objects.filter(version=version, status="succeeded").exists():
+                    job = evaluation_start(
+                        actor=bot, version=version, dataset=dataset, target_column=target
+                    )
+                    heavy_evaluate.run(job.pk)
+                if sensitive and not FairnessAudit.objects.filter(version=version).exists():
+                    audit = fairness_audits.fairness_audit_start(
+                        actor=bot,
+                        version=version,
+                        dataset=dataset,
+                        target_column=target,
+                        sensitive_columns=sensitive,
+                    )
+                    heavy_fairness_audit.run(audit.pk)
+            latest = model.versions.filter(status=VersionStatus.READY).order_by("-number").first()
+            if latest and not ModelCard.objects.filter(version=latest).exists():
+                model_cards.model_card_update(
+                    actor=users["owner"], version=latest, fields=MODEL_CARDS[model.name]
+                )
 
     # --- models -----------------------------------------------------------------
 
