@@ -231,3 +231,25 @@ def test_auditors_read_audits_in_the_admin_and_change_nothing(model, personas, d
     assert client.get("/admin/governance/fairnessaudit/add/").status_code == 403
     assert client.get("/admin/governance/modelcard/").status_code == 200
     assert client.get("/admin/governance/mitigationrun/").status_code == 200
+
+
+def test_the_version_page_form_queues_an_audit_or_shows_why_not(model, personas, dataset, client):
+    ready_version(model, personas.bot)
+    client.force_login(personas.bot)
+    target = "/models/credit/versions/1/fairness-audits/"
+    form = {"dataset": dataset.pk, "target_column": "label", "bootstrap": 0}
+    refused = client.post(
+        target, {**form, "sensitive_features": "sex, religion"}, HTTP_HX_REQUEST="true"
+    )
+    assert refused.status_code == 200  # the panel fragment, with the reason
+    html = refused.content.decode()
+    assert html.startswith('<section class="card" id="panel-fairness"')
+    assert "the column &#x27;religion&#x27; is missing" in html
+    assert not FairnessAudit.objects.exists()
+    queued = client.post(target, {**form, "sensitive_features": "sex"}, HTTP_HX_REQUEST="true")
+    assert "Fairness audit queued" in queued.content.decode()
+    assert 'hx-trigger="every 3s"' in queued.content.decode()  # polls until the job is done
+    assert FairnessAudit.objects.get().sensitive_columns == ["sex"]
+    client.force_login(personas.viewer)
+    assert client.post(target, {**form, "sensitive_features": "sex"}).status_code == 302
+    assert FairnessAudit.objects.count() == 1  # the viewer's request changed nothing
