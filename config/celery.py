@@ -49,6 +49,10 @@ app.conf.beat_schedule = {
         "task": "common.tasks.requeue_stale_jobs",
         "schedule": crontab(minute="*/2"),
     },
+    "mitigation-follow-ups": {
+        "task": "governance.tasks.mitigation_follow_up_sweep",
+        "schedule": crontab(minute="*/5"),
+    },
     "purge-expired-tokens": {
         "task": "common.tasks.purge_expired_tokens",
         "schedule": crontab(minute=17, hour=3),

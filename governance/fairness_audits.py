@@ -391,6 +391,15 @@ def on_registry_event(name: str, payload: dict[str, Any]) -> None:
         mitigation_follow_up(version_id=payload["version_id"])
 
 
+def mitigation_follow_up_sweep() -> int:
+    """Catch up on follow-ups whose event was lost (a worker died right after the
+    candidate's validation committed). Run by beat; returns how many it queued."""
+    waiting = MitigationRun.objects.filter(
+        follow_up__isnull=True, candidate__status=VersionStatus.READY
+    ).values_list("candidate_id", flat=True)
+    return sum(mitigation_follow_up(version_id=pk) is not None for pk in list(waiting[:100]))
+
+
 # --------------------------------------------------------------------------- reads
 
 

@@ -38,3 +38,8 @@ def heavy_fairness_audit(job_id: int) -> None:
 @shared_task(name="governance.tasks.heavy_mitigate")
 def heavy_mitigate(job_id: int) -> None:
     _run(MitigationRun, job_id, fairness_audits.mitigation_run, "mitigation")
+
+
+@shared_task(name="governance.tasks.mitigation_follow_up_sweep")
+def mitigation_follow_up_sweep() -> int:
+    return fairness_audits.mitigation_follow_up_sweep()

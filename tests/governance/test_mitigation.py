@@ -199,3 +199,20 @@ def test_exponentiated_gradient_registers_a_candidate_and_unknown_methods_are_40
         mitigations_url(failed_audit), {"method": "magic"}, format="json"
     )
     assert bad.status_code == 400 and "method" in bad.json()["error"]["details"]
+
+
+def test_a_lost_ready_event_is_caught_up_by_the_sweep(failed_audit, personas, monkeypatch):
+    from governance.fairness_audits import mitigation_follow_up_sweep
+
+    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
+    response = client_for(personas.owner).post(mitigations_url(failed_audit), {}, format="json")
+    heavy_mitigate.run(response.json()["id"])
+    run = MitigationRun.objects.get(pk=response.json()["id"])
+    assert mitigation_follow_up_sweep() == 0  # the candidate is still pending
+    validate(run.candidate)  # its event is never delivered (no on-commit here)
+    run.refresh_from_db()
+    assert run.follow_up is None
+    assert mitigation_follow_up_sweep() == 1
+    assert mitigation_follow_up_sweep() == 0  # once only
+    run.refresh_from_db()
+    assert run.follow_up.version == run.candidate
