@@ -130,11 +130,15 @@ PermissionManager = models.Manager.from_queryset(PermissionQuerySet)
 
 
 @functools.cache
-def grant_condition_sql(root: type[models.Model], root_pk_sql: str = "%s") -> str:
+def grant_condition_sql(
+    root: type[models.Model], root_pk_sql: str = "%s", user_sql: str = "%s"
+) -> str:
     """A SQL boolean: "user U holds permission P on the root object whose pk is X".
 
     ``root_pk_sql`` is a column of the enclosing query (e.g. ``m.id``) or the
-    placeholder ``%s``; pass the parameters from ``grant_condition_params``.
+    placeholder ``%s``; ``user_sql`` likewise (e.g. ``u.id`` when the user row
+    is read by the same statement). Pass the parameters from
+    ``grant_condition_params`` with the same choices.
     Covers model-level grants (to the user or a group) and object grants (to
     the user or a group), by permission id: no join on auth_permission.
     """
@@ -144,14 +148,14 @@ def grant_condition_sql(root: type[models.Model], root_pk_sql: str = "%s") -> st
     group_perms = Group.permissions.through._meta.db_table
     memberships = User.groups.through._meta.db_table
     return f"""(
-        EXISTS (SELECT 1 FROM {user_perms} WHERE user_id = %s AND permission_id = %s)
+        EXISTS (SELECT 1 FROM {user_perms} WHERE user_id = {user_sql} AND permission_id = %s)
         OR EXISTS (SELECT 1 FROM {group_perms} gp JOIN {memberships} gm ON gm.group_id = gp.group_id
-                   WHERE gm.user_id = %s AND gp.permission_id = %s)
+                   WHERE gm.user_id = {user_sql} AND gp.permission_id = %s)
         OR EXISTS (SELECT 1 FROM {user_objs} uo
-                   WHERE uo.user_id = %s AND uo.permission_id = %s
+                   WHERE uo.user_id = {user_sql} AND uo.permission_id = %s
                    AND uo.content_object_id = {root_pk_sql})
         OR EXISTS (SELECT 1 FROM {group_objs} go JOIN {memberships} om ON om.group_id = go.group_id
-                   WHERE om.user_id = %s AND go.permission_id = %s
+                   WHERE om.user_id = {user_sql} AND go.permission_id = %s
                    AND go.content_object_id = {root_pk_sql})
     )"""  # noqa: S608 - table names come from model metadata, values are parameters
 
@@ -159,11 +163,12 @@ def grant_condition_sql(root: type[models.Model], root_pk_sql: str = "%s") -> st
 def grant_condition_params(
     user: Any, root: type[models.Model], action: str, root_pk: Any = None
 ) -> list[Any]:
-    """Parameters for ``grant_condition_sql``; ``root_pk`` when it used ``%s``."""
-    uid, pid = user.pk, permission_id(root._meta.app_label, codename_for(root, action))
-    if root_pk is None:
-        return [uid, pid, uid, pid, uid, pid, uid, pid]
-    return [uid, pid, uid, pid, uid, pid, root_pk, uid, pid, root_pk]
+    """Parameters for ``grant_condition_sql``: ``user`` None when it used a
+    column for the user, ``root_pk`` when it used ``%s`` for the root."""
+    pid = permission_id(root._meta.app_label, codename_for(root, action))
+    uid = [] if user is None else [user.pk]
+    pk = [] if root_pk is None else [root_pk]
+    return [*uid, pid, *uid, pid, *uid, pid, *pk, *uid, pid, *pk]
 
 
 def root_pk_of(obj: models.Model) -> Any:

@@ -32,6 +32,11 @@ def env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return default if raw in (None, "") else int(raw)
@@ -149,14 +154,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not ":memory:", so that a Celery worker started by the tests can
     # open the test database too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
-    "DB_PREPARED_STATEMENTS", True
-):
-    # Server-side parameters let PostgreSQL prepare a statement once per
-    # connection and skip planning on repeats: the permission-filtered queries
-    # plan in ~5 ms but execute in ~1 ms. Turn off behind a transaction-pooling
-    # PgBouncer, which cannot keep prepared statements.
-    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 2}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, with the per-request health check skipped on a
+    # connection used less than this many seconds ago (common/db/postgresql).
+    DATABASES["default"]["ENGINE"] = "common.db.postgresql"
+    DATABASES["default"]["HEALTH_CHECK_IDLE_SECONDS"] = env_float(
+        "DB_HEALTH_CHECK_IDLE_SECONDS", 1.0
+    )
+    if env_bool("DB_PREPARED_STATEMENTS", True):
+        # Server-side parameters let PostgreSQL prepare a statement once per
+        # connection and skip planning on repeats: the permission-filtered
+        # queries plan in ~5 ms but execute in ~1 ms. Turn off behind a
+        # transaction-pooling PgBouncer, which cannot keep prepared statements.
+        DATABASES["default"]["OPTIONS"] = {
+            "server_side_binding": True,
+            "prepare_threshold": 2,
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache ----------------------------------------------------------------

@@ -20,11 +20,12 @@ from typing import Any
 
 MAX_ENTRIES = 10_000
 
-_entries: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_entries: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 _lock = threading.Lock()
 
 
-def resolution_get(key: tuple[Any, ...]) -> dict[str, Any] | None:
+def resolution_get(key: tuple[Any, ...]) -> bytes | None:
+    """The rendered JSON body cached under ``key``, if any."""
     with _lock:
         body = _entries.get(key)
         if body is not None:
@@ -32,7 +33,7 @@ def resolution_get(key: tuple[Any, ...]) -> dict[str, Any] | None:
         return body
 
 
-def resolution_put(key: tuple[Any, ...], body: dict[str, Any]) -> None:
+def resolution_put(key: tuple[Any, ...], body: bytes) -> None:
     with _lock:
         _entries[key] = body
         _entries.move_to_end(key)

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import connections, router
 from django.db.models import Count, Prefetch, Q, QuerySet
 
+from common.authentication import Rider
 from common.errors import not_found
 from common.permissions import (
     get_visible,
@@ -87,23 +88,48 @@ def _resolution_header_sql() -> str:
     )
 
 
-def resolution_header(*, user: Any, model_name: str) -> tuple[int, int]:
+def _judge_header(user: Any, model_name: str, row: Any) -> tuple[int, int]:
+    if row is None or row[0] is None or not (row[2] or user.is_superuser):
+        raise not_found(f"Model {model_name!r}")
+    return row[0], row[1]
+
+
+def resolution_header(*, user: Any, model_name: str, rider: Any = None) -> tuple[int, int]:
     """(model id, resolution generation) if ``user`` may view the model, else 404.
 
     One constant statement per request: the permission check and the cache
-    generation together (see registry/cache.py).
+    generation together (see registry/cache.py). With ``rider``, the values
+    ``resolution_rider`` had the token statement read, none at all.
     """
     if user is None or not user.is_authenticated or not user.is_active:
         raise not_found(f"Model {model_name!r}")
+    if rider is not None:
+        return _judge_header(user, model_name, rider)
     with connections[router.db_for_read(RegisteredModel)].cursor() as cursor:
         cursor.execute(
             _resolution_header_sql(),
             [*grant_condition_params(user, RegisteredModel, "view"), model_name],
         )
         row = cursor.fetchone()
-    if row is None or not (row[2] or user.is_superuser):
-        raise not_found(f"Model {model_name!r}")
-    return row[0], row[1]
+    return _judge_header(user, model_name, row)
+
+
+@functools.cache
+def _resolution_rider_sql() -> tuple[str, str]:
+    grant = grant_condition_sql(RegisteredModel, "m.id", user_sql="u.id")
+    joins = f"LEFT JOIN {RegisteredModel._meta.db_table} m ON m.name = %s"
+    return f"m.id, m.resolution_generation, {grant}", joins
+
+
+def resolution_rider(*, model_name: str) -> Rider:
+    """The resolution header as a ``Rider`` of the API token statement.
+
+    Alias resolution is the serving hot path: this lets authentication and the
+    permission + generation read share one round trip (registry/cache.py).
+    """
+    columns, joins = _resolution_rider_sql()
+    params = (*grant_condition_params(None, RegisteredModel, "view"), model_name)
+    return Rider(columns=columns, joins=joins, params=params)
 
 
 def alias_resolve(*, user: Any, model_name: str, alias: str) -> ModelVersion:

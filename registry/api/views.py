@@ -7,15 +7,19 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.authentication import Rider, TokenAuthentication
 from common.errors import DomainError
 from common.storage import open_blob
 from registry import selectors, services
@@ -266,21 +270,55 @@ class AliasListView(APIView):
         return Response(s.AliasSerializer(aliases, many=True).data)
 
 
+class ResolutionTokenAuthentication(TokenAuthentication):
+    """Token authentication that also reads the resolution header (one statement)."""
+
+    def rider(self, request: Any) -> Rider | None:
+        kwargs = (request.parser_context or {}).get("kwargs") or {}
+        if request.method != "GET" or "model_name" not in kwargs:
+            return None
+        return selectors.resolution_rider(model_name=kwargs["model_name"])
+
+
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """The resolution endpoint answers JSON whatever the Accept header says."""
+
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: list[Any], format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return renderers[0], renderers[0].media_type
+
+
 class AliasView(APIView):
+    """The serving hot path: one SQL statement per resolution once cached.
+
+    The token check, the caller's view permission and the model's resolution
+    generation are read together (``ResolutionTokenAuthentication``); the JSON
+    body is cached rendered, per generation (registry/cache.py).
+    """
+
+    authentication_classes = [ResolutionTokenAuthentication, SessionAuthentication]
+    content_negotiation_class = JSONOnlyNegotiation
+
     @extend_schema(
         responses={200: s.AliasResolveSerializer},
         description="Resolve `model@alias` to its version, with the artifact's download URL.",
     )
-    def get(self, request: Request, model_name: str, alias: str) -> Response:
-        model_id, generation = selectors.resolution_header(user=request.user, model_name=model_name)
+    def get(self, request: Request, model_name: str, alias: str) -> HttpResponse:
+        model_id, generation = selectors.resolution_header(
+            user=request.user, model_name=model_name, rider=getattr(request, "auth_rider", None)
+        )
         key = (model_id, model_name, generation, alias, request.get_host(), request.is_secure())
         body = resolution_get(key)
         if body is None:
             version = selectors.alias_resolve(user=request.user, model_name=model_name, alias=alias)
-            context = {"request": request}
-            body = {"alias": alias, "version": s.VersionSerializer(version, context=context).data}
+            serialized = s.VersionSerializer(version, context={"request": request}).data
+            body = JSONRenderer().render({"alias": alias, "version": serialized})
             resolution_put(key, body)
-        return Response(body)
+        return HttpResponse(body, content_type="application/json")
 
     @extend_schema(request=s.AliasSetSerializer, responses=s.AliasSerializer)
     def put(self, request: Request, model_name: str, alias: str) -> Response:

@@ -64,3 +64,61 @@ def test_a_group_grant_and_a_global_grant_both_open_the_door(staged, personas):
         Permission.objects.get(codename="view_registeredmodel")
     )
     assert client_for(User.objects.get(pk=personas.compliance.pk)).get(URL).status_code == 200
+
+
+def token_client(user, *, days: float = 1):
+    from datetime import timedelta
+
+    from knox.models import AuthToken
+    from rest_framework.test import APIClient
+
+    _, token = AuthToken.objects.create(user=user, expiry=timedelta(days=days))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+def test_with_a_token_authentication_rides_in_the_same_single_statement(
+    staged, personas, django_assert_num_queries
+):
+    client = token_client(personas.viewer)
+    first = client.get(URL)
+    assert first.status_code == 200 and first["Content-Type"] == "application/json"
+    with django_assert_num_queries(1) as captured:  # token, user, permission, generation
+        second = client.get(URL, HTTP_ACCEPT="text/html")
+    assert second.json() == first.json() and second.json()["version"]["number"] == 1
+    assert "knox_authtoken" in captured.captured_queries[0]["sql"]
+
+
+def test_the_token_path_still_refuses_what_it_must(staged, personas):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from knox.models import AuthToken
+
+    assert token_client(personas.viewer).get(URL).status_code == 200  # now cached
+    assert token_client(personas.outsider).get(URL).status_code == 404
+    assert token_client(personas.viewer).get("/api/v1/models/nope/aliases/x").status_code == 404
+
+    expired = token_client(personas.viewer)
+    AuthToken.objects.filter(user=personas.viewer).update(expiry=timezone.now() - timedelta(1))
+    assert expired.get(URL).status_code == 401
+
+    forged = token_client(personas.viewer)
+    header = forged._credentials["HTTP_AUTHORIZATION"]
+    forged.credentials(
+        HTTP_AUTHORIZATION=header[:-4] + ("0000" if header[-4:] != "0000" else "1111")
+    )
+    assert forged.get(URL).status_code == 401
+
+    active = token_client(personas.viewer)
+    personas.viewer.is_active = False
+    personas.viewer.save(update_fields=["is_active"])
+    assert active.get(URL).status_code == 401
+
+    owner = token_client(personas.owner)
+    services.registered_model_revoke(actor=personas.owner, model=staged, user=personas.viewer)
+    personas.viewer.is_active = True
+    personas.viewer.save(update_fields=["is_active"])
+    assert token_client(personas.viewer).get(URL).status_code == 404
+    assert owner.get(URL).status_code == 200
