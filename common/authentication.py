@@ -78,14 +78,17 @@ class TokenAuthentication(KnoxTokenAuthentication):
     to delete expired ones; here an expired token is simply refused and
     ``token_purge_expired`` (beat, daily) deletes expired rows.
 
-    A subclass may return a ``Rider`` from ``rider(request)`` to read what its
-    view needs first in the same statement (see registry's alias resolution).
+    A view may define ``auth_rider(request, **kwargs) -> Rider | None`` to have
+    what it reads first fetched by the same statement (see registry's alias
+    resolution); the values land on ``request.auth_rider``.
     """
 
     _rider: Rider | None = None
 
     def rider(self, request: Any) -> Rider | None:
-        return None
+        context = request.parser_context or {}
+        view_rider = getattr(context.get("view"), "auth_rider", None)
+        return None if view_rider is None else view_rider(request, **context.get("kwargs", {}))
 
     def authenticate(self, request: Any) -> tuple[Any, AuthToken] | None:
         self._rider = self.rider(request)

@@ -11,7 +11,6 @@ from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
@@ -19,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.authentication import Rider, TokenAuthentication
+from common.authentication import Rider
 from common.errors import DomainError
 from common.storage import open_blob
 from registry import selectors, services
@@ -270,16 +269,6 @@ class AliasListView(APIView):
         return Response(s.AliasSerializer(aliases, many=True).data)
 
 
-class ResolutionTokenAuthentication(TokenAuthentication):
-    """Token authentication that also reads the resolution header (one statement)."""
-
-    def rider(self, request: Any) -> Rider | None:
-        kwargs = (request.parser_context or {}).get("kwargs") or {}
-        if request.method != "GET" or "model_name" not in kwargs:
-            return None
-        return selectors.resolution_rider(model_name=kwargs["model_name"])
-
-
 class JSONOnlyNegotiation(BaseContentNegotiation):
     """The resolution endpoint answers JSON whatever the Accept header says."""
 
@@ -296,12 +285,16 @@ class AliasView(APIView):
     """The serving hot path: one SQL statement per resolution once cached.
 
     The token check, the caller's view permission and the model's resolution
-    generation are read together (``ResolutionTokenAuthentication``); the JSON
-    body is cached rendered, per generation (registry/cache.py).
+    generation are read together (``auth_rider``); the JSON body is cached
+    rendered, per generation (registry/cache.py).
     """
 
-    authentication_classes = [ResolutionTokenAuthentication, SessionAuthentication]
     content_negotiation_class = JSONOnlyNegotiation
+
+    def auth_rider(self, request: Request, model_name: str = "", **kwargs: Any) -> Rider | None:
+        if request.method != "GET":
+            return None
+        return selectors.resolution_rider(model_name=model_name)
 
     @extend_schema(
         responses={200: s.AliasResolveSerializer},
