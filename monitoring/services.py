@@ -660,6 +660,12 @@ def alert_raise(
     return alert, True
 
 
+ALERT_ACTIONS = {
+    AlertStatus.ACKNOWLEDGED: "monitoring.alert.acknowledge",
+    AlertStatus.RESOLVED: "monitoring.alert.resolve",
+}
+
+
 def _alert_transition(*, actor: Any, alert: Alert, to: str, comment: str = "") -> Alert:
     require(actor, "change", alert)
     with transaction.atomic():
@@ -680,7 +686,7 @@ def _alert_transition(*, actor: Any, alert: Alert, to: str, comment: str = "") -
         locked.save()
         audit_record(
             actor=actor,
-            action=f"monitoring.alert.{'acknowledge' if to == AlertStatus.ACKNOWLEDGED else 'resolve'}",
+            action=ALERT_ACTIONS[to],
             obj=locked,
             before={"status": before},
             after={"status": to, "comment": comment},
