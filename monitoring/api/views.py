@@ -65,6 +65,9 @@ class PredictionBatchView(GenericAPIView):
         model = registry_selectors.model_get(user=self.request.user, name=model_name)
         return registry_selectors.version_get(user=self.request.user, model=model, number=number)
 
+    @extend_schema(
+        operation_id="prediction_batches_list", responses=s.PredictionBatchSerializer(many=True)
+    )
     def get(self, request: Request, model_name: str, number: int) -> Response:
         version = self._version(model_name, number)
         qs = (
@@ -127,6 +130,7 @@ class MonitorListView(GenericAPIView):
     serializer_class = s.MonitorSerializer
     queryset = Monitor.objects.none()
 
+    @extend_schema(operation_id="monitors_list", responses=s.MonitorSerializer(many=True))
     def get(self, request: Request, model_name: str) -> Response:
         model = registry_selectors.model_get(user=request.user, name=model_name)
         page = self.paginate_queryset(selectors.monitor_list(user=request.user, model=model))
@@ -147,6 +151,7 @@ class MonitorDetailView(GenericAPIView):
     serializer_class = s.MonitorSerializer
     queryset = Monitor.objects.none()
 
+    @extend_schema(operation_id="monitors_retrieve")
     def get(self, request: Request, model_name: str, pk: int) -> Response:
         model = registry_selectors.model_get(user=request.user, name=model_name)
         monitor = selectors.monitor_get(user=request.user, model=model, pk=pk)
@@ -169,6 +174,7 @@ class CheckListView(GenericAPIView):
     serializer_class = s.CheckRunSerializer
     queryset = CheckRun.objects.none()
 
+    @extend_schema(operation_id="monitor_checks_list", responses=s.CheckRunSerializer(many=True))
     def get(self, request: Request, model_name: str, pk: int) -> Response:
         model = registry_selectors.model_get(user=request.user, name=model_name)
         monitor = selectors.monitor_get(user=request.user, model=model, pk=pk)
@@ -186,6 +192,7 @@ class AlertListView(GenericAPIView):
             return Alert.objects.none()
         return selectors.alert_list(user=self.request.user)
 
+    @extend_schema(operation_id="alerts_list", responses=s.AlertSerializer(many=True))
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
