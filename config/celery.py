@@ -53,6 +53,10 @@ app.conf.beat_schedule = {
         "task": "governance.tasks.mitigation_follow_up_sweep",
         "schedule": crontab(minute="*/5"),
     },
+    "monitoring-claim-due-monitors": {
+        "task": "monitoring.tasks.claim_due_monitors",
+        "schedule": crontab(minute="*"),
+    },
     "purge-expired-tokens": {
         "task": "common.tasks.purge_expired_tokens",
         "schedule": crontab(minute=17, hour=3),

@@ -1,5 +1,16 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from monitoring import views
 
 app_name = "monitoring"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("monitoring/models/<str:name>/", views.dashboard, name="dashboard"),
+    path("monitoring/models/<str:name>/alerts/", views.alerts_fragment, name="alerts"),
+    path(
+        "monitoring/models/<str:name>/alerts/<int:pk>/<str:action>/",
+        views.alert_action,
+        name="alert-action",
+    ),
+    path("monitoring/models/<str:name>/monitors/<int:pk>/run/", views.run_now, name="run-now"),
+]

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from monitoring.choices import CheckKind
+from monitoring.models import Alert, CheckRun, LabelBatch, Monitor, PredictionBatch
+
+
+class BatchUploadSerializer(serializers.Serializer):
+    """Either a JSON body ``{"batch_id", "columns": {name: [values]}}`` or a
+    multipart form with ``batch_id`` and ``file`` (CSV or Parquet)."""
+
+    batch_id = serializers.CharField(max_length=100)
+    columns = serializers.DictField(child=serializers.ListField(), required=False)
+    file = serializers.FileField(required=False)
+
+
+class PredictionBatchSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="version.number", read_only=True)
+
+    class Meta:
+        model = PredictionBatch
+        fields = ["batch_id", "version", "row_count", "first_at", "last_at", "sha256", "created_at"]
+
+
+class LabelBatchSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LabelBatch
+        fields = ["batch_id", "row_count", "sha256", "created_at"]
+
+
+class MonitorSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="registered_model.name", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+
+    class Meta:
+        model = Monitor
+        fields = [
+            "id",
+            "model",
+            "version",
+            "name",
+            "checks",
+            "window_hours",
+            "schedule_minutes",
+            "min_rows",
+            "thresholds",
+            "tests",
+            "notify",
+            "request_retraining",
+            "enabled",
+            "next_run_at",
+            "created_at",
+        ]
+
+
+class MonitorCreateSerializer(serializers.Serializer):
+    name = serializers.SlugField(max_length=100)
+    version = serializers.CharField(help_text="Version number or alias (e.g. champion).")
+    checks = serializers.ListField(
+        child=serializers.ChoiceField(choices=CheckKind.choices), required=False
+    )
+    window_hours = serializers.IntegerField(min_value=1, max_value=24 * 365, default=24)
+    schedule_minutes = serializers.IntegerField(min_value=1, max_value=60 * 24 * 31, default=60)
+    min_rows = serializers.IntegerField(min_value=1, default=100)
+    thresholds = serializers.DictField(child=serializers.FloatField(), required=False)
+    tests = serializers.DictField(child=serializers.CharField(), required=False)
+    notify = serializers.BooleanField(default=True)
+    request_retraining = serializers.BooleanField(default=False)
+
+
+class CheckRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CheckRun
+        fields = [
+            "id",
+            "status",
+            "trigger",
+            "window_start",
+            "window_end",
+            "row_count",
+            "labelled_count",
+            "drift_share",
+            "drift",
+            "metrics",
+            "breaches",
+            "attempts",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "error",
+        ]
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="registered_model.name", read_only=True)
+    monitor = serializers.CharField(source="monitor.name", read_only=True)
+    acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
+    resolved_by = serializers.CharField(source="resolved_by.username", default=None)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "model",
+            "monitor",
+            "kind",
+            "status",
+            "message",
+            "details",
+            "occurrences",
+            "opened_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "resolved_at",
+            "resolved_by",
+            "resolution",
+        ]
+
+
+class AlertResolveSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class ABQuerySerializer(serializers.Serializer):
+    a = serializers.CharField(help_text="Version number or alias of arm A (the incumbent).")
+    b = serializers.CharField(help_text="Version number or alias of arm B (the challenger).")
+    metric = serializers.CharField(default="accuracy")
+    alpha = serializers.FloatField(default=0.05)
+    since = serializers.DateTimeField(required=False)
+
+
+class ABResultSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    version_a = serializers.IntegerField()
+    version_b = serializers.IntegerField()
+    n_a = serializers.IntegerField()
+    n_b = serializers.IntegerField()
+    value_a = serializers.FloatField(allow_null=True)
+    value_b = serializers.FloatField(allow_null=True)
+    test = serializers.CharField(allow_null=True)
+    difference = serializers.FloatField(allow_null=True)
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    alpha = serializers.FloatField()
+    significant = serializers.BooleanField()
+    winner = serializers.CharField(allow_null=True)
+    verdict = serializers.CharField()
+
+    def to_representation(self, instance: Any) -> Any:
+        return {k: instance.get(k) for k in self.fields}

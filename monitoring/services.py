@@ -1,0 +1,703 @@
+"""Monitoring writes: ingestion, profiles, monitors, check runs and alerts.
+
+Every service validates, locks what it changes, writes, appends its audit event
+in the same transaction and publishes events after commit.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from common.audit import SystemActor, audit_record
+from common.errors import DomainError, conflict
+from common.events import publish_event
+from common.evidence import DRIFT_BASELINE, EvidenceItem, evidence_produced
+from common.jobs import job_enqueue, job_finish
+from common.permissions import require
+from common.storage import local_blob_path, open_blob, store_blob
+from monitoring import drift, performance
+from monitoring.choices import (
+    ACTIVE_ALERT_STATUSES,
+    ALERT_TRANSITIONS,
+    AlertKind,
+    AlertStatus,
+    CheckKind,
+)
+from monitoring.ingest import BatchRejected, validate_labels, validate_predictions
+from monitoring.models import (
+    Alert,
+    CheckRun,
+    LabelBatch,
+    Monitor,
+    PredictionBatch,
+    ReferenceProfile,
+    RetrainingSignal,
+)
+from registry.choices import VersionStatus
+from registry.models import ModelVersion, RegisteredModel
+
+logger = logging.getLogger(__name__)
+BEAT = SystemActor("monitoring.beat")
+WORKER = SystemActor("monitoring.worker")
+
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "p_value": 0.05,  # a column drifts when p < p_value ...
+    "psi": 0.1,  # ... and PSI >= psi (effect size; see docs/monitoring.md)
+    "drift_share": 0.3,  # drift alert when this share of features drifted
+    "metric_drop": 0.05,  # performance alert when a metric is this much worse than baseline
+}
+
+
+def rejected(exc: BatchRejected) -> DomainError:
+    return DomainError("invalid_batch", exc.message, details={"problems": exc.problems})
+
+
+# --- reference profiles ----------------------------------------------------------------
+
+_profile_cache: dict[str, drift.Profile] = {}
+
+
+def profile_load(profile: ReferenceProfile) -> drift.Profile:
+    """The stored profile (cached per process by digest: blobs never change)."""
+    cached = _profile_cache.get(profile.sha256)
+    if cached is None:
+        with open_blob(profile.storage_key) as fh:
+            cached = drift.Profile.load(io.BytesIO(fh.read()))
+        if len(_profile_cache) > 32:
+            _profile_cache.clear()
+        _profile_cache[profile.sha256] = cached
+    return cached
+
+
+def reference_profile_ensure(*, actor: Any, version: ModelVersion) -> ReferenceProfile | None:
+    """Build the version's drift baseline once, from its training dataset.
+
+    None when the version has no training dataset (drift cannot be judged).
+    Files a DRIFT_BASELINE evidence item in the same transaction.
+    """
+    existing = ReferenceProfile.objects.filter(version=version).first()
+    if existing is not None or version.training_dataset_id is None:
+        return existing
+    dataset = version.training_dataset
+    features = [f for f in version.feature_names if f in dataset.column_names]
+    with local_blob_path(dataset.storage_key) as path:
+        frame = pq.read_table(path, columns=features).to_pandas()
+    profile = drift.build_profile(frame)
+    buffer = io.BytesIO()
+    profile.save(buffer)
+    buffer.seek(0)
+    key, digest, _size = store_blob("profiles", buffer)
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().get(pk=version.pk)
+        existing = ReferenceProfile.objects.filter(version=version).first()
+        if existing is not None:  # built concurrently by another request
+            return existing
+        row = ReferenceProfile.objects.create(
+            version=version,
+            dataset=dataset,
+            storage_key=key,
+            sha256=digest,
+            fingerprint=profile.fingerprint,
+            row_count=len(frame),
+            columns=list(profile.columns),
+        )
+        audit_record(
+            actor=actor,
+            action="monitoring.profile.build",
+            obj=row,
+            after={"version": version.pk, "dataset": dataset.pk, "sha256": digest},
+        )
+        evidence_produced(
+            actor=actor,
+            item=EvidenceItem(
+                version_id=version.pk,
+                kind=DRIFT_BASELINE,
+                sha256=digest,
+                passed=True,
+                summary=(
+                    f"Drift baseline from {dataset} ({len(frame)} rows, "
+                    f"{len(profile.columns)} features)."
+                ),
+                source=f"monitoring.referenceprofile:{row.pk}",
+                details={"fingerprint": profile.fingerprint, "columns": list(profile.columns)},
+            ),
+        )
+    return row
+
+
+# --- ingestion -------------------------------------------------------------------------
+
+
+def _store_table(table: pa.Table) -> tuple[str, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "batch.parquet")
+        pq.write_table(table, path, compression="zstd")
+        with open(path, "rb") as fh:
+            key, digest, _size = store_blob("batches", fh)
+    return key, digest
+
+
+def _check_batch_id(batch_id: Any) -> str:
+    if not isinstance(batch_id, str) or not batch_id.strip() or len(batch_id) > 100:
+        raise DomainError(
+            "invalid_batch",
+            "A batch needs a batch_id: a non-empty string of at most 100 characters.",
+        )
+    return batch_id.strip()
+
+
+def prediction_batch_ingest(
+    *, actor: Any, version: ModelVersion, batch_id: str, table: pa.Table
+) -> tuple[PredictionBatch, bool]:
+    """Validate and store one prediction batch; (batch, created).
+
+    A batch id already stored for this version returns the stored batch
+    (created=False) when the content is the same, and 409 when it differs:
+    retries are safe and nothing is counted twice.
+    """
+    require(actor, "register", version)
+    batch_id = _check_batch_id(batch_id)
+    if version.status != VersionStatus.READY:
+        raise conflict("version_not_ready", f"{version} is not ready; it cannot serve predictions.")
+    existing = PredictionBatch.objects.filter(version=version, batch_id=batch_id).first()
+    try:
+        clean, span = validate_predictions(
+            table,
+            signature=version.signature.get("inputs", []),
+            task=version.registered_model.task,
+        )
+    except BatchRejected as exc:
+        raise rejected(exc) from None
+    key, digest = _store_table(clean)
+    if existing is not None:
+        return _same_batch(existing, digest), False
+    profile_row = reference_profile_ensure(actor=actor, version=version)
+    summary: dict[str, Any] = {}
+    if profile_row is not None:
+        features = [c for c in profile_row.columns if c in clean.column_names]
+        summary = drift.summarize(
+            clean.select(features).to_pandas(), profile_load(profile_row)
+        ).to_dict()
+    now = timezone.now()
+    first_at, last_at = span if span else (now, now)
+    try:
+        with transaction.atomic():
+            batch = PredictionBatch.objects.create(
+                version=version,
+                batch_id=batch_id,
+                storage_key=key,
+                sha256=digest,
+                row_count=clean.num_rows,
+                first_at=first_at,
+                last_at=last_at,
+                summary=summary,
+                created_by=actor,
+            )
+            audit_record(
+                actor=actor,
+                action="monitoring.predictions.ingest",
+                obj=batch,
+                after={"batch_id": batch_id, "rows": clean.num_rows, "sha256": digest},
+            )
+    except IntegrityError:  # the same batch id, posted concurrently
+        existing = PredictionBatch.objects.get(version=version, batch_id=batch_id)
+        return _same_batch(existing, digest), False
+    return batch, True
+
+
+def _same_batch(existing: Any, digest: str) -> Any:
+    if existing.sha256 != digest:
+        raise conflict(
+            "batch_conflict",
+            f"Batch {existing.batch_id!r} was already posted with other content.",
+            batch_id=existing.batch_id,
+        )
+    return existing
+
+
+def label_batch_ingest(
+    *, actor: Any, model: RegisteredModel, batch_id: str, table: pa.Table
+) -> tuple[LabelBatch, bool]:
+    require(actor, "register", model)
+    batch_id = _check_batch_id(batch_id)
+    try:
+        clean = validate_labels(table, task=model.task)
+    except BatchRejected as exc:
+        raise rejected(exc) from None
+    key, digest = _store_table(clean)
+    existing = LabelBatch.objects.filter(registered_model=model, batch_id=batch_id).first()
+    if existing is not None:
+        return _same_batch(existing, digest), False
+    try:
+        with transaction.atomic():
+            batch = LabelBatch.objects.create(
+                registered_model=model,
+                batch_id=batch_id,
+                storage_key=key,
+                sha256=digest,
+                row_count=clean.num_rows,
+                created_by=actor,
+            )
+            audit_record(
+                actor=actor,
+                action="monitoring.labels.ingest",
+                obj=batch,
+                after={"batch_id": batch_id, "rows": clean.num_rows, "sha256": digest},
+            )
+    except IntegrityError:
+        existing = LabelBatch.objects.get(registered_model=model, batch_id=batch_id)
+        return _same_batch(existing, digest), False
+    return batch, True
+
+
+# --- monitors --------------------------------------------------------------------------
+
+
+def _clean_thresholds(thresholds: dict[str, Any] | None) -> dict[str, float]:
+    merged = dict(DEFAULT_THRESHOLDS)
+    for name, value in (thresholds or {}).items():
+        if name not in DEFAULT_THRESHOLDS:
+            raise DomainError(
+                "invalid",
+                f"Unknown threshold {name!r}.",
+                details={"thresholds": sorted(DEFAULT_THRESHOLDS)},
+            )
+        if not isinstance(value, int | float) or value < 0:
+            raise DomainError("invalid", f"Threshold {name!r} must be a number >= 0.")
+        merged[name] = float(value)
+    if not 0 < merged["p_value"] <= 1:
+        raise DomainError("invalid", "Threshold 'p_value' must be in (0, 1].")
+    return merged
+
+
+def monitor_create(
+    *,
+    actor: Any,
+    model: RegisteredModel,
+    version: ModelVersion,
+    name: str,
+    checks: list[str] | None = None,
+    window_hours: int = 24,
+    schedule_minutes: int = 60,
+    min_rows: int = 100,
+    thresholds: dict[str, Any] | None = None,
+    tests: dict[str, str] | None = None,
+    notify: bool = True,
+    request_retraining: bool = False,
+) -> Monitor:
+    require(actor, "change", model)
+    checks = list(checks or [CheckKind.DRIFT, CheckKind.PERFORMANCE])
+    bad = sorted(set(checks) - set(CheckKind.values))
+    if bad or not checks:
+        raise DomainError("invalid", f"Unknown checks {bad}.", details={"checks": CheckKind.values})
+    if version.registered_model_id != model.pk or version.status != VersionStatus.READY:
+        raise DomainError("invalid", f"{version} is not a ready version of {model.name}.")
+    for column, test in (tests or {}).items():
+        if test not in drift.TEST_NAMES or column not in version.feature_names:
+            raise DomainError(
+                "invalid",
+                f"Test override {column!r}: {test!r} is not valid.",
+                details={"tests": list(drift.TEST_NAMES), "columns": version.feature_names},
+            )
+    if CheckKind.DRIFT in checks and version.training_dataset_id is None:
+        raise DomainError(
+            "no_reference",
+            f"{version} has no training dataset to build a drift baseline from.",
+        )
+    if window_hours < 1 or schedule_minutes < 1:
+        raise DomainError("invalid", "window_hours and schedule_minutes must be at least 1.")
+    reference_profile_ensure(actor=actor, version=version)
+    with transaction.atomic():
+        if Monitor.objects.filter(registered_model=model, name=name).exists():
+            raise conflict("exists", f"{model.name} already has a monitor named {name!r}.")
+        monitor = Monitor.objects.create(
+            registered_model=model,
+            version=version,
+            name=name,
+            checks=checks,
+            window_hours=window_hours,
+            schedule_minutes=schedule_minutes,
+            min_rows=min_rows,
+            thresholds=_clean_thresholds(thresholds),
+            tests=tests or {},
+            notify=notify,
+            request_retraining=request_retraining,
+            created_by=actor,
+        )
+        audit_record(
+            actor=actor,
+            action="monitoring.monitor.create",
+            obj=monitor,
+            after={
+                "version": version.number,
+                "checks": checks,
+                "window_hours": window_hours,
+                "schedule_minutes": schedule_minutes,
+                "thresholds": monitor.thresholds,
+            },
+        )
+    return monitor
+
+
+def check_run_request(
+    *,
+    actor: Any,
+    monitor: Monitor,
+    window_end: datetime | None = None,
+    trigger: str = "manual",
+) -> tuple[CheckRun, bool]:
+    """Queue a check over the window ending at ``window_end``; (run, created).
+
+    At most one run per monitor and window: asking again returns the same row.
+    """
+    if trigger == "manual":
+        require(actor, "change", monitor)
+    end = (window_end or timezone.now()).replace(microsecond=0)
+    start = end - timedelta(hours=monitor.window_hours)
+    with transaction.atomic():
+        run, created = CheckRun.objects.get_or_create(
+            monitor=monitor,
+            window_start=start,
+            window_end=end,
+            defaults={
+                "trigger": trigger,
+                "requested_by": actor if getattr(actor, "pk", None) else None,
+            },
+        )
+        if created:
+            audit_record(
+                actor=actor,
+                action="monitoring.check.request",
+                obj=run,
+                after={"monitor": monitor.pk, "window_start": start, "window_end": end},
+            )
+            job_enqueue(run)
+    return run, created
+
+
+def monitors_claim_due(*, now: datetime | None = None) -> int:
+    """Beat: claim each due monitor with a conditional update, queue its check.
+
+    Two beats (or a beat and a retry) never queue the same monitor twice: the
+    UPDATE only matches while ``next_run_at`` still holds the value we read.
+    A dead worker loses nothing: the run row stays queued/running and
+    ``requeue_stale_jobs`` sends it again.
+    """
+    now = now or timezone.now()
+    queued = 0
+    due = Monitor.objects.filter(enabled=True, next_run_at__lte=now).values_list(
+        "pk", "next_run_at", "schedule_minutes"
+    )
+    for pk, next_run_at, minutes in list(due):
+        following = max(next_run_at + timedelta(minutes=minutes), now)
+        with transaction.atomic():
+            claimed = Monitor.objects.filter(pk=pk, next_run_at=next_run_at).update(
+                next_run_at=following
+            )
+            if not claimed:
+                continue
+            monitor = Monitor.objects.select_related("registered_model", "version").get(pk=pk)
+            _run, created = check_run_request(
+                actor=BEAT, monitor=monitor, window_end=next_run_at, trigger="schedule"
+            )
+            queued += int(created)
+    return queued
+
+
+# --- running a check --------------------------------------------------------------------
+
+
+def window_batches(monitor: Monitor, start: datetime, end: datetime) -> Any:
+    """Batches of the monitored version whose rows overlap [start, end)."""
+    return PredictionBatch.objects.filter(
+        version=monitor.version, last_at__gte=start, first_at__lt=end
+    ).order_by("first_at", "pk")
+
+
+def _drift_result(monitor: Monitor, batches: list[PredictionBatch]) -> dict[str, Any]:
+    profile_row = ReferenceProfile.objects.filter(version=monitor.version).first()
+    if profile_row is None:
+        return {"status": "not_computable", "reason": "no reference profile"}
+    summaries = [drift.Summary.from_dict(b.summary) for b in batches if b.summary]
+    if not summaries:
+        return {"status": "not_computable", "reason": "no prediction rows in the window"}
+    rows = sum(s.rows for s in summaries)
+    if rows < monitor.min_rows:
+        return {
+            "status": "not_computable",
+            "reason": f"{rows} rows in the window, fewer than the minimum {monitor.min_rows}",
+        }
+    th = monitor.thresholds
+    result = drift.compare_summary(
+        profile_load(profile_row),
+        drift.merge_summaries(summaries),
+        tests=monitor.tests or None,
+        thresholds=drift.Thresholds(
+            p_value=th["p_value"], psi=th["psi"], drift_share=th["drift_share"]
+        ),
+    )
+    out = result.to_dict()
+    out["status"] = "ok"
+    return out
+
+
+def _read_batches(keys: list[str], columns: list[str]) -> pd.DataFrame:
+    frames = []
+    for key in keys:
+        with local_blob_path(key) as path:
+            schema = pq.read_schema(path)
+            frames.append(pq.read_table(path, columns=[c for c in columns if c in schema.names]))
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pa.concat_tables(frames, promote_options="default").to_pandas()
+
+
+def labelled_rows(
+    model: RegisteredModel, version: ModelVersion, batches: list[Any]
+) -> pd.DataFrame:
+    """Predictions of ``batches`` joined with every label of the model by request id.
+
+    A request id labelled twice keeps its latest label.
+    """
+    predictions = _read_batches(
+        [b.storage_key for b in batches], ["request_id", "prediction", "probability"]
+    )
+    label_keys = list(
+        LabelBatch.objects.filter(registered_model=model)
+        .order_by("created_at", "pk")
+        .values_list("storage_key", flat=True)
+    )
+    labels = _read_batches(label_keys, ["request_id", "label"])
+    if predictions.empty or labels.empty:
+        return pd.DataFrame(columns=["request_id", "prediction", "probability", "label"])
+    labels = labels.drop_duplicates("request_id", keep="last")
+    predictions = predictions.drop_duplicates("request_id", keep="last")
+    joined = predictions.merge(labels, on="request_id", how="inner")
+    if model.task != "regression":
+        joined["label"] = joined["label"].astype(str)
+        joined["prediction"] = joined["prediction"].astype(str)
+    return joined
+
+
+def _performance_result(monitor: Monitor, batches: list[PredictionBatch]) -> dict[str, Any]:
+    joined = labelled_rows(monitor.registered_model, monitor.version, batches)
+    if len(joined) < monitor.min_rows:
+        return {
+            "status": "not_computable",
+            "labelled": len(joined),
+            "reason": f"{len(joined)} labelled rows, fewer than the minimum {monitor.min_rows}",
+        }
+    values = performance.compute_metrics(monitor.registered_model.task, joined)
+    baseline = {
+        k: v for k, v in (monitor.version.metrics or {}).items() if k in values and v is not None
+    }
+    drops = {
+        k: performance.metric_drop(k, float(baseline[k]), v)
+        for k, v in values.items()
+        if v is not None and k in baseline
+    }
+    return {
+        "status": "ok",
+        "labelled": len(joined),
+        "values": values,
+        "baseline": baseline,
+        "drops": drops,
+    }
+
+
+def check_run_execute(*, job: CheckRun) -> CheckRun:
+    """The worker's half of a check: compute, store, open alerts; one transaction."""
+    monitor = Monitor.objects.select_related("registered_model", "version").get(pk=job.monitor_id)
+    started = time.monotonic()
+    batches = list(window_batches(monitor, job.window_start, job.window_end))
+    rows = sum(b.row_count for b in batches)
+    drift_out = _drift_result(monitor, batches) if CheckKind.DRIFT in monitor.checks else {}
+    perf_out = (
+        _performance_result(monitor, batches) if CheckKind.PERFORMANCE in monitor.checks else {}
+    )
+    th = monitor.thresholds
+    breaches: list[dict[str, Any]] = []
+    if drift_out.get("status") == "ok" and (drift_out.get("drift_share") or 0) >= th["drift_share"]:
+        drifted = [c["column"] for c in drift_out["columns"] if c.get("drifted")]
+        breaches.append(
+            {
+                "kind": AlertKind.DRIFT,
+                "message": (
+                    f"{len(drifted)} of {drift_out['computable_count']} features drifted "
+                    f"(share {drift_out['drift_share']:.2f} >= {th['drift_share']}): "
+                    f"{', '.join(drifted)}"
+                ),
+                "details": {"drift_share": drift_out["drift_share"], "columns": drifted},
+            }
+        )
+    if perf_out.get("status") == "ok":
+        worse = {k: d for k, d in perf_out["drops"].items() if d > th["metric_drop"]}
+        if worse:
+            breaches.append(
+                {
+                    "kind": AlertKind.PERFORMANCE,
+                    "message": "Performance below baseline: "
+                    + ", ".join(
+                        f"{k} {perf_out['values'][k]:.4f} vs {perf_out['baseline'][k]:.4f}"
+                        for k in worse
+                    ),
+                    "details": {"drops": worse, "values": perf_out["values"]},
+                }
+            )
+    elapsed = time.monotonic() - started
+    with transaction.atomic():
+        job.row_count = rows
+        job.labelled_count = perf_out.get("labelled")
+        job.drift_share = drift_out.get("drift_share")
+        job.drift = drift_out
+        job.metrics = perf_out
+        job.breaches = breaches
+        job.save(
+            update_fields=[
+                "row_count",
+                "labelled_count",
+                "drift_share",
+                "drift",
+                "metrics",
+                "breaches",
+            ]
+        )
+        job_finish(job, log=f"{len(batches)} batches, {rows} rows, {elapsed:.3f}s")
+        audit_record(
+            actor=WORKER,
+            action="monitoring.check.finish",
+            obj=job,
+            after={
+                "rows": rows,
+                "drift_share": job.drift_share,
+                "metrics": perf_out.get("values"),
+                "breaches": [b["kind"] for b in breaches],
+            },
+        )
+        for breach in breaches:
+            alert_raise(monitor=monitor, run=job, **breach)
+    return job
+
+
+def check_run_failed(*, job: CheckRun) -> None:
+    """Failure handler: the run row already says failed; record it in the trail."""
+    audit_record(
+        actor=WORKER, action="monitoring.check.fail", obj=job, after={"error": job.error[-500:]}
+    )
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+def _alert_payload(alert: Alert) -> dict[str, Any]:
+    return {
+        "alert": alert.pk,
+        "model": alert.registered_model.name,
+        "monitor": alert.monitor.name,
+        "kind": alert.kind,
+        "status": alert.status,
+        "message": alert.message,
+    }
+
+
+def alert_raise(
+    *, monitor: Monitor, run: CheckRun, kind: str, message: str, details: dict[str, Any]
+) -> tuple[Alert, bool]:
+    """Open an alert, or count one more occurrence of the one already active."""
+    with transaction.atomic():
+        Monitor.objects.select_for_update().get(pk=monitor.pk)  # serialises dedup per monitor
+        active = Alert.objects.filter(
+            monitor=monitor, kind=kind, status__in=ACTIVE_ALERT_STATUSES
+        ).first()
+        if active is not None:
+            active.occurrences += 1
+            active.last_run = run
+            active.details = details
+            active.save(update_fields=["occurrences", "last_run", "details"])
+            return active, False
+        alert = Alert.objects.create(
+            registered_model=monitor.registered_model,
+            monitor=monitor,
+            kind=kind,
+            message=message,
+            details=details,
+            first_run=run,
+            last_run=run,
+        )
+        audit_record(
+            actor=WORKER,
+            action="monitoring.alert.open",
+            obj=alert,
+            after={"kind": kind, "message": message, "run": run.pk},
+        )
+        if monitor.request_retraining:
+            signal = RetrainingSignal.objects.create(
+                registered_model=monitor.registered_model,
+                version=monitor.version,
+                alert=alert,
+                reason=message,
+            )
+            audit_record(
+                actor=WORKER,
+                action="monitoring.retraining.request",
+                obj=signal,
+                after={"alert": alert.pk, "reason": message},
+            )
+        if monitor.notify:
+            publish_event("monitoring.alert.opened", _alert_payload(alert))
+    return alert, True
+
+
+ALERT_ACTIONS = {
+    AlertStatus.ACKNOWLEDGED: "monitoring.alert.acknowledge",
+    AlertStatus.RESOLVED: "monitoring.alert.resolve",
+}
+
+
+def _alert_transition(*, actor: Any, alert: Alert, to: str, comment: str = "") -> Alert:
+    require(actor, "change", alert)
+    with transaction.atomic():
+        locked = Alert.objects.select_for_update().get(pk=alert.pk)
+        if to not in ALERT_TRANSITIONS[locked.status]:
+            raise conflict(
+                "invalid_transition",
+                f"An {locked.status} alert cannot become {to}.",
+                status=locked.status,
+            )
+        before = locked.status
+        locked.status = to
+        now = timezone.now()
+        if to == AlertStatus.ACKNOWLEDGED:
+            locked.acknowledged_at, locked.acknowledged_by = now, actor
+        else:
+            locked.resolved_at, locked.resolved_by, locked.resolution = now, actor, comment
+        locked.save()
+        audit_record(
+            actor=actor,
+            action=ALERT_ACTIONS[to],
+            obj=locked,
+            before={"status": before},
+            after={"status": to, "comment": comment},
+        )
+        publish_event(f"monitoring.alert.{to}", _alert_payload(locked))
+    return locked
+
+
+def alert_acknowledge(*, actor: Any, alert: Alert) -> Alert:
+    return _alert_transition(actor=actor, alert=alert, to=AlertStatus.ACKNOWLEDGED)
+
+
+def alert_resolve(*, actor: Any, alert: Alert, comment: str = "") -> Alert:
+    return _alert_transition(actor=actor, alert=alert, to=AlertStatus.RESOLVED, comment=comment)

@@ -1,0 +1,32 @@
+"""Thin tasks: take an id, claim the row, call one service, own retries."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from common.jobs import JobLost, job_claim, job_fail
+from monitoring import services
+from monitoring.models import CheckRun
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="monitoring.tasks.heavy_run_check")
+def heavy_run_check(job_id: int) -> None:
+    job = job_claim(CheckRun, job_id)
+    if job is None:
+        return
+    try:
+        services.check_run_execute(job=job)
+    except JobLost:
+        logger.warning("check run %s was taken over by another attempt", job_id)
+    except Exception as exc:
+        logger.exception("check run %s failed", job_id)
+        job_fail(job, error=f"{type(exc).__name__}: {exc}", retry=True)
+
+
+@shared_task(name="monitoring.tasks.claim_due_monitors")
+def claim_due_monitors() -> int:
+    return services.monitors_claim_due()

@@ -1,0 +1,152 @@
+"""Monitoring UI: the per-model dashboard, its alert actions (htmx), the version
+panel and the home section. Views read through selectors and write through
+services, exactly like the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from common.errors import DomainError
+from common.permissions import user_can
+from monitoring import charts, selectors, services
+from monitoring.choices import ACTIVE_ALERT_STATUSES
+from monitoring.models import CheckRun
+from registry import selectors as registry_selectors
+
+
+def _or_404(call: Any, **kwargs: Any) -> Any:
+    try:
+        return call(**kwargs)
+    except DomainError as exc:
+        if exc.status == 404:
+            raise Http404(exc.message) from None
+        raise
+
+
+def _alerts_context(request: HttpRequest, model: Any) -> dict[str, Any]:
+    alerts = selectors.alert_list(user=request.user).filter(registered_model=model)
+    show = request.GET.get("alerts", "active")
+    if show == "active":
+        alerts = alerts.filter(status__in=ACTIVE_ALERT_STATUSES)
+    return {
+        "model": model,
+        "alerts": list(alerts[:50]),
+        "show": show,
+        "can_change": user_can(request.user, "change", model),
+    }
+
+
+@login_required
+def dashboard(request: HttpRequest, name: str) -> HttpResponse:
+    model = _or_404(registry_selectors.model_get, user=request.user, name=name)
+    monitors = list(selectors.monitor_list(user=request.user, model=model))
+    chosen = None
+    if monitors:
+        wanted = request.GET.get("monitor")
+        chosen = next((m for m in monitors if str(m.pk) == wanted), monitors[0])
+    runs: list[CheckRun] = []
+    if chosen is not None:
+        runs = list(
+            selectors.check_list(user=request.user, monitor=chosen).filter(status="succeeded")[:200]
+        )
+        runs.reverse()
+    latest = runs[-1] if runs else None
+    feature = request.GET.get("feature")
+    context = {
+        "model": model,
+        "monitors": monitors,
+        "monitor": chosen,
+        "runs": runs[-20:][::-1],
+        "latest": latest,
+        "drift_chart": charts.drift_over_time(runs, chosen) if runs else None,
+        "metric_chart": charts.metrics_over_time(runs, chosen) if runs else None,
+        "feature_chart": charts.feature_overlay(chosen, latest, feature) if latest else None,
+        **_alerts_context(request, model),
+    }
+    return render(request, "monitoring/dashboard.html", context)
+
+
+@login_required
+def alerts_fragment(request: HttpRequest, name: str) -> HttpResponse:
+    model = _or_404(registry_selectors.model_get, user=request.user, name=name)
+    return render(request, "monitoring/_alerts.html", _alerts_context(request, model))
+
+
+@login_required
+@require_POST
+def alert_action(request: HttpRequest, name: str, pk: int, action: str) -> HttpResponse:
+    model = _or_404(registry_selectors.model_get, user=request.user, name=name)
+    alert = _or_404(selectors.alert_get, user=request.user, pk=pk)
+    if alert.registered_model_id != model.pk:
+        raise Http404("no such alert")
+    try:
+        if action == "acknowledge":
+            services.alert_acknowledge(actor=request.user, alert=alert)
+        else:
+            services.alert_resolve(
+                actor=request.user, alert=alert, comment=request.POST.get("comment", "")[:2000]
+            )
+    except DomainError as exc:
+        if exc.status == 403:
+            return HttpResponse(exc.message, status=403)
+        messages.error(request, exc.message)
+    if request.htmx:
+        return alerts_fragment(request, name)
+    return redirect(reverse("monitoring:dashboard", args=[model.name]))
+
+
+@login_required
+@require_POST
+def run_now(request: HttpRequest, name: str, pk: int) -> HttpResponse:
+    model = _or_404(registry_selectors.model_get, user=request.user, name=name)
+    monitor = _or_404(selectors.monitor_get, user=request.user, model=model, pk=pk)
+    try:
+        services.check_run_request(actor=request.user, monitor=monitor)
+        messages.success(request, "Check queued; it appears here when a worker has run it.")
+    except DomainError as exc:
+        if exc.status == 403:
+            return HttpResponse(exc.message, status=403)
+        messages.error(request, exc.message)
+    return redirect(reverse("monitoring:dashboard", args=[model.name]) + f"?monitor={monitor.pk}")
+
+
+def version_panel(request: HttpRequest, version: Any) -> dict[str, Any] | None:
+    """The version page's "Monitoring" card: its monitors, active alerts, a link."""
+    monitors = list(selectors.monitor_list(user=request.user).filter(version=version))
+    alerts = list(
+        selectors.alert_list(user=request.user).filter(
+            monitor__version=version, status__in=ACTIVE_ALERT_STATUSES
+        )[:10]
+    )
+    return {
+        "id": "monitoring",
+        "title": "Monitoring",
+        "template": "monitoring/_version_panel.html",
+        "version": version,
+        "monitors": monitors,
+        "alerts": alerts,
+        "batches": version.prediction_batches.count(),
+    }
+
+
+def home_section(request: HttpRequest) -> dict[str, Any] | None:
+    alerts = list(
+        selectors.alert_list(user=request.user).filter(status__in=ACTIVE_ALERT_STATUSES)[:10]
+    )
+    monitors = list(selectors.monitor_list(user=request.user)[:20])
+    if not alerts and not monitors:
+        return None
+    return {
+        "id": "monitoring",
+        "title": "Monitoring",
+        "template": "monitoring/_home.html",
+        "alerts": alerts,
+        "monitors": monitors,
+    }
