@@ -101,7 +101,7 @@ def policy_thresholds_for(version: Any, kind: str) -> dict[str, Any] | None:
 
 
 def kind_thresholds(policy: ApprovalPolicy, kind: str, task: str) -> dict[str, Any] | None:
-    """``thresholds["<kind>:<task>"]`` (e.g. ``evaluation_report:classification``), else ``[kind]``."""
+    """``thresholds["<kind>:<task>"]`` (``evaluation_report:classification``), else ``[kind]``."""
     answer = policy.thresholds.get(f"{kind}:{task}")
     return answer if answer is not None else policy.thresholds.get(kind)
 
@@ -317,9 +317,8 @@ def _notify_signers(review: Review) -> None:
     )
     recipients = []
     for user in get_user_model().objects.filter(is_active=True).exclude(email=""):
-        if needed & set(roles_of(user=user, version=version)):
-            if user.pk != version.created_by_id:
-                recipients.append(user.email)
+        if user.pk != version.created_by_id and needed & set(roles_of(user=user, version=version)):
+            recipients.append(user.email)
     if not recipients:
         return
     subject = f"[ModelGate] Sign-off needed: {version}"

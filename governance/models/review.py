@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from common.errors import DomainError
 from common.models import BackgroundJob, TimeStampedModel
 from common.permissions import PermissionManager
 
@@ -94,12 +96,28 @@ class ApprovalPolicy(models.Model):
     def __str__(self) -> str:
         return f"{self.risk_tier} policy v{self.version}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A review judged by this policy must stay judged by what it froze.
+        if self.is_used():
+            raise DomainError(
+                "policy_in_use",
+                f"{self} is used by a review; add a new version instead of editing it.",
+                details={"policy": self.pk},
+                status=409,
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        if self.is_used():
+            raise DomainError("policy_in_use", f"{self} is used by a review.", status=409)
+        return super().delete(*args, **kwargs)
+
     @property
     def validity(self) -> timedelta:
         return timedelta(days=self.validity_days)
 
     def is_used(self) -> bool:
-        return self.pk is not None and self.reviews.exists()
+        return self.pk is not None and Review.objects.filter(policy_id=self.pk).exists()
 
 
 class Review(TimeStampedModel):
