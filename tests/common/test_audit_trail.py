@@ -25,7 +25,9 @@ def tamper(seq: int, actor: str) -> None:
     table = AuditEvent._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER common_auditevent_no_update_delete")
+            cursor.execute(
+                f"ALTER TABLE {table} DISABLE TRIGGER common_auditevent_no_update_delete"
+            )
         cursor.execute(f"UPDATE {table} SET actor = %s WHERE seq = %s", [actor, seq])
         if connection.vendor == "postgresql":
             cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER common_auditevent_no_update_delete")
@@ -53,7 +55,9 @@ def test_a_deleted_row_breaks_the_link_after_it(personas):
     table = AuditEvent._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER common_auditevent_no_update_delete")
+            cursor.execute(
+                f"ALTER TABLE {table} DISABLE TRIGGER common_auditevent_no_update_delete"
+            )
         cursor.execute(f"DELETE FROM {table} WHERE seq = %s", [target])
         if connection.vendor == "postgresql":
             cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER common_auditevent_no_update_delete")

@@ -154,9 +154,7 @@ class TestFullHighRiskReview:
         assert [i["requirement"] for i in missing] == ["evidence:fairness_audit"]
         assert "failed" in missing[0]["why"]
 
-    def test_a_rejection_closes_the_review_and_changes_requested_go_back_to_draft(
-        self, personas
-    ):
+    def test_a_rejection_closes_the_review_and_changes_requested_go_back_to_draft(self, personas):
         version = high_risk_version(personas)
         reviews.review_submit(actor=personas.owner, version=version)
         sign(personas.validator, version, decision="request_changes", comment="add a model card")
@@ -251,9 +249,7 @@ class TestRefusals:
         assert excinfo.value.details["requirement"] == "unexpired_approval"
         assert not Alias.objects.exists()
 
-    def test_a_deploy_of_an_unapproved_version_is_refused_for_every_protected_alias(
-        self, personas
-    ):
+    def test_a_deploy_of_an_unapproved_version_is_refused_for_every_protected_alias(self, personas):
         version = high_risk_version(personas)
         reviews.review_submit(actor=personas.owner, version=version)
         for alias, extra in (("production", {}), ("gold", {"protected": True})):
