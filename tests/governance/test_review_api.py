@@ -51,8 +51,8 @@ def test_submitting_freezes_the_policy_and_the_checklist_says_what_is_missing(pe
 def test_outsiders_get_404_and_viewers_cannot_submit(personas):
     high_risk_version(personas)
     assert client_for(personas.outsider).get(URL).status_code == 404
-    from tests.conftest import grant
     from registry.models import RegisteredModel
+    from tests.conftest import grant
 
     grant(RegisteredModel.objects.get(name="credit"), personas.viewer, "viewer")
     response = client_for(personas.viewer).post(URL)

@@ -67,7 +67,7 @@ class Receiver(BaseHTTPRequestHandler):
     statuses: list[int] = []
     received: list[tuple[dict, bytes]] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
         self.send_response(Receiver.statuses.pop(0) if Receiver.statuses else 200)
