@@ -233,6 +233,7 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "registry.choices.VersionStatus",
         "ReviewStateEnum": "governance.models.review.ReviewState",
         "SignOffRoleEnum": "governance.models.review.SignOffRole",
+        "DatasetRoleEnum": "registry.choices.DatasetRole",
     },
 }
 

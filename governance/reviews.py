@@ -16,6 +16,7 @@ Roles (see README "Governance"):
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +43,7 @@ from governance.models import (
 from registry.choices import VersionStatus
 from registry.models import ModelVersion
 
+logger = logging.getLogger(__name__)
 S = ReviewState
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.DRAFT: frozenset({S.IN_REVIEW}),
@@ -350,7 +352,6 @@ def _refuse(code: str, message: str, status: int = 403, **details: Any) -> Domai
     return DomainError(code, message, details=details, status=status)
 
 
-@transaction.atomic
 def signoff_create(
     *,
     actor: Any,
@@ -364,8 +365,40 @@ def signoff_create(
 ) -> SignOff:
     """An electronic signature: password re-entered, every SoD rule checked, evidence hashed.
 
-    A wrong password is refused before anything is written (django-axes does
-    not see it: it is not a login; the refusal is logged instead).
+    A wrong password is refused before anything is read or written. It is
+    checked with ``check_password``, not ``authenticate``: a signature is not
+    a login, so django-axes neither counts it nor locks the account out; the
+    refusal is logged instead.
+    """
+    model = version.registered_model
+    if via_api and model.risk_tier not in settings.GOVERNANCE_API_SIGNOFF_TIERS:
+        raise _refuse(
+            "ui_only",
+            f"Sign-offs for {model.risk_tier}-risk models are given in the web UI only.",
+            risk_tier=model.risk_tier,
+        )
+    if not actor.check_password(password or ""):
+        logger.warning("wrong signature password by %s on %s", actor.get_username(), version)
+        raise _refuse("wrong_password", "The password is wrong; nothing was signed.", status=403)
+    return signoff_record(
+        actor=actor, version=version, decision=decision, meaning=meaning, comment=comment, role=role
+    )
+
+
+@transaction.atomic
+def signoff_record(
+    *,
+    actor: Any,
+    version: ModelVersion,
+    decision: str,
+    meaning: str,
+    comment: str = "",
+    role: str | None = None,
+) -> SignOff:
+    """Record a sign-off whose signature was verified by the caller (``signoff_create``).
+
+    Only ``signoff_create`` and the demo loader (which knows no passwords and
+    says so in the comment) call this.
     """
     if decision not in SignOffDecision.values:
         raise DomainError("invalid", "Unknown decision.", details={"decision": decision})
@@ -379,19 +412,6 @@ def signoff_create(
             state=review.state if review else S.DRAFT,
         )
     model = version.registered_model
-    if via_api and model.risk_tier not in settings.GOVERNANCE_API_SIGNOFF_TIERS:
-        raise _refuse(
-            "ui_only",
-            f"Sign-offs for {model.risk_tier}-risk models are given in the web UI only.",
-            risk_tier=model.risk_tier,
-        )
-    if not actor.check_password(password or ""):
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "wrong signature password by %s on %s", actor.get_username(), version
-        )
-        raise _refuse("wrong_password", "The password is wrong; nothing was signed.", status=403)
     if actor.pk == version.created_by_id:
         raise _refuse(
             "sod_registrant",
