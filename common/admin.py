@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from typing import Any
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
 
+from common.audit import to_plain_json
 from common.models import AuditChainHead, AuditEvent
 
 
@@ -39,8 +42,57 @@ class EstimatedCountPaginator(Paginator):
         return self.object_list[:1_000_000].count() if self.object_list.query.where else 1_000_000
 
 
+def _rows(modeladmin: admin.ModelAdmin, queryset: object) -> tuple[list[str], list[list]]:
+    fields = [f.name for f in modeladmin.model._meta.fields]
+    rows = [
+        [to_plain_json(getattr(obj, f.attname)) for f in modeladmin.model._meta.fields]
+        for obj in queryset  # type: ignore[attr-defined]
+    ]
+    return fields, rows
+
+
+@admin.action(description="Export selected to CSV")
+def export_csv(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: object
+) -> HttpResponse:
+    fields, rows = _rows(modeladmin, queryset)
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{modeladmin.model._meta.model_name}.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([json.dumps(v) if isinstance(v, dict | list) else v for v in row])
+    return response
+
+
+@admin.action(description="Export selected to JSON")
+def export_json(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: object
+) -> HttpResponse:
+    fields, rows = _rows(modeladmin, queryset)
+    response = HttpResponse(
+        json.dumps([dict(zip(fields, row, strict=True)) for row in rows], indent=1),
+        content_type="application/json",
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="{modeladmin.model._meta.model_name}.json"'
+    )
+    return response
+
+
+class ExportingReadOnlyAdmin(ReadOnlyAdmin):
+    """Read-only, but auditors may export what they selected."""
+
+    actions = [export_csv, export_json]
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        return admin.ModelAdmin.get_actions(self, request)
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(ExportingReadOnlyAdmin):
     list_display = ("seq", "occurred_at", "actor", "action", "object_type", "object_repr")
     list_filter = ("action", "object_type")
     search_fields = ("=actor", "=object_id", "=request_id", "=hash")

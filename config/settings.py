@@ -244,6 +244,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "common.models.JobStatus",
         "VersionStatusEnum": "registry.choices.VersionStatus",
+        "ReviewStateEnum": "governance.models.review.ReviewState",
+        "SignOffRoleEnum": "governance.models.review.SignOffRole",
+        "DatasetRoleEnum": "registry.choices.DatasetRole",
     },
 }
 
@@ -316,6 +319,23 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # this are taken for lost (their worker died) and requeued by the sweep.
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 10 * 60)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+
+# --- governance ---------------------------------------------------------------
+# Aliases that are protected whatever their flag says: only an approved,
+# unexpired version may be pointed at them, by a user with deploy rights.
+ALWAYS_PROTECTED_ALIASES = env_list("ALWAYS_PROTECTED_ALIASES", "production")
+# Group names that give the validator / compliance sign-off roles (together
+# with the "approve" right on the model). The owner role is the model owner or
+# anyone with the "manage" right on the model.
+GOVERNANCE_VALIDATOR_GROUP = env_str("GOVERNANCE_VALIDATOR_GROUP", "model-validation")
+GOVERNANCE_COMPLIANCE_GROUP = env_str("GOVERNANCE_COMPLIANCE_GROUP", "compliance")
+# Risk tiers whose sign-offs may be given through the REST API (with the
+# password); by default sign-offs are UI-only.
+GOVERNANCE_API_SIGNOFF_TIERS = env_list("GOVERNANCE_API_SIGNOFF_TIERS", "")
+# Webhook targets on loopback, link-local or private addresses are refused
+# unless this is set (a test or an internal deployment).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 
 # --- email ------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

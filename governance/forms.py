@@ -7,7 +7,14 @@ from typing import Any
 from django import forms
 
 from governance.fairness_audits import MAX_BOOTSTRAP, MAX_SENSITIVE_COLUMNS
-from governance.models import Constraint, MitigationMethod, ModelCard
+from governance.models import (
+    Constraint,
+    MitigationMethod,
+    ModelCard,
+    SignOffDecision,
+    SignOffMeaning,
+    SignOffRole,
+)
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion
 
@@ -56,3 +63,20 @@ class ModelCardForm(forms.Form):
     caveats = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
     field_order = list(ModelCard.NARRATIVE_FIELDS)
+
+
+class SignOffForm(forms.Form):
+    """The electronic signature: decision, meaning, comment and the signer's password."""
+
+    role = forms.ChoiceField(required=False, help_text="Leave empty for your first open role")
+    decision = forms.ChoiceField(choices=SignOffDecision.choices)
+    meaning = forms.ChoiceField(choices=SignOffMeaning.choices)
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Re-enter your password to sign.",
+    )
+
+    def __init__(self, *args: Any, roles: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [("", "—")] + [(r, SignOffRole(r).label) for r in roles or []]

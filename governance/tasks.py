@@ -43,3 +43,22 @@ def heavy_mitigate(job_id: int) -> None:
 @shared_task(name="governance.tasks.mitigation_follow_up_sweep")
 def mitigation_follow_up_sweep() -> int:
     return fairness_audits.mitigation_follow_up_sweep()
+
+
+@shared_task(name="governance.tasks.deliver_webhook")
+def deliver_webhook(job_id: int) -> None:
+    from common.errors import DomainError
+    from governance import webhooks
+    from governance.models import WebhookDelivery
+
+    job = job_claim(WebhookDelivery, job_id)
+    if job is None:
+        return
+    try:
+        webhooks.delivery_send(job=job)
+    except JobLost:
+        logger.warning("webhook delivery %s was taken over", job_id)
+    except DomainError as exc:  # the target is now refused: retrying cannot help
+        job_fail(job, error=exc.message, retry=False)
+    except Exception as exc:
+        job_fail(job, error=f"{type(exc).__name__}: {exc}", retry=True)

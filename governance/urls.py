@@ -1,11 +1,15 @@
 from django.urls import path
 
-from governance import evidence_views
+from governance import evidence_views, review_views
 
 app_name = "governance"
 
 version = "models/<slug:name>/versions/<int:number>"
 urlpatterns = [
+    path("reviews/", review_views.review_list, name="review-list"),
+    path(f"{version}/review/", review_views.review_page, name="review"),
+    path(f"{version}/review/submit/", review_views.review_submit, name="review-submit"),
+    path(f"{version}/review/sign/", review_views.signoff_create, name="signoff-create"),
     path(
         f"{version}/fairness-audits/",
         evidence_views.fairness_audit_create,

@@ -626,6 +626,14 @@ def alias_set(
     alias = Alias.objects.select_for_update().filter(registered_model=model, name=name).first()
     currently_protected = bool(alias and alias.protected)
     will_be_protected = currently_protected if protected is None else protected
+    if name in settings.ALWAYS_PROTECTED_ALIASES:
+        if protected is False:
+            raise DomainError(
+                "always_protected",
+                f"{model.name}@{name} is always protected (ALWAYS_PROTECTED_ALIASES).",
+                details={"alias": name, "requirement": "protected"},
+            )
+        will_be_protected = True
     require(actor, _alias_action(currently_protected or will_be_protected), model)
     if currently_protected and not will_be_protected:
         require(actor, "manage", model)
@@ -657,6 +665,18 @@ def alias_set(
         before=before,
         after={"version": version.number, "version_id": version.pk, "protected": alias.protected},
     )
+    publish_event(
+        "registry.alias.set",
+        {
+            "model": model.name,
+            "alias": name,
+            "version": version.number,
+            "version_id": version.pk,
+            "protected": alias.protected,
+            "previous_version_id": before["version"] if before else None,
+            "actor": str(getattr(actor, "username", actor)),
+        },
+    )
     return alias
 
 
@@ -679,4 +699,14 @@ def alias_delete(*, actor: AbstractBaseUser, model: RegisteredModel, name: str) 
         object_id=str(alias_pk),
         object_repr=alias_repr,
         before=before,
+    )
+    publish_event(
+        "registry.alias.deleted",
+        {
+            "model": model.name,
+            "alias": name,
+            "version": before["version"],
+            "protected": before["protected"],
+            "actor": str(getattr(actor, "username", actor)),
+        },
     )

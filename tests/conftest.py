@@ -135,8 +135,14 @@ def personas(db: Any) -> Personas:
     auditors = Group.objects.get(name=AUDITORS_GROUP)
     return Personas(
         owner=make_user("owner", creators, team),
-        validator=make_user("validator", Group.objects.get_or_create(name="validation")[0]),
-        compliance=make_user("compliance"),
+        validator=make_user(
+            "validator",
+            Group.objects.get_or_create(name="validation")[0],
+            Group.objects.get_or_create(name=settings.GOVERNANCE_VALIDATOR_GROUP)[0],
+        ),
+        compliance=make_user(
+            "compliance", Group.objects.get_or_create(name=settings.GOVERNANCE_COMPLIANCE_GROUP)[0]
+        ),
         auditor=make_user("auditor", auditors, is_staff=True),
         bot=make_user("pipeline-bot", creators),
         viewer=make_user("viewer"),
@@ -149,6 +155,18 @@ def grant(model: RegisteredModel, user: User, role: str) -> User:
     """Give ``user`` a role on ``model`` (through the service) and return a fresh instance."""
     services.registered_model_grant(actor=model.owner, model=model, role=role, user=user)
     return User.objects.get(pk=user.pk)
+
+
+@pytest.fixture
+def without_alias_gates(settings: Any) -> Iterator[None]:
+    """Registry tests of alias rights alone: no governance gate, no always-protected names."""
+    from registry import gates
+
+    settings.ALWAYS_PROTECTED_ALIASES = []
+    saved = list(gates._alias_gates)
+    gates._alias_gates.clear()
+    yield
+    gates._alias_gates[:] = saved
 
 
 # --- data and artifacts -----------------------------------------------------------

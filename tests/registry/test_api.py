@@ -364,7 +364,9 @@ class TestAliases:
         assert client.delete("/api/v1/models/credit/aliases/staging").status_code == 204
         assert client.get("/api/v1/models/credit/aliases/staging").status_code == 404
 
-    def test_a_protected_alias_refuses_a_pipeline_with_the_reason(self, model, personas):
+    def test_a_protected_alias_refuses_a_pipeline_with_the_reason(
+        self, model, personas, without_alias_gates
+    ):
         ready_version(model, personas.bot)
         owner = client_for(personas.owner)
         response = owner.put(

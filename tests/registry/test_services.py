@@ -292,7 +292,7 @@ class TestAliases:
         assert excinfo.value.code == "version_not_ready"
         assert not Alias.objects.exists()
 
-    def test_a_protected_alias_needs_the_deploy_right(self, model, personas):
+    def test_a_protected_alias_needs_the_deploy_right(self, model, personas, without_alias_gates):
         ready_version(model, personas.bot)
         with pytest.raises(DomainError) as excinfo:
             services.alias_set(

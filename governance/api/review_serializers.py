@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from common.models import AuditEvent
+from governance.models import (
+    ApprovalPolicy,
+    Review,
+    SignOff,
+    SignOffDecision,
+    SignOffMeaning,
+    SignOffRole,
+    Webhook,
+    WebhookDelivery,
+)
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalPolicy
+        fields = [
+            "id",
+            "risk_tier",
+            "version",
+            "required_roles",
+            "required_evidence",
+            "thresholds",
+            "validity_days",
+            "independent_validator",
+            "description",
+            "created_at",
+        ]
+
+
+class SignOffSerializer(serializers.ModelSerializer):
+    signer = serializers.CharField(source="signer.username", read_only=True)
+
+    class Meta:
+        model = SignOff
+        fields = [
+            "id",
+            "signer",
+            "role",
+            "decision",
+            "meaning",
+            "comment",
+            "signed_at",
+            "evidence_sha256",
+            "valid",
+            "invalidated_reason",
+        ]
+
+
+class ChecklistItemSerializer(serializers.Serializer):
+    requirement = serializers.CharField()
+    met = serializers.BooleanField()
+    why = serializers.CharField()
+    sha256 = serializers.CharField(required=False, allow_null=True)
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="version.registered_model.name", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    policy = PolicySerializer(read_only=True, allow_null=True)
+    checklist = serializers.SerializerMethodField()
+    signoffs = serializers.SerializerMethodField()
+    expired = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Review
+        fields = [
+            "model",
+            "version",
+            "state",
+            "policy",
+            "submitted_at",
+            "decided_at",
+            "approved_until",
+            "expired",
+            "checklist",
+            "signoffs",
+        ]
+
+    def get_checklist(self, obj: Review) -> list[dict[str, Any]]:
+        from governance.reviews import review_checklist
+
+        return ChecklistItemSerializer(review_checklist(review=obj), many=True).data
+
+    def get_signoffs(self, obj: Review) -> list[dict[str, Any]]:
+        if not obj.pk:
+            return []
+        return SignOffSerializer(obj.signoffs.select_related("signer"), many=True).data
+
+    def get_expired(self, obj: Review) -> bool:
+        return obj.state == "approved" and obj.is_expired()
+
+
+class SignOffRequestSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=SignOffRole.choices, required=False)
+    decision = serializers.ChoiceField(choices=SignOffDecision.choices)
+    meaning = serializers.ChoiceField(choices=SignOffMeaning.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    password = serializers.CharField(write_only=True)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "seq",
+            "occurred_at",
+            "actor_id",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "before",
+            "after",
+            "request_id",
+            "prev_hash",
+            "hash",
+        ]
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Webhook
+        fields = ["id", "name", "url", "events", "active", "secret", "created_at"]
+        read_only_fields = ["id", "active", "secret", "created_at"]
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event",
+            "status",
+            "attempts",
+            "response_status",
+            "error",
+            "queued_at",
+            "finished_at",
+        ]

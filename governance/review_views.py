@@ -1,0 +1,221 @@
+"""Approver web UI: the review panel and page, the sign-off form, the reviews list, home sections.
+
+POST views call the same services as the API; htmx requests get the panel
+fragment back, other requests a redirect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from common.errors import DomainError
+from common.models import AuditEvent
+from common.permissions import user_can
+from common.ui import add_domain_error, paginate
+from governance import reviews
+from governance.forms import SignOffForm
+from governance.models import Review, ReviewState
+from registry import selectors as registry_selectors
+from registry.models import ModelVersion
+
+
+def _version(request: HttpRequest, name: str, number: int) -> ModelVersion:
+    try:
+        model = registry_selectors.model_get(user=request.user, name=name)
+        return registry_selectors.version_get(user=request.user, model=model, number=number)
+    except DomainError as exc:
+        raise Http404(exc.message) from None
+
+
+def _metrics_table(version: ModelVersion, review: Review) -> list[dict[str, Any]]:
+    """Each metric of the version beside the champion's and the policy threshold."""
+    champion = registry_selectors.champion_for(model=version.registered_model)
+    policy = review.policy or reviews.policy_current(risk_tier=version.registered_model.risk_tier)
+    task = version.registered_model.task
+    thresholds = (
+        (reviews.kind_thresholds(policy, "evaluation_report", task) or {}) if policy else {}
+    )
+    rows = []
+    for name, value in sorted((version.metrics or {}).items()):
+        bound = thresholds.get(name) or {}
+        ok = None
+        if isinstance(value, int | float) and bound:
+            ok = ("min" not in bound or value >= bound["min"]) and (
+                "max" not in bound or value <= bound["max"]
+            )
+        rows.append(
+            {
+                "name": name,
+                "value": value,
+                "champion": (champion.metrics or {}).get(name)
+                if champion and champion.pk != version.pk
+                else None,
+                "threshold": bound,
+                "ok": ok,
+            }
+        )
+    return rows
+
+
+def review_panel(
+    request: HttpRequest, version: ModelVersion, form: SignOffForm | None = None
+) -> dict[str, Any]:
+    user = request.user
+    review = reviews.review_get_or_draft(version=version)
+    mine = reviews.roles_of(user=user, version=version)
+    policy = review.policy or reviews.policy_current(risk_tier=version.registered_model.risk_tier)
+    needed = set(policy.required_roles) if policy else set()
+    filled_by_me = review.pk and review.signoffs.filter(valid=True, signer_id=user.pk).exists()
+    can_sign = (
+        review.state == ReviewState.IN_REVIEW
+        and bool(needed & set(mine))
+        and user.pk != version.created_by_id
+        and not filled_by_me
+    )
+    can_submit = (
+        version.status == "ready"
+        and review.state in (ReviewState.DRAFT, ReviewState.CHANGES_REQUESTED)
+        and user_can(user, "register", version)
+    )
+    return {
+        "id": "review",
+        "title": "Review",
+        "template": "governance/_review_panel.html",
+        "review": review,
+        "policy": policy,
+        "checklist": reviews.review_checklist(review=review),
+        "evidence": list(reviews.latest_evidence(version=version).values()),
+        "signoffs": list(review.signoffs.select_related("signer")) if review.pk else [],
+        "transitions": list(review.transitions.all()) if review.pk else [],
+        "metrics": _metrics_table(version, review),
+        "my_roles": mine,
+        "can_sign": can_sign,
+        "can_submit": can_submit,
+        "expired": review.state == ReviewState.APPROVED and review.is_expired(),
+        "form": form or (SignOffForm(roles=[r for r in mine if r in needed]) if can_sign else None),
+    }
+
+
+def _respond(
+    request: HttpRequest, version: ModelVersion, form: SignOffForm | None = None
+) -> HttpResponse:
+    if request.htmx:
+        panel = review_panel(request, version, form)
+        return render(request, "common/panel.html", {"panel": panel, "version": version})
+    if form is not None and form.errors:
+        return review_page_render(request, version, form)
+    return redirect("governance:review", version.registered_model.name, version.number)
+
+
+@login_required
+def review_page(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    return review_page_render(request, _version(request, name, number))
+
+
+def review_page_render(
+    request: HttpRequest, version: ModelVersion, form: SignOffForm | None = None
+) -> HttpResponse:
+    context = {
+        "version": version,
+        "model": version.registered_model,
+        "lineage": registry_selectors.version_lineage(version=version),
+        "panel": review_panel(request, version, form),
+    }
+    return render(request, "governance/review.html", context, status=400 if form else 200)
+
+
+@login_required
+@require_POST
+def review_submit(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = _version(request, name, number)
+    try:
+        reviews.review_submit(actor=request.user, version=version)
+    except DomainError as exc:
+        form = SignOffForm()
+        form.is_valid()
+        add_domain_error(form, exc)
+        return _respond(request, version, form)
+    return _respond(request, version)
+
+
+@login_required
+@require_POST
+def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = _version(request, name, number)
+    mine = reviews.roles_of(user=request.user, version=version)
+    form = SignOffForm(request.POST, roles=mine)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            reviews.signoff_create(
+                actor=request.user,
+                version=version,
+                password=data["password"],
+                decision=data["decision"],
+                meaning=data["meaning"],
+                comment=data["comment"],
+                role=data["role"] or None,
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+            return _respond(request, version, form)
+        return _respond(request, version)
+    return _respond(request, version, form)
+
+
+@login_required
+def review_list(request: HttpRequest) -> HttpResponse:
+    queryset = (
+        Review.objects.visible_to(request.user)
+        .select_related("version__registered_model", "policy")
+        .order_by("-updated_at")
+    )
+    state = request.GET.get("state")
+    if state in ReviewState.values:
+        queryset = queryset.filter(state=state)
+    return render(
+        request,
+        "governance/review_list.html",
+        {"page": paginate(request, queryset), "states": ReviewState.choices, "state": state},
+    )
+
+
+# --- home sections ------------------------------------------------------------
+
+
+def waiting_section(request: HttpRequest) -> dict[str, Any] | None:
+    waiting = list(reviews.waiting_for(user=request.user)[:20])
+    return {
+        "id": "waiting",
+        "title": "Waiting for my sign-off",
+        "template": "governance/_home_waiting.html",
+        "reviews": waiting,
+    }
+
+
+def decisions_section(request: HttpRequest) -> dict[str, Any] | None:
+    decided = (
+        Review.objects.visible_to(request.user)
+        .filter(state__in=[ReviewState.APPROVED, ReviewState.REJECTED])
+        .select_related("version__registered_model")
+        .order_by("-decided_at")[:10]
+    )
+    deployments = AuditEvent.objects.filter(action="registry.alias.set").order_by("-seq")[:10]
+    visible_models = set(
+        registry_selectors.model_list(user=request.user).values_list("name", flat=True)
+    )
+    shown = [e for e in deployments if e.object_repr.split("@")[0] in visible_models]
+    return {
+        "id": "decisions",
+        "title": "Recent decisions and deployments",
+        "template": "governance/_home_decisions.html",
+        "reviews": decided,
+        "deployments": shown,
+        "reviews_url": reverse("governance:review-list"),
+    }

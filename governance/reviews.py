@@ -1,0 +1,590 @@
+"""The review workflow: policies, submission, e-signed sign-offs, evidence, the deploy gate.
+
+One service owns ``Review.state`` (``_transition``): it checks the allowed
+transitions table, expects the row to be locked by the caller
+(``select_for_update``), appends a ``ReviewTransition`` row and an audit event,
+and publishes ``governance.review.<state>`` after commit.
+
+Lock order everywhere: the review row, then sign-offs/evidence, then (last) the
+audit chain head inside ``audit_record``.
+
+Roles (see README "Governance"):
+- owner: the model's owner, or anyone holding "manage" on the model;
+- validator: member of GOVERNANCE_VALIDATOR_GROUP holding "approve" on the model;
+- compliance: member of GOVERNANCE_COMPLIANCE_GROUP holding "approve" on the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from common.audit import SystemActor, audit_record, snapshot
+from common.errors import DomainError, conflict
+from common.events import publish_event
+from common.evidence import EvidenceItem
+from common.permissions import require, user_can
+from governance.models import (
+    ApprovalPolicy,
+    Evidence,
+    Review,
+    ReviewState,
+    ReviewTransition,
+    SignOff,
+    SignOffDecision,
+    SignOffMeaning,
+    SignOffRole,
+)
+from registry.choices import VersionStatus
+from registry.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+S = ReviewState
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.DRAFT: frozenset({S.IN_REVIEW}),
+    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.CHANGES_REQUESTED}),
+    S.CHANGES_REQUESTED: frozenset({S.DRAFT}),
+    # Evidence changed after approval: back to review, the affected sign-offs void.
+    S.APPROVED: frozenset({S.IN_REVIEW}),
+    S.REJECTED: frozenset(),
+}
+REVIEW_FIELDS = ("state", "policy", "submitted_at", "decided_at", "approved_until")
+SIGNOFF_FIELDS = ("role", "decision", "meaning", "comment", "evidence_sha256", "valid")
+
+
+# --- policies -------------------------------------------------------------------
+
+
+def policy_current(*, risk_tier: str) -> ApprovalPolicy | None:
+    return ApprovalPolicy.objects.filter(risk_tier=risk_tier).order_by("-version").first()
+
+
+@transaction.atomic
+def policy_create(*, actor: Any, risk_tier: str, **fields: Any) -> ApprovalPolicy:
+    """A new version of a tier's policy; earlier versions are never edited."""
+    if not (isinstance(actor, SystemActor) or getattr(actor, "is_superuser", False)):
+        raise DomainError("permission_denied", "Only administrators add policies.", status=403)
+    roles = fields.get("required_roles", [])
+    if not roles or any(r not in SignOffRole.values for r in roles):
+        raise DomainError("invalid", "Unknown or no sign-off roles.", details={"roles": roles})
+    last = ApprovalPolicy.objects.select_for_update().filter(risk_tier=risk_tier)
+    number = max([p.version for p in last] or [0]) + 1
+    policy = ApprovalPolicy.objects.create(
+        risk_tier=risk_tier,
+        version=number,
+        created_by=None if isinstance(actor, SystemActor) else actor,
+        **fields,
+    )
+    audit_record(
+        actor=actor,
+        action="governance.policy.created",
+        obj=policy,
+        after=snapshot(
+            policy, ("risk_tier", "version", "required_roles", "required_evidence", "thresholds")
+        ),
+    )
+    return policy
+
+
+def policy_thresholds_for(version: Any, kind: str) -> dict[str, Any] | None:
+    """Threshold provider (common.evidence): the frozen policy, else the tier's current one."""
+    review = Review.objects.filter(version_id=version.pk).select_related("policy").first()
+    policy = review.policy if review and review.policy else None
+    if policy is None:
+        policy = policy_current(risk_tier=version.registered_model.risk_tier)
+    if policy is None:
+        return None
+    return kind_thresholds(policy, kind, version.registered_model.task)
+
+
+def kind_thresholds(policy: ApprovalPolicy, kind: str, task: str) -> dict[str, Any] | None:
+    """``thresholds["<kind>:<task>"]`` (``evaluation_report:classification``), else ``[kind]``."""
+    answer = policy.thresholds.get(f"{kind}:{task}")
+    return answer if answer is not None else policy.thresholds.get(kind)
+
+
+# --- selectors ------------------------------------------------------------------
+
+
+def review_get_or_draft(*, version: ModelVersion) -> Review:
+    review = Review.objects.filter(version=version).first()
+    return review or Review(version=version, state=S.DRAFT)
+
+
+def latest_evidence(*, version: ModelVersion) -> dict[str, Evidence]:
+    latest: dict[str, Evidence] = {}
+    for item in Evidence.objects.filter(version=version).order_by("produced_at", "pk"):
+        latest[item.kind] = item
+    return latest
+
+
+def roles_of(*, user: Any, version: ModelVersion) -> list[str]:
+    """The sign-off roles ``user`` may hold on ``version``'s model."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    model = version.registered_model
+    roles = []
+    if model.owner_id == user.pk or user_can(user, "manage", model):
+        roles.append(SignOffRole.OWNER.value)
+    if user_can(user, "approve", model):
+        groups = set(user.groups.values_list("name", flat=True))
+        if settings.GOVERNANCE_VALIDATOR_GROUP in groups:
+            roles.append(SignOffRole.VALIDATOR.value)
+        if settings.GOVERNANCE_COMPLIANCE_GROUP in groups:
+            roles.append(SignOffRole.COMPLIANCE.value)
+    return roles
+
+
+def review_checklist(*, review: Review) -> list[dict[str, Any]]:
+    """Each requirement of the frozen policy: met or missing, and why."""
+    policy = review.policy or policy_current(risk_tier=review.version.registered_model.risk_tier)
+    if policy is None:
+        return [{"requirement": "policy", "met": False, "why": "No policy for this risk tier."}]
+    items: list[dict[str, Any]] = []
+    valid = (
+        {s.role: s for s in review.signoffs.filter(valid=True).select_related("signer")}
+        if review.pk
+        else {}
+    )
+    for role in policy.required_roles:
+        signoff = valid.get(role)
+        if signoff is None:
+            why = f"No valid sign-off by the {SignOffRole(role).label.lower()} yet."
+            met = False
+        elif signoff.decision != SignOffDecision.APPROVE:
+            why = f"{signoff.signer.get_username()} decided {signoff.decision}."
+            met = False
+        else:
+            why = f"Approved by {signoff.signer.get_username()} ({signoff.meaning})."
+            met = True
+        items.append({"requirement": f"signoff:{role}", "met": met, "why": why})
+    evidence = latest_evidence(version=review.version)
+    for kind in policy.required_evidence:
+        item = evidence.get(kind)
+        if item is None:
+            met, why = False, f"No {kind.replace('_', ' ')} filed."
+        elif item.passed is False:
+            met, why = False, f"Latest {kind.replace('_', ' ')} failed: {item.summary}"
+        else:
+            met, why = True, item.summary or f"{kind.replace('_', ' ')} present"
+        items.append(
+            {
+                "requirement": f"evidence:{kind}",
+                "met": met,
+                "why": why,
+                "sha256": item.sha256 if item else None,
+            }
+        )
+    return items
+
+
+def waiting_for(*, user: Any) -> QuerySet[Review]:
+    """Reviews in review where ``user`` holds a required role nobody has filled yet."""
+    candidates = (
+        Review.objects.visible_to(user, "view")
+        .filter(state=S.IN_REVIEW)
+        .select_related("version__registered_model", "policy")
+    )
+    pks = []
+    for review in candidates[:200]:
+        filled = set(review.signoffs.filter(valid=True).values_list("role", flat=True))
+        mine = set(roles_of(user=user, version=review.version))
+        if review.signoffs.filter(valid=True, signer_id=user.pk).exists():
+            continue
+        if (set(review.policy.required_roles) - filled) & mine:
+            pks.append(review.pk)
+    return Review.objects.filter(pk__in=pks).select_related("version__registered_model")
+
+
+# --- transitions ------------------------------------------------------------------
+
+
+def _actor_name(actor: Any) -> str:
+    return str(actor) if isinstance(actor, SystemActor) else actor.get_username()
+
+
+def _transition(review: Review, *, to: str, actor: Any, reason: str = "") -> None:
+    """The one writer of ``review.state``; the caller holds the row lock."""
+    if to not in ALLOWED_TRANSITIONS[review.state]:
+        raise conflict(
+            "invalid_transition",
+            f"A review that is {review.state} cannot become {to}.",
+            state=review.state,
+            allowed=sorted(ALLOWED_TRANSITIONS[review.state]),
+        )
+    before = snapshot(review, REVIEW_FIELDS)
+    from_state = review.state
+    review.state = to
+    now = timezone.now()
+    if to == S.APPROVED:
+        review.decided_at = now
+        review.approved_until = now + review.policy.validity
+    elif to == S.REJECTED:
+        review.decided_at = now
+    elif to in (S.IN_REVIEW, S.DRAFT, S.CHANGES_REQUESTED):
+        review.decided_at = None
+        review.approved_until = None
+    review.save()
+    ReviewTransition.objects.create(
+        review=review, from_state=from_state, to_state=to, actor=_actor_name(actor), reason=reason
+    )
+    audit_record(
+        actor=actor,
+        action=f"governance.review.{to}",
+        obj=review,
+        before=before,
+        after={**snapshot(review, REVIEW_FIELDS), "reason": reason},
+    )
+    version = review.version
+    publish_event(
+        f"governance.review.{to}",
+        {
+            "model": version.registered_model.name,
+            "version": version.number,
+            "version_id": version.pk,
+            "review_id": review.pk,
+            "from": from_state,
+            "state": to,
+            "reason": reason,
+        },
+    )
+
+
+def _locked_review(version: ModelVersion) -> Review | None:
+    return (
+        Review.objects.select_for_update()
+        .select_related("policy", "version__registered_model")
+        .filter(version=version)
+        .first()
+    )
+
+
+@transaction.atomic
+def review_submit(*, actor: Any, version: ModelVersion) -> Review:
+    """Submit a ready version for review under its tier's current policy (frozen here)."""
+    require(actor, "register", version)
+    if version.status != VersionStatus.READY:
+        raise conflict(
+            "version_not_ready",
+            f"{version} is {version.status}; only a ready version can be reviewed.",
+            version_status=version.status,
+        )
+    policy = policy_current(risk_tier=version.registered_model.risk_tier)
+    if policy is None:
+        raise conflict("no_policy", "No approval policy exists for this risk tier.")
+    review = _locked_review(version)
+    if review is None:
+        try:
+            with transaction.atomic():
+                review = Review.objects.create(version=version)
+        except IntegrityError:  # a concurrent submit created it
+            pass
+        review = _locked_review(version)
+    assert review is not None
+    if review.state == S.CHANGES_REQUESTED:
+        _transition(review, to=S.DRAFT, actor=actor, reason="resubmitted")
+    if review.state != S.DRAFT:
+        raise conflict(
+            "already_submitted",
+            f"The review of {version} is already {review.state}.",
+            state=review.state,
+        )
+    # Earlier sign-offs judged an earlier submission.
+    review.signoffs.filter(valid=True).update(
+        valid=False, invalidated_reason="resubmitted", invalidated_at=timezone.now()
+    )
+    review.policy = policy
+    review.submitted_by = None if isinstance(actor, SystemActor) else actor
+    review.submitted_at = timezone.now()
+    review.save()
+    _transition(review, to=S.IN_REVIEW, actor=actor, reason=f"policy {policy}")
+    _notify_signers(review)
+    _maybe_approve(review, actor=actor)
+    return review
+
+
+def _notify_signers(review: Review) -> None:
+    """Email the people whose sign-off is needed, after commit."""
+    from django.contrib.auth import get_user_model
+    from django.core.mail import send_mail
+
+    version = review.version
+    needed = set(review.policy.required_roles) - set(
+        review.signoffs.filter(valid=True).values_list("role", flat=True)
+    )
+    recipients = []
+    for user in get_user_model().objects.filter(is_active=True).exclude(email=""):
+        if user.pk != version.created_by_id and needed & set(roles_of(user=user, version=version)):
+            recipients.append(user.email)
+    if not recipients:
+        return
+    subject = f"[ModelGate] Sign-off needed: {version}"
+    body = (
+        f"{version} ({version.registered_model.risk_tier} risk) is in review under "
+        f"{review.policy}. Roles still needed: {', '.join(sorted(needed))}.\n"
+        f"/models/{version.registered_model.name}/versions/{version.number}/review/"
+    )
+    transaction.on_commit(
+        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(set(recipients)))
+    )
+
+
+def _all_met(review: Review) -> bool:
+    return all(item["met"] for item in review_checklist(review=review))
+
+
+def _maybe_approve(review: Review, *, actor: Any) -> None:
+    if review.state == S.IN_REVIEW and _all_met(review):
+        _transition(
+            review, to=S.APPROVED, actor=actor, reason="every required role and evidence met"
+        )
+
+
+# --- sign-offs -----------------------------------------------------------------------
+
+
+def _refuse(code: str, message: str, status: int = 403, **details: Any) -> DomainError:
+    return DomainError(code, message, details=details, status=status)
+
+
+def signoff_create(
+    *,
+    actor: Any,
+    version: ModelVersion,
+    password: str,
+    decision: str,
+    meaning: str,
+    comment: str = "",
+    role: str | None = None,
+    via_api: bool = False,
+) -> SignOff:
+    """An electronic signature: password re-entered, every SoD rule checked, evidence hashed.
+
+    A wrong password is refused before anything is read or written. It is
+    checked with ``check_password``, not ``authenticate``: a signature is not
+    a login, so django-axes neither counts it nor locks the account out; the
+    refusal is logged instead.
+    """
+    model = version.registered_model
+    if via_api and model.risk_tier not in settings.GOVERNANCE_API_SIGNOFF_TIERS:
+        raise _refuse(
+            "ui_only",
+            f"Sign-offs for {model.risk_tier}-risk models are given in the web UI only.",
+            risk_tier=model.risk_tier,
+        )
+    if not actor.check_password(password or ""):
+        logger.warning("wrong signature password by %s on %s", actor.get_username(), version)
+        raise _refuse("wrong_password", "The password is wrong; nothing was signed.", status=403)
+    return signoff_record(
+        actor=actor, version=version, decision=decision, meaning=meaning, comment=comment, role=role
+    )
+
+
+@transaction.atomic
+def signoff_record(
+    *,
+    actor: Any,
+    version: ModelVersion,
+    decision: str,
+    meaning: str,
+    comment: str = "",
+    role: str | None = None,
+) -> SignOff:
+    """Record a sign-off whose signature was verified by the caller (``signoff_create``).
+
+    Only ``signoff_create`` and the demo loader (which knows no passwords and
+    says so in the comment) call this.
+    """
+    if decision not in SignOffDecision.values:
+        raise DomainError("invalid", "Unknown decision.", details={"decision": decision})
+    if meaning not in SignOffMeaning.values:
+        raise DomainError("invalid", "Unknown meaning.", details={"meaning": meaning})
+    review = _locked_review(version)
+    if review is None or review.state != S.IN_REVIEW:
+        raise conflict(
+            "not_in_review",
+            f"{version} is not in review.",
+            state=review.state if review else S.DRAFT,
+        )
+    model = version.registered_model
+    if actor.pk == version.created_by_id:
+        raise _refuse(
+            "sod_registrant",
+            "You registered this version, so you may not sign for it.",
+            rule="registrant_cannot_sign",
+        )
+    policy = review.policy
+    mine = roles_of(user=actor, version=version)
+    required = list(policy.required_roles)
+    filled = {s.role: s for s in review.signoffs.filter(valid=True).select_for_update()}
+    if any(s.signer_id == actor.pk for s in filled.values()):
+        held = next(s.role for s in filled.values() if s.signer_id == actor.pk)
+        raise _refuse(
+            "sod_two_roles",
+            f"You already signed this review as {held}; one person cannot hold two roles.",
+            rule="one_person_one_role",
+            held_role=held,
+        )
+    if role is None:
+        open_roles = [r for r in required if r in mine and r not in filled]
+        if not open_roles:
+            raise _refuse(
+                "no_role",
+                "You hold none of the roles this review still needs.",
+                needed=[r for r in required if r not in filled],
+                your_roles=mine,
+            )
+        role = open_roles[0]
+    if role not in required:
+        raise _refuse("no_role", f"The policy does not require a {role}.", required=required)
+    if role not in mine:
+        raise _refuse(
+            "no_role", f"You do not hold the {role} role on {model.name}.", your_roles=mine
+        )
+    if role in filled:
+        raise conflict("role_filled", f"The {role} has already signed.", role=role)
+    if (
+        role == SignOffRole.VALIDATOR
+        and policy.independent_validator
+        and model.team_id
+        and actor.groups.filter(pk=model.team_id).exists()
+    ):
+        raise _refuse(
+            "sod_not_independent",
+            "The validator of a high-risk model must not be on the owning team.",
+            rule="independent_validator",
+            team=model.team.name,
+        )
+    signed = {kind: item.sha256 for kind, item in latest_evidence(version=version).items()}
+    try:
+        with transaction.atomic():
+            signoff = SignOff.objects.create(
+                review=review,
+                signer=actor,
+                role=role,
+                decision=decision,
+                meaning=meaning,
+                comment=comment,
+                evidence_sha256=signed,
+            )
+    except IntegrityError:
+        raise conflict("role_filled", f"The {role} has already signed.", role=role) from None
+    audit_record(
+        actor=actor,
+        action="governance.signoff.created",
+        obj=signoff,
+        after=snapshot(signoff, SIGNOFF_FIELDS),
+    )
+    publish_event(
+        "governance.signoff.created",
+        {
+            "model": model.name,
+            "version": version.number,
+            "role": role,
+            "decision": decision,
+            "signer": actor.get_username(),
+        },
+    )
+    if decision == SignOffDecision.REJECT:
+        _transition(review, to=S.REJECTED, actor=actor, reason=comment or f"rejected by {role}")
+    elif decision == SignOffDecision.REQUEST_CHANGES:
+        _transition(
+            review, to=S.CHANGES_REQUESTED, actor=actor, reason=comment or "changes requested"
+        )
+    else:
+        _maybe_approve(review, actor=actor)
+    return signoff
+
+
+# --- evidence -------------------------------------------------------------------------
+
+
+def evidence_record(*, actor: Any, item: EvidenceItem) -> Evidence:
+    """Evidence recorder (common.evidence), inside the producer's transaction.
+
+    A new item of a kind whose digest differs from what a valid sign-off
+    signed voids that sign-off; an approved review goes back to review.
+    """
+    version = ModelVersion.objects.select_related("registered_model").get(pk=item.version_id)
+    review = _locked_review(version)
+    evidence = Evidence.objects.create(
+        version=version,
+        kind=item.kind,
+        sha256=item.sha256,
+        passed=item.passed,
+        summary=item.summary[:2000],
+        source=item.source[:200],
+        details=item.details,
+    )
+    audit_record(
+        actor=actor,
+        action="governance.evidence.filed",
+        obj=evidence,
+        after=snapshot(evidence, ("kind", "sha256", "passed", "source")),
+    )
+    if review is None or review.state not in (S.IN_REVIEW, S.APPROVED):
+        return evidence
+    required = set(review.policy.required_evidence)
+    voided = []
+    for signoff in review.signoffs.select_for_update().filter(valid=True):
+        signed = signoff.evidence_sha256.get(item.kind)
+        if signed == item.sha256 or (signed is None and item.kind not in required):
+            continue
+        signoff.valid = False
+        signoff.invalidated_at = timezone.now()
+        signoff.invalidated_reason = f"{item.kind} changed after signing ({item.sha256[:12]})"
+        signoff.save(update_fields=["valid", "invalidated_at", "invalidated_reason"])
+        audit_record(
+            actor=actor,
+            action="governance.signoff.invalidated",
+            obj=signoff,
+            before={"valid": True},
+            after={"valid": False, "reason": signoff.invalidated_reason},
+        )
+        voided.append(signoff.role)
+    if voided and review.state == S.APPROVED:
+        _transition(
+            review,
+            to=S.IN_REVIEW,
+            actor=actor,
+            reason=f"{item.kind} changed after signing; sign-offs voided: {', '.join(voided)}",
+        )
+    _maybe_approve(review, actor=actor)
+    return evidence
+
+
+# --- deploy gate ------------------------------------------------------------------------
+
+
+def deploy_gate(*, actor: Any, alias_name: str, version: ModelVersion) -> None:
+    """Alias gate (registry.gates): a protected alias takes approved, unexpired versions only.
+
+    The deploy right itself is checked by ``alias_set`` before the gates run.
+    """
+    review = Review.objects.filter(version=version).first()
+    base = {"alias": alias_name, "version": version.number}
+    if review is None or review.state != S.APPROVED:
+        state = review.state if review else "not submitted"
+        raise DomainError(
+            "not_approved",
+            f"{version} cannot go to {alias_name}: it is not approved (review: {state}).",
+            details={**base, "requirement": "approved_review", "review_state": state},
+            status=409,
+        )
+    if review.is_expired():
+        raise DomainError(
+            "approval_expired",
+            f"{version} cannot go to {alias_name}: its approval expired on "
+            f"{review.approved_until:%Y-%m-%d %H:%M} UTC.",
+            details={
+                **base,
+                "requirement": "unexpired_approval",
+                "approved_until": review.approved_until.isoformat(),
+            },
+            status=409,
+        )
