@@ -32,7 +32,12 @@ from common.jobs import job_enqueue, job_finish
 from governance.models import Webhook, WebhookDelivery
 
 logger = logging.getLogger(__name__)
-FORWARDED_PREFIXES = ("governance.review.", "governance.signoff.", "registry.alias.")
+FORWARDED_PREFIXES = (
+    "governance.review.",
+    "governance.signoff.",
+    "registry.alias.",
+    "monitoring.alert.",
+)
 
 
 def validate_target(url: str) -> list[str]:
