@@ -67,7 +67,12 @@ def labelled_rows(
     joined = _keep_last(predictions).join(
         _keep_last(labels), keys="request_id", join_type="inner", use_threads=True
     )
-    if model.task != "regression":
+    both_integers = pa.types.is_integer(joined["label"].type) and pa.types.is_integer(
+        joined["prediction"].type
+    )
+    # Class labels compare as strings unless both sides are integers (much faster
+    # in scikit-learn than object arrays).
+    if model.task != "regression" and not both_integers:
         joined = joined.set_column(
             joined.schema.get_field_index("label"), "label", pc.cast(joined["label"], pa.string())
         )
