@@ -46,6 +46,7 @@ from monitoring.models import (
     RetrainingSignal,
 )
 from monitoring.windows import labelled_rows, window_batches
+from registry import selectors as registry_selectors
 from registry.choices import VersionStatus
 from registry.models import ModelVersion, RegisteredModel
 
@@ -474,6 +475,27 @@ def _performance_result(monitor: Monitor, batches: list[PredictionBatch]) -> dic
         "values": values,
         "baseline": baseline,
         "drops": drops,
+        "champion": _champion_metrics(monitor, batches),
+    }
+
+
+def _champion_metrics(monitor: Monitor, batches: list[PredictionBatch]) -> dict[str, Any] | None:
+    """The champion's metrics on its own labelled rows of the same window (informative)."""
+    champion = registry_selectors.champion_for(model=monitor.registered_model)
+    if champion is None or champion.pk == monitor.version_id or not batches:
+        return None
+    start = min(b.first_at for b in batches)
+    end = max(b.last_at for b in batches)
+    theirs = list(
+        PredictionBatch.objects.filter(version=champion, last_at__gte=start, first_at__lte=end)
+    )
+    joined = labelled_rows(monitor.registered_model, champion, theirs)
+    if len(joined) < monitor.min_rows:
+        return {"version": champion.number, "labelled": len(joined), "values": None}
+    return {
+        "version": champion.number,
+        "labelled": len(joined),
+        "values": performance.compute_metrics(monitor.registered_model.task, joined),
     }
 
 

@@ -327,6 +327,17 @@ def test_ab_endpoint_compares_two_versions(monitored: Any, personas: Any) -> Non
             pd.DataFrame({"request_id": frame["request_id"], "label": truth}),
             f"l{tag}",
         )
+    # A monitor on the challenger reports the champion's metrics on the same window.
+    from registry import services as registry_services
+
+    registry_services.alias_set(
+        actor=personas.owner, model=monitored.registered_model, name="champion", version_number=1
+    )
+    monitor = make_monitor(challenger, personas.owner, checks=["performance"], name="challenger")
+    metrics = run_check(monitor).metrics
+    assert metrics["champion"]["version"] == monitored.number
+    assert metrics["champion"]["labelled"] == 600
+    assert metrics["values"]["accuracy"] > metrics["champion"]["values"]["accuracy"]
     response = client_for(personas.viewer).get(
         f"/api/v1/models/credit/ab/?a={monitored.number}&b={challenger.number}&metric=accuracy"
     )
