@@ -52,6 +52,15 @@ def metrics_over_time(runs: list[CheckRun], monitor: Monitor) -> dict[str, Any]:
         for name, value in (run.metrics.get("values") or {}).items():
             names.setdefault(name, [None] * len(runs))[i] = value
     data = [{"x": x, "y": ys, "mode": "lines+markers", "name": n} for n, ys in names.items()]
+    champion: dict[str, list[Any]] = {}
+    for i, run in enumerate(runs):
+        theirs = (run.metrics.get("champion") or {}).get("values") or {}
+        for name, value in theirs.items():
+            champion.setdefault(name, [None] * len(runs))[i] = value
+    data += [
+        {"x": x, "y": ys, "mode": "lines", "name": f"champion {n}", "line": {"dash": "dot"}}
+        for n, ys in champion.items()
+    ]
     for name, value in (monitor.version.metrics or {}).items():
         if name in names and isinstance(value, int | float):
             data.append(_threshold_line(x, float(value), f"{name} baseline"))

@@ -154,9 +154,12 @@ def _timestamps(table: pa.Table, problems: Problems) -> pa.ChunkedArray | None:
     column = table.column("timestamp")
     try:
         if _is_str(column.type):
-            column = pc.strptime(
-                pc.utf8_slice_codeunits(column, 0, 19), format="%Y-%m-%dT%H:%M:%S", unit="us"
-            )
+            # ISO 8601 with an offset ("Z", "+02:00") is converted to UTC; without
+            # one the time is taken as UTC. A batch mixing both is refused.
+            try:
+                column = column.cast(pa.timestamp("us", tz="UTC"))
+            except pa.ArrowInvalid:
+                column = column.cast(pa.timestamp("us"))
         if pa.types.is_timestamp(column.type):
             if column.type.tz is None:
                 column = pc.assume_timezone(column, "UTC")

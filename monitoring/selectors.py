@@ -10,6 +10,7 @@ from common.errors import DomainError
 from common.permissions import get_visible
 from monitoring import performance
 from monitoring.models import Alert, CheckRun, Monitor
+from monitoring.windows import labelled_rows
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
 
@@ -65,8 +66,6 @@ def ab_comparison(
     alpha: float = 0.05,
 ) -> dict[str, Any]:
     """Compare two versions serving side by side on their labelled predictions."""
-    from monitoring.services import labelled_rows  # read-only helper
-
     if metric not in performance.metric_names(model.task):
         raise DomainError(
             "invalid",

@@ -26,6 +26,8 @@ MAX_JSON_ROWS = 10_000
 def _batch_table(request: Request) -> tuple[str, pa.Table]:
     """Read the posted batch (JSON columns or an uploaded file) into an Arrow table."""
     data = request.data
+    if not hasattr(data, "get"):
+        raise DomainError("invalid_batch", "The body must be a JSON object.")
     batch_id = data.get("batch_id")
     if not isinstance(batch_id, str) or not batch_id.strip():
         raise DomainError("invalid_batch", "A batch needs a batch_id.", details={"problems": []})

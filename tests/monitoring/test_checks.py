@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from sklearn import metrics as skm
 
@@ -140,6 +142,19 @@ def test_performance_metrics_equal_scikit_learn_after_the_label_join(
         personas.bot,
         pd.concat([lab.iloc[300:], extra]),
         "l2",
+    )
+    # A correction relabels 100 rows (posted first as the opposite class): the last label wins.
+    fixed = lab.iloc[:100].copy()
+    labels(
+        monitored.registered_model,
+        personas.bot,
+        fixed.assign(label=1 - fixed["label"]),
+        "l0-wrong",
+    )
+    from monitoring.models import LabelBatch
+
+    LabelBatch.objects.filter(batch_id="l0-wrong").update(
+        created_at=LabelBatch.objects.get(batch_id="l1").created_at - dt.timedelta(seconds=1)
     )
     run = run_check(monitor)
     assert run.labelled_count == 600
@@ -312,6 +327,17 @@ def test_ab_endpoint_compares_two_versions(monitored: Any, personas: Any) -> Non
             pd.DataFrame({"request_id": frame["request_id"], "label": truth}),
             f"l{tag}",
         )
+    # A monitor on the challenger reports the champion's metrics on the same window.
+    from registry import services as registry_services
+
+    registry_services.alias_set(
+        actor=personas.owner, model=monitored.registered_model, name="champion", version_number=1
+    )
+    monitor = make_monitor(challenger, personas.owner, checks=["performance"], name="challenger")
+    metrics = run_check(monitor).metrics
+    assert metrics["champion"]["version"] == monitored.number
+    assert metrics["champion"]["labelled"] == 600
+    assert metrics["values"]["accuracy"] > metrics["champion"]["values"]["accuracy"]
     response = client_for(personas.viewer).get(
         f"/api/v1/models/credit/ab/?a={monitored.number}&b={challenger.number}&metric=accuracy"
     )
@@ -321,3 +347,26 @@ def test_ab_endpoint_compares_two_versions(monitored: Any, personas: Any) -> Non
     bad = client_for(personas.viewer).get("/api/v1/models/credit/ab/?a=1&b=2&metric=rmse")
     assert bad.status_code == 400
     assert client_for(personas.outsider).get("/api/v1/models/credit/ab/?a=1&b=2").status_code == 404
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_a=st.integers(1, 5000),
+    n_b=st.integers(1, 5000),
+    rate_a=st.floats(0, 1),
+    rate_b=st.floats(0, 1),
+)
+def test_the_z_test_matches_scipy_on_any_counts(
+    n_a: int, n_b: int, rate_a: float, rate_b: float
+) -> None:
+    hits_a, hits_b = round(n_a * rate_a), round(n_b * rate_b)
+    result = performance.two_proportion_ztest(hits_a, n_a, hits_b, n_b)
+    assert 0.0 <= result["p_value"] <= 1.0
+    assert result["difference"] == pytest.approx(hits_b / n_b - hits_a / n_a)
+    if 0 < hits_a + hits_b < n_a + n_b:  # both outcomes seen: the test is defined
+        table = [[hits_a, n_a - hits_a], [hits_b, n_b - hits_b]]
+        chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+        assert result["p_value"] == pytest.approx(p, rel=1e-6, abs=1e-12)
+        assert result["z"] ** 2 == pytest.approx(chi2, rel=1e-6, abs=1e-9)
+    else:
+        assert result["p_value"] == 1.0

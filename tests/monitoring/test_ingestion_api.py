@@ -144,6 +144,23 @@ def test_json_refusals(monitored: Any, personas: Any) -> None:
     assert not PredictionBatch.objects.exists()
 
 
+def test_timestamps_with_offsets_are_converted_to_utc(monitored: Any, personas: Any) -> None:
+    frame = prediction_frame(2)
+    frame["timestamp"] = ["2026-03-01T10:00:00+02:00", "2026-03-01T09:30:00Z"]
+    response = post_json(client_for(personas.bot), monitored, "tz", frame)
+    assert response.status_code == 201, response.json()
+    assert response.json()["first_at"].startswith("2026-03-01T08:00:00")
+    assert response.json()["last_at"].startswith("2026-03-01T09:30:00")
+    frame["timestamp"] = ["2026-03-01T10:00:00+02:00", "2026-03-01T09:30:00"]
+    _refused(post_json(client_for(personas.bot), monitored, "mixed", frame), "not ISO 8601")
+
+
+def test_a_body_that_is_not_an_object_is_refused(monitored: Any, personas: Any) -> None:
+    response = client_for(personas.bot).post(url(monitored), [1, 2], format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_batch"
+
+
 def test_a_csv_that_is_not_a_table_is_refused(monitored: Any, personas: Any) -> None:
     response = post_file(
         client_for(personas.bot), monitored, "junk", b"PAR1 not really parquet", "x.parquet"

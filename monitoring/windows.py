@@ -1,0 +1,84 @@
+"""Reading a window's rows back from the batch blobs (no permission rules: the
+callers, services and selectors, have already chosen what may be read)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from common.storage import local_blob_path
+from monitoring.models import LabelBatch, Monitor, PredictionBatch
+from registry.models import ModelVersion, RegisteredModel
+
+
+def window_batches(monitor: Monitor, start: datetime, end: datetime) -> Any:
+    """Batches of the monitored version whose rows overlap [start, end)."""
+    return PredictionBatch.objects.filter(
+        version=monitor.version, last_at__gte=start, first_at__lt=end
+    ).order_by("first_at", "pk")
+
+
+def _read_batches(keys: list[str], columns: list[str]) -> pa.Table | None:
+    tables = []
+    for key in keys:
+        with local_blob_path(key) as path:
+            names = pq.read_schema(path).names
+            tables.append(pq.read_table(path, columns=[c for c in columns if c in names]))
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _keep_last(table: pa.Table) -> pa.Table:
+    """One row per request id, the last one in table order (Arrow hash aggregation)."""
+    ids = table.column("request_id")
+    if pc.count_distinct(ids).as_py() == len(ids):
+        return table
+    indexed = table.append_column("_row", pa.array(range(len(table)), pa.int64()))
+    last = indexed.group_by("request_id").aggregate([("_row", "max")]).column("_row_max")
+    return table.take(pc.take(last, pc.sort_indices(last)))
+
+
+def labelled_rows(
+    model: RegisteredModel, version: ModelVersion, batches: list[Any]
+) -> pd.DataFrame:
+    """Predictions of ``batches`` joined with every label of the model by request id.
+
+    A request id labelled (or predicted) twice keeps its latest row. The join is
+    Arrow's hash join: a few million request ids take about a second.
+    """
+    empty = pd.DataFrame(columns=["request_id", "prediction", "probability", "label"])
+    predictions = _read_batches(
+        [b.storage_key for b in batches], ["request_id", "prediction", "probability"]
+    )
+    label_keys = list(
+        LabelBatch.objects.filter(registered_model=model)
+        .order_by("created_at", "pk")
+        .values_list("storage_key", flat=True)
+    )
+    labels = _read_batches(label_keys, ["request_id", "label"])
+    if predictions is None or labels is None:
+        return empty
+    joined = _keep_last(predictions).join(
+        _keep_last(labels), keys="request_id", join_type="inner", use_threads=True
+    )
+    both_integers = pa.types.is_integer(joined["label"].type) and pa.types.is_integer(
+        joined["prediction"].type
+    )
+    # Class labels compare as strings unless both sides are integers (much faster
+    # in scikit-learn than object arrays).
+    if model.task != "regression" and not both_integers:
+        joined = joined.set_column(
+            joined.schema.get_field_index("label"), "label", pc.cast(joined["label"], pa.string())
+        )
+        joined = joined.set_column(
+            joined.schema.get_field_index("prediction"),
+            "prediction",
+            pc.cast(joined["prediction"], pa.string()),
+        )
+    return joined.to_pandas()
