@@ -1,4 +1,23 @@
+import importlib
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def ensure_default_policies(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """Version 1 of each tier's policy, as migration 0003 seeds it.
+
+    Also after a test database flush (which empties the table the data
+    migration filled, and then sends post_migrate); never touches a tier that
+    has a policy.
+    """
+    from governance.models import ApprovalPolicy
+
+    defaults = importlib.import_module("governance.migrations.0003_seed_policies").DEFAULTS
+    for tier, fields in defaults.items():
+        if not ApprovalPolicy.objects.using(using).filter(risk_tier=tier).exists():
+            ApprovalPolicy.objects.using(using).create(risk_tier=tier, version=1, **fields)
 
 
 class GovernanceConfig(AppConfig):
@@ -6,6 +25,7 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
+        post_migrate.connect(ensure_default_policies, sender=self, dispatch_uid="policies")
         from common.events import register_event_listener
         from governance import evidence_views, fairness_audits
         from governance.estimators import TRUSTED_TYPES

@@ -1,9 +1,12 @@
 """Demo state for the governance app, loaded by `manage.py demo` (idempotent).
 
-Credit (high risk): the best version whose evidence passes is reviewed by the
-owner, the validator and the compliance officer, approved and deployed to
-``production``. Diabetes (medium risk): the latest version is in review,
-signed by the owner and waiting for the validator.
+Diabetes (medium risk): the latest version is reviewed by the owner and the
+validator, approved and deployed to ``production``. Credit (high risk): the
+latest version is in review, signed by the owner and the validator and waiting
+for the compliance officer; its checklist shows why it cannot pass yet (the
+demo's credit data is biased on purpose, so its fairness audits fail; see the
+mitigation button on the version page). If a credit version ever passes all its
+evidence, the demo approves it and deploys it to ``production`` instead.
 
 The demo loader knows no passwords, so its sign-offs are recorded with
 ``reviews.signoff_record`` (the step after the e-signature check) and say so in
@@ -14,13 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.audit import SystemActor
-from governance import model_cards, reviews
+from governance import reviews
 from governance.models import Review, ReviewState
 from registry import services as registry_services
 from registry.choices import VersionStatus
 
-DEMO = SystemActor("demo")
 NOTE = "[demo data: recorded by the demo loader without an e-signature]"
 
 
@@ -29,57 +30,50 @@ def _evidence_ok(version: Any, kinds: list[str]) -> bool:
     return all(kind in latest and latest[kind].passed is not False for kind in kinds)
 
 
-def _approve_credit(command: Any, users: dict[str, Any], model: Any) -> None:
+SIGNERS = {
+    "owner": ("reviewed", "Business case and data lineage confirmed."),
+    "validator": ("validated", "Back-test and evidence reproduced."),
+    "compliance": ("approved_for_deployment", "Regulatory review done."),
+}
+
+
+def _review(command: Any, users: dict[str, Any], model: Any, *, signers: list[str]) -> None:
+    """Submit the best ready version and record the given sign-offs; deploy if approved."""
     if Review.objects.filter(version__registered_model=model).exists():
         return
     policy = reviews.policy_current(risk_tier=model.risk_tier)
-    ready = model.versions.filter(status=VersionStatus.READY).order_by("-number")
-    others = [k for k in policy.required_evidence if k != "model_card"]
-    candidate = next((v for v in ready if _evidence_ok(v, others)), None)
-    if candidate is None:
-        command.stdout.write("  governance: no credit version passes its evidence; no approval")
+    ready = list(model.versions.filter(status=VersionStatus.READY).order_by("-number"))
+    if not ready:
         return
-    if not _evidence_ok(candidate, ["model_card"]):
-        latest = ready.first()
-        _, narrative = model_cards.narrative_of(latest)
-        model_cards.model_card_update(actor=users["owner"], version=candidate, fields=narrative)
-    reviews.review_submit(actor=users["owner"], version=candidate)
-    for username, meaning, comment in (
-        ("owner", "reviewed", "Business case and data lineage confirmed."),
-        ("validator", "validated", "Back-test and fairness audit reproduced."),
-        ("compliance", "approved_for_deployment", "Fair-lending review done."),
-    ):
+    passing = next((v for v in ready if _evidence_ok(v, policy.required_evidence)), None)
+    version = passing or ready[0]
+    reviews.review_submit(actor=users["owner"], version=version)
+    for username in list(policy.required_roles) if passing else signers:
+        if username not in policy.required_roles:
+            continue
+        meaning, comment = SIGNERS[username]
         reviews.signoff_record(
             actor=users[username],
-            version=candidate,
+            version=version,
+            role=username,
             decision="approve",
             meaning=meaning,
             comment=f"{comment} {NOTE}",
         )
-    review = Review.objects.get(version=candidate)
+    review = Review.objects.get(version=version)
     if review.state == ReviewState.APPROVED:
         registry_services.alias_set(
-            actor=users["owner"], model=model, name="production", version_number=candidate.number
+            actor=users["owner"], model=model, name="production", version_number=version.number
         )
-        command.stdout.write(f"  governance: {candidate} approved and deployed to production")
-
-
-def _diabetes_waiting(command: Any, users: dict[str, Any], model: Any) -> None:
-    latest = model.versions.filter(status=VersionStatus.READY).order_by("-number").first()
-    if latest is None or Review.objects.filter(version=latest).exists():
-        return
-    reviews.review_submit(actor=users["owner"], version=latest)
-    reviews.signoff_record(
-        actor=users["owner"],
-        version=latest,
-        decision="approve",
-        meaning="reviewed",
-        comment=f"Ready for validation. {NOTE}",
-    )
-    command.stdout.write(f"  governance: {latest} waits for the validator's sign-off")
+        command.stdout.write(f"  governance: {version} approved and deployed to production")
+    else:
+        missing = [
+            i["requirement"] for i in reviews.review_checklist(review=review) if not i["met"]
+        ]
+        command.stdout.write(f"  governance: {version} in review, missing {', '.join(missing)}")
 
 
 def load(command: Any, *, users: dict[str, Any], models: dict[str, Any]) -> None:
     """Add governance demo data for the demo ``users`` and ``models`` (credit, diabetes)."""
-    _approve_credit(command, users, models["credit"])
-    _diabetes_waiting(command, users, models["diabetes"])
+    _review(command, users, models["diabetes"], signers=["owner", "validator"])
+    _review(command, users, models["credit"], signers=["owner", "validator"])

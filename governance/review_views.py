@@ -138,7 +138,7 @@ def review_submit(request: HttpRequest, name: str, number: int) -> HttpResponse:
         reviews.review_submit(actor=request.user, version=version)
     except DomainError as exc:
         form = SignOffForm()
-        form.is_valid()
+        form.cleaned_data = {}  # an unbound form that only carries the refusal
         add_domain_error(form, exc)
         return _respond(request, version, form)
     return _respond(request, version)

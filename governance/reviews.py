@@ -256,8 +256,10 @@ def _transition(review: Review, *, to: str, actor: Any, reason: str = "") -> Non
 
 
 def _locked_review(version: ModelVersion) -> Review | None:
+    # Lock the review row only (of=self): the joined policy is nullable, and
+    # locking the model row here would invert alias_set's lock order.
     return (
-        Review.objects.select_for_update()
+        Review.objects.select_for_update(of=("self",))
         .select_related("policy", "version__registered_model")
         .filter(version=version)
         .first()
@@ -504,6 +506,7 @@ def signoff_record(
 # --- evidence -------------------------------------------------------------------------
 
 
+@transaction.atomic  # joins the producer's transaction; its own when called alone
 def evidence_record(*, actor: Any, item: EvidenceItem) -> Evidence:
     """Evidence recorder (common.evidence), inside the producer's transaction.
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from common.admin import ReadOnlyAdmin
+from common.admin import ExportingReadOnlyAdmin, ReadOnlyAdmin
 from registry.models import (
     Alias,
     Dataset,
@@ -13,7 +13,7 @@ from registry.models import (
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(ReadOnlyAdmin):
+class RegisteredModelAdmin(ExportingReadOnlyAdmin):
     list_display = ("name", "task", "risk_tier", "owner", "team", "created_at")
     list_filter = ("task", "risk_tier")
     search_fields = ("name", "description")
@@ -21,7 +21,7 @@ class RegisteredModelAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(ReadOnlyAdmin):
+class ModelVersionAdmin(ExportingReadOnlyAdmin):
     list_display = ("registered_model", "number", "status", "created_by", "created_at")
     list_filter = ("status",)
     search_fields = ("registered_model__name", "=artifact_sha256", "source_run_id")
@@ -29,7 +29,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(ReadOnlyAdmin):
+class DatasetAdmin(ExportingReadOnlyAdmin):
     list_display = ("registered_model", "name", "version", "role", "row_count", "created_at")
     list_filter = ("role",)
     search_fields = ("name", "registered_model__name", "=sha256")
@@ -37,7 +37,7 @@ class DatasetAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Alias)
-class AliasAdmin(ReadOnlyAdmin):
+class AliasAdmin(ExportingReadOnlyAdmin):
     list_display = ("registered_model", "name", "version", "protected", "updated_by", "updated_at")
     list_filter = ("protected",)
     list_select_related = ("registered_model", "version", "updated_by")

@@ -85,3 +85,15 @@ def test_three_personas_review_a_high_risk_version_in_the_browser(page, personas
         "validator",
     ]
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
+
+
+def test_a_refused_submission_shows_its_reason_in_the_panel(page, personas):
+    from governance.models import ApprovalPolicy
+
+    high_risk_version(personas)
+    ApprovalPolicy.objects.filter(risk_tier="high").delete()
+    log_in(page, "owner")
+    page.goto("/models/credit/versions/1/")
+    page.click("#submit-review")
+    expect(page.locator("#review-errors")).to_contain_text("No approval policy")
+    assert not Review.objects.exists()
