@@ -6,9 +6,19 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Monitoring"
 
     def ready(self) -> None:
+        from common.events import register_event_listener
         from common.ui import register_home_section
         from monitoring import views
         from registry.views import register_version_panel
 
         register_version_panel(views.version_panel, order=50)
         register_home_section(views.home_section, order=50)
+        register_event_listener(queue_alert_email)
+
+
+def queue_alert_email(name: str, payload: dict) -> None:
+    """Event listener: mail about a newly opened alert, from a worker (never inline)."""
+    if name == "monitoring.alert.opened":
+        from celery import current_app
+
+        current_app.send_task("monitoring.tasks.email_alert", args=[payload["alert"]])

@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -675,6 +676,33 @@ def _alert_transition(*, actor: Any, alert: Alert, to: str, comment: str = "") -
         )
         publish_event(f"monitoring.alert.{to}", _alert_payload(locked))
     return locked
+
+
+def alert_email(*, alert_id: int) -> int:
+    """Send the "alert opened" mail; returns the number of recipients (0: nothing sent)."""
+    alert = (
+        Alert.objects.select_related("registered_model__owner", "registered_model__team", "monitor")
+        .filter(pk=alert_id)
+        .first()
+    )
+    if alert is None or alert.status != AlertStatus.OPEN:
+        return 0
+    model = alert.registered_model
+    recipients = {model.owner.email} if model.owner.email else set()
+    if model.team is not None:
+        recipients |= {u.email for u in model.team.user_set.filter(is_active=True) if u.email}
+    if not recipients:
+        return 0
+    send_mail(
+        subject=f"[ModelGate] {alert.get_kind_display()} alert on {model.name}",
+        message=(
+            f"Monitor {alert.monitor.name} opened an alert on {model.name}:\n\n{alert.message}\n\n"
+            f"Acknowledge or resolve it on the monitoring dashboard of {model.name}."
+        ),
+        from_email=None,
+        recipient_list=sorted(recipients),
+    )
+    return len(recipients)
 
 
 def alert_acknowledge(*, actor: Any, alert: Alert) -> Alert:

@@ -30,3 +30,9 @@ def heavy_run_check(job_id: int) -> None:
 @shared_task(name="monitoring.tasks.claim_due_monitors")
 def claim_due_monitors() -> int:
     return services.monitors_claim_due()
+
+
+@shared_task(name="monitoring.tasks.email_alert", autoretry_for=(OSError,), max_retries=3)
+def email_alert(alert_id: int) -> int:
+    """Mail the model's owner and team about an alert that was just opened."""
+    return services.alert_email(alert_id=alert_id)

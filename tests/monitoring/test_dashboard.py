@@ -123,3 +123,26 @@ def test_an_owner_reads_the_dashboard_and_resolves_the_alert(
     assert Alert.objects.get().status == "resolved"
     shot(page, "monitoring-dashboard-resolved")
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
+
+
+@pytest.mark.django_db
+def test_the_auditor_reads_every_monitoring_table_in_the_admin(
+    monitored: Any, personas: Any
+) -> None:
+    populate(monitored, personas)
+    client = web(personas.auditor)
+    for name in (
+        "monitor",
+        "checkrun",
+        "alert",
+        "predictionbatch",
+        "labelbatch",
+        "referenceprofile",
+        "retrainingsignal",
+    ):
+        listing = client.get(f"/admin/monitoring/{name}/")
+        assert listing.status_code == 200, name
+    alert = Alert.objects.get()
+    detail = client.get(f"/admin/monitoring/alert/{alert.pk}/change/")
+    assert detail.status_code == 200
+    assert b'name="_save"' not in detail.content  # read-only
