@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from common.audit import HASHED_FIELDS
 from common.models import AuditEvent
 from governance.models import (
     ApprovalPolicy,
@@ -108,21 +109,7 @@ class SignOffRequestSerializer(serializers.Serializer):
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "seq",
-            "occurred_at",
-            "actor_id",
-            "actor",
-            "action",
-            "object_type",
-            "object_id",
-            "object_repr",
-            "before",
-            "after",
-            "request_id",
-            "prev_hash",
-            "hash",
-        ]
+        fields = [*HASHED_FIELDS, "hash"]  # what the chain covers, and the link itself
 
 
 class WebhookSerializer(serializers.ModelSerializer):
