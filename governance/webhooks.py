@@ -7,19 +7,26 @@ backoff by ``common.jobs.job_fail``.
 Signature: header ``X-ModelGate-Signature: sha256=<hex>`` where hex is
 HMAC-SHA256(secret, "<timestamp>.<body>") and ``X-ModelGate-Timestamp`` holds
 the timestamp (seconds since the epoch), so a receiver can refuse replays.
+
+A delivery connects to an address checked by ``validate_target`` just before
+(the name is not looked up again, so DNS rebinding cannot swap in an internal
+address between check and connect; TLS still verifies the certificate against
+the host name), and redirects are not followed (a 3xx is a failed attempt), so
+a public target cannot bounce the request to an internal one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import secrets
 import socket
+import ssl
 import time
-import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -136,31 +143,65 @@ def on_event(name: str, payload: dict[str, Any]) -> None:
 def delivery_send(*, job: WebhookDelivery) -> None:
     """POST the payload; a non-2xx answer or a network error raises (the task retries)."""
     webhook = job.webhook
-    validate_target(webhook.url)  # DNS may have changed since the webhook was created
+    addresses = validate_target(webhook.url)  # DNS may have changed since creation
     body = json.dumps(job.payload, sort_keys=True, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
-    request = urllib.request.Request(  # noqa: S310 - scheme checked in validate_target
-        webhook.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "X-ModelGate-Event": job.event,
-            "X-ModelGate-Delivery": str(job.pk),
-            "X-ModelGate-Timestamp": timestamp,
-            "X-ModelGate-Signature": sign(webhook.secret, timestamp, body),
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as answer:  # noqa: S310
-            status = answer.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
+    headers = {
+        "Content-Type": "application/json",
+        "X-ModelGate-Event": job.event,
+        "X-ModelGate-Delivery": str(job.pk),
+        "X-ModelGate-Timestamp": timestamp,
+        "X-ModelGate-Signature": sign(webhook.secret, timestamp, body),
+    }
+    status = _post_pinned(webhook.url, addresses, body, headers)
     WebhookDelivery.objects.filter(pk=job.pk).update(response_status=status)
+    if 300 <= status < 400:
+        raise DeliveryFailed(f"HTTP {status}: redirects are not followed")
     if not 200 <= status < 300:
         raise DeliveryFailed(f"HTTP {status}")
     with transaction.atomic():
         job_finish(job, log=f"HTTP {status}")
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to ``address``, whatever ``host`` resolves to now."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to ``address``; the certificate is still checked against ``host``."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+
+
+def _post_pinned(url: str, addresses: list[str], body: bytes, headers: dict[str, str]) -> int:
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    connection_class = _PinnedHTTPSConnection if secure else _PinnedHTTPConnection
+    connection = connection_class(
+        parts.hostname or "",
+        parts.port or (443 if secure else 80),
+        address=addresses[0],
+        timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+    )
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 class DeliveryFailed(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -137,4 +138,68 @@ def test_a_target_refused_at_delivery_time_fails_without_retry(
     deliver_webhook(delivery.pk)
     delivery.refresh_from_db()
     assert delivery.status == "failed" and "non-public" in delivery.error
+    assert Receiver.received == []
+
+
+def test_delivery_connects_to_the_checked_address_not_a_rebound_name(
+    admin, settings, receiver, monkeypatch
+):
+    """DNS rebinding: the name answers a checked address, then an internal one."""
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    port = int(receiver.rsplit(":", 1)[1].split("/")[0])
+    real = webhooks.socket.getaddrinfo
+    lookups = []
+
+    def rebinding(host, *args, **kwargs):
+        if host != "hooks.example":
+            return real(host, *args, **kwargs)
+        lookups.append(host)
+        address = "127.0.0.1" if len(lookups) == 1 else "10.255.255.1"  # second answer: internal
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", rebinding)
+    hook = webhooks.webhook_create(
+        actor=admin, name="ci", url=f"http://hooks.example:{port}/hook", events=["*"]
+    )
+    lookups.clear()  # creation checked it; delivery checks once more, then connects to that
+    webhooks.on_event("registry.alias.set", {"model": "credit", "alias": "production"})
+    delivery = WebhookDelivery.objects.get(webhook=hook)
+    deliver_webhook(delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.response_status) == ("succeeded", 200)
+    assert lookups == ["hooks.example"]  # looked up once, for the check
+    headers, _ = Receiver.received[-1]
+    assert headers["host"] == f"hooks.example:{port}"
+
+
+class Redirector(BaseHTTPRequestHandler):
+    target = ""
+
+    def do_POST(self):
+        self.send_response(307)
+        self.send_header("Location", Redirector.target)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_redirects_are_not_followed(admin, settings, receiver, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    server = HTTPServer(("127.0.0.1", 0), Redirector)
+    Redirector.target = receiver  # an "internal" address the redirect points at
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        hook = webhooks.webhook_create(
+            actor=admin, name="ci", url=f"http://127.0.0.1:{server.server_port}/", events=["*"]
+        )
+        webhooks.on_event("registry.alias.set", {"model": "credit", "alias": "production"})
+        delivery = WebhookDelivery.objects.get(webhook=hook)
+        with django_capture_on_commit_callbacks(execute=False):
+            deliver_webhook(delivery.pk)
+    finally:
+        server.shutdown()
+    delivery.refresh_from_db()
+    assert delivery.response_status == 307 and "redirects are not followed" in delivery.error
     assert Receiver.received == []
