@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -269,11 +269,9 @@ class AliasListView(APIView):
         return Response(s.AliasSerializer(aliases, many=True).data)
 
 
-class JSONOnlyNegotiation(BaseContentNegotiation):
-    """The resolution endpoint answers JSON whatever the Accept header says."""
-
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
+class JSONOnlyNegotiation(DefaultContentNegotiation):
+    """The resolution endpoint answers JSON whatever the Accept header says
+    (request bodies are still parsed by their content type)."""
 
     def select_renderer(
         self, request: Request, renderers: list[Any], format_suffix: str | None = None
