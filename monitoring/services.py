@@ -143,6 +143,18 @@ def reference_profile_ensure(*, actor: Any, version: ModelVersion) -> ReferenceP
 # --- ingestion -------------------------------------------------------------------------
 
 
+def reference_profile_build_for(*, version_id: int) -> bool:
+    """Worker side of ``queue_reference_profile``: True when a baseline exists after."""
+    version = (
+        ModelVersion.objects.select_related("training_dataset", "registered_model")
+        .filter(pk=version_id, status=VersionStatus.READY)
+        .first()
+    )
+    if version is None:
+        return False
+    return reference_profile_ensure(actor=WORKER, version=version) is not None
+
+
 def _store_table(table: pa.Table) -> tuple[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "batch.parquet")

@@ -36,3 +36,13 @@ def claim_due_monitors() -> int:
 def email_alert(alert_id: int) -> int:
     """Mail the model's owner and team about an alert that was just opened."""
     return services.alert_email(alert_id=alert_id)
+
+
+@shared_task(
+    name="monitoring.tasks.heavy_build_reference_profile",
+    autoretry_for=(OSError,),
+    max_retries=3,
+)
+def heavy_build_reference_profile(version_id: int) -> bool:
+    """Build a version's drift baseline (idempotent: an existing one is kept)."""
+    return services.reference_profile_build_for(version_id=version_id)
