@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.utils.http import urlencode
 
 from common.errors import DomainError
@@ -28,6 +28,16 @@ def register_home_section(provider: HomeSection, *, order: int = 100) -> None:
 
 def home_sections() -> list[HomeSection]:
     return [provider for _, provider in _home_sections]
+
+
+def or_404(call: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call a selector for a page: its "not found" becomes Django's 404 page."""
+    try:
+        return call(**kwargs)
+    except DomainError as exc:
+        if exc.status == 404:
+            raise Http404(exc.message) from None
+        raise
 
 
 def paginate(request: HttpRequest, queryset: Any, per_page: int = 25) -> Page:

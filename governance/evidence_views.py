@@ -22,8 +22,8 @@ from common.permissions import user_can
 from governance import fairness_audits, model_cards
 from governance.forms import FairnessAuditForm, MitigationForm, ModelCardForm
 from governance.models import ModelCard
-from registry import selectors as registry_selectors
 from registry.models import ModelVersion
+from registry.views import version_or_404
 
 # --------------------------------------------------------------------------- charts
 
@@ -186,14 +186,6 @@ def model_card_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
 # --------------------------------------------------------------------------- views
 
 
-def _version(request: HttpRequest, name: str, number: int) -> ModelVersion:
-    try:
-        model = registry_selectors.model_get(user=request.user, name=name)
-        return registry_selectors.version_get(user=request.user, model=model, number=number)
-    except DomainError as exc:
-        raise Http404(exc.message) from None
-
-
 def _panel_response(
     request: HttpRequest, version: ModelVersion, panel: dict[str, Any]
 ) -> HttpResponse:
@@ -209,7 +201,7 @@ def _version_url(version: ModelVersion) -> str:
 @login_required
 @require_POST
 def fairness_audit_create(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    version = _version(request, name, number)
+    version = version_or_404(request, name, number)
     form = FairnessAuditForm(request.POST, version=version, user=request.user)
     if form.is_valid():
         try:
@@ -235,7 +227,7 @@ def fairness_audit_create(request: HttpRequest, name: str, number: int) -> HttpR
 @login_required
 @require_POST
 def mitigation_create(request: HttpRequest, name: str, number: int, audit_id: int) -> HttpResponse:
-    version = _version(request, name, number)
+    version = version_or_404(request, name, number)
     try:
         audit = fairness_audits.audit_get(user=request.user, version=version, pk=audit_id)
     except DomainError as exc:
@@ -253,7 +245,7 @@ def mitigation_create(request: HttpRequest, name: str, number: int, audit_id: in
 @login_required
 @require_http_methods(["GET", "POST"])
 def model_card_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    version = _version(request, name, number)
+    version = version_or_404(request, name, number)
     if not user_can(request.user, "change", version):
         raise PermissionDenied("Editing the model card needs the change right on the model.")
     _card, narrative = model_cards.narrative_of(version)
@@ -276,7 +268,7 @@ def model_card_edit(request: HttpRequest, name: str, number: int) -> HttpRespons
 
 @login_required
 def model_card_export(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    version = _version(request, name, number)
+    version = version_or_404(request, name, number)
     card = model_cards.card_build(version)
     fmt = request.GET.get("format", "html")
     filename = f"{version.registered_model.name}-v{version.number}-model-card"
@@ -299,7 +291,7 @@ def model_card_export(request: HttpRequest, name: str, number: int) -> HttpRespo
 @login_required
 def fairness_panel_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
     """The fairness panel alone (htmx polls it while an audit or mitigation runs)."""
-    version = _version(request, name, number)
+    version = version_or_404(request, name, number)
     return render(
         request,
         "common/panel.html",

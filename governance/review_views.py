@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -23,14 +23,7 @@ from governance.forms import SignOffForm
 from governance.models import Review, ReviewState
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion
-
-
-def _version(request: HttpRequest, name: str, number: int) -> ModelVersion:
-    try:
-        model = registry_selectors.model_get(user=request.user, name=name)
-        return registry_selectors.version_get(user=request.user, model=model, number=number)
-    except DomainError as exc:
-        raise Http404(exc.message) from None
+from registry.views import version_or_404
 
 
 def _metrics_table(version: ModelVersion, review: Review) -> list[dict[str, Any]]:
@@ -115,7 +108,7 @@ def _respond(
 
 @login_required
 def review_page(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    return review_page_render(request, _version(request, name, number))
+    return review_page_render(request, version_or_404(request, name, number))
 
 
 def review_page_render(
@@ -133,7 +126,7 @@ def review_page_render(
 @login_required
 @require_POST
 def review_submit(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    version = _version(request, name, number)
+    version = version_or_404(request, name, number)
     try:
         reviews.review_submit(actor=request.user, version=version)
     except DomainError as exc:
@@ -147,7 +140,7 @@ def review_submit(request: HttpRequest, name: str, number: int) -> HttpResponse:
 @login_required
 @require_POST
 def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    version = _version(request, name, number)
+    version = version_or_404(request, name, number)
     mine = reviews.roles_of(user=request.user, version=version)
     form = SignOffForm(request.POST, roles=mine)
     if form.is_valid():

@@ -15,19 +15,11 @@ from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
 from common.permissions import user_can
+from common.ui import or_404
 from monitoring import charts, selectors, services
 from monitoring.choices import ACTIVE_ALERT_STATUSES
 from monitoring.models import CheckRun
 from registry import selectors as registry_selectors
-
-
-def _or_404(call: Any, **kwargs: Any) -> Any:
-    try:
-        return call(**kwargs)
-    except DomainError as exc:
-        if exc.status == 404:
-            raise Http404(exc.message) from None
-        raise
 
 
 def _alerts_context(request: HttpRequest, model: Any) -> dict[str, Any]:
@@ -45,7 +37,7 @@ def _alerts_context(request: HttpRequest, model: Any) -> dict[str, Any]:
 
 @login_required
 def dashboard(request: HttpRequest, name: str) -> HttpResponse:
-    model = _or_404(registry_selectors.model_get, user=request.user, name=name)
+    model = or_404(registry_selectors.model_get, user=request.user, name=name)
     monitors = list(selectors.monitor_list(user=request.user, model=model))
     chosen = None
     if monitors:
@@ -75,15 +67,15 @@ def dashboard(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def alerts_fragment(request: HttpRequest, name: str) -> HttpResponse:
-    model = _or_404(registry_selectors.model_get, user=request.user, name=name)
+    model = or_404(registry_selectors.model_get, user=request.user, name=name)
     return render(request, "monitoring/_alerts.html", _alerts_context(request, model))
 
 
 @login_required
 @require_POST
 def alert_action(request: HttpRequest, name: str, pk: int, action: str) -> HttpResponse:
-    model = _or_404(registry_selectors.model_get, user=request.user, name=name)
-    alert = _or_404(selectors.alert_get, user=request.user, pk=pk)
+    model = or_404(registry_selectors.model_get, user=request.user, name=name)
+    alert = or_404(selectors.alert_get, user=request.user, pk=pk)
     if alert.registered_model_id != model.pk:
         raise Http404("no such alert")
     try:
@@ -105,8 +97,8 @@ def alert_action(request: HttpRequest, name: str, pk: int, action: str) -> HttpR
 @login_required
 @require_POST
 def run_now(request: HttpRequest, name: str, pk: int) -> HttpResponse:
-    model = _or_404(registry_selectors.model_get, user=request.user, name=name)
-    monitor = _or_404(selectors.monitor_get, user=request.user, model=model, pk=pk)
+    model = or_404(registry_selectors.model_get, user=request.user, name=name)
+    monitor = or_404(selectors.monitor_get, user=request.user, model=model, pk=pk)
     try:
         services.check_run_request(actor=request.user, monitor=monitor)
         messages.success(request, "Check queued; it appears here when a worker has run it.")

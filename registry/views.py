@@ -5,23 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from common.errors import DomainError
 from common.permissions import user_can
-from common.ui import paginate, querystring_without_page
+from common.ui import or_404, paginate, querystring_without_page
 from registry import selectors
 from registry.filtersets import RegisteredModelFilterSet
-
-
-def _or_404(call: Any, **kwargs: Any) -> Any:
-    try:
-        return call(**kwargs)
-    except DomainError as exc:
-        if exc.status == 404:
-            raise Http404(exc.message) from None
-        raise
+from registry.models import ModelVersion
 
 
 @login_required
@@ -37,7 +28,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    model = _or_404(selectors.model_get, user=request.user, name=name)
+    model = or_404(selectors.model_get, user=request.user, name=name)
     versions = selectors.version_list(user=request.user, model=model).order_by("-number")
     context = {
         "model": model,
@@ -52,8 +43,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    model = _or_404(selectors.model_get, user=request.user, name=name)
-    version = _or_404(selectors.version_get, user=request.user, model=model, number=number)
+    model = or_404(selectors.model_get, user=request.user, name=name)
+    version = or_404(selectors.version_get, user=request.user, model=model, number=number)
     context = {
         "model": model,
         "version": version,
@@ -62,6 +53,12 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
         "panels": version_panels(request, version),
     }
     return render(request, "registry/version_detail.html", context)
+
+
+def version_or_404(request: HttpRequest, name: str, number: int) -> ModelVersion:
+    """The version ``name`` v``number`` the user may see, else the 404 page."""
+    model = or_404(selectors.model_get, user=request.user, name=name)
+    return or_404(selectors.version_get, user=request.user, model=model, number=number)
 
 
 # Other apps add panels (evidence, review, monitoring) to the version page.
