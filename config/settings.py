@@ -262,6 +262,9 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 FILE_UPLOAD_TEMP_DIR = None
 MAX_DATASET_COLUMNS = env_int("MAX_DATASET_COLUMNS", 2000)
 MAX_METADATA_BYTES = 256 * 1024
+# A monitor with drift_method "auto" reads its window's raw rows (exact KS) up to
+# this many rows, and merges the per-batch summaries above it.
+MONITOR_ROWS_METHOD_MAX_ROWS = env_int("MONITOR_ROWS_METHOD_MAX_ROWS", 1_000_000)
 
 # --- storage ----------------------------------------------------------------
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from monitoring import drift
-from monitoring.models import CheckRun, Monitor, PredictionBatch, ReferenceProfile
+from monitoring.models import CheckRun, Monitor, ReferenceProfile
+from monitoring.windows import window_batches
 
 
 def _threshold_line(x: list[Any], value: float, name: str) -> dict[str, Any]:
@@ -21,12 +22,26 @@ def _threshold_line(x: list[Any], value: float, name: str) -> dict[str, Any]:
 def drift_over_time(runs: list[CheckRun], monitor: Monitor) -> dict[str, Any]:
     x = [r.window_end.isoformat() for r in runs]
     columns: dict[str, list[Any]] = {}
+    outputs: dict[str, list[Any]] = {}
     for i, run in enumerate(runs):
         for col in run.drift.get("columns", []):
             columns.setdefault(col["column"], [None] * len(runs))[i] = col.get("psi")
+        for part in (run.output_drift or {}).values():
+            for col in part.get("columns", []):
+                outputs.setdefault(col["column"], [None] * len(runs))[i] = col.get("psi")
     data = [
         {"x": x, "y": ys, "mode": "lines+markers", "name": f"PSI {name}"}
         for name, ys in sorted(columns.items())
+    ]
+    data += [
+        {
+            "x": x,
+            "y": ys,
+            "mode": "lines+markers",
+            "name": f"PSI {name} (output)",
+            "line": {"dash": "dot", "width": 3},
+        }
+        for name, ys in sorted(outputs.items())
     ]
     data.append(
         {
@@ -41,7 +56,10 @@ def drift_over_time(runs: list[CheckRun], monitor: Monitor) -> dict[str, Any]:
     data.append(_threshold_line(x, monitor.thresholds["drift_share"], "drift-share threshold"))
     return {
         "data": data,
-        "layout": {"title": {"text": "Drift per feature over time"}, "yaxis": {"title": "PSI"}},
+        "layout": {
+            "title": {"text": "Drift per feature and output over time"},
+            "yaxis": {"title": "PSI"},
+        },
     }
 
 
@@ -86,9 +104,7 @@ def feature_overlay(
     if not names:
         return None
     feature = feature if feature in names else names[0]
-    batches = PredictionBatch.objects.filter(
-        version=monitor.version, last_at__gte=run.window_start, first_at__lt=run.window_end
-    ).only("summary")
+    batches = window_batches(monitor, run.window_start, run.window_end)
     summaries = [drift.Summary.from_dict(b.summary) for b in batches if b.summary]
     if not summaries:
         return None

@@ -19,9 +19,28 @@ ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
 
 class AlertKind(models.TextChoices):
     DRIFT = "drift", "Data drift"
+    PREDICTION_DRIFT = "prediction_drift", "Prediction drift"
+    LABEL_DRIFT = "label_drift", "Label drift"
     PERFORMANCE = "performance", "Performance drop"
 
 
 class CheckKind(models.TextChoices):
-    DRIFT = "drift", "Drift"
+    DRIFT = "drift", "Data drift (features)"
+    PREDICTION_DRIFT = "prediction_drift", "Prediction drift (predictions and scores)"
+    LABEL_DRIFT = "label_drift", "Label drift (ground truth)"
     PERFORMANCE = "performance", "Performance"
+
+
+class DriftMethod(models.TextChoices):
+    """How a check reads its window for data and prediction drift.
+
+    ``summary`` merges the per-batch summaries (PSI, Jensen-Shannon, chi-square on the
+    reference bins): its cost does not depend on the window's size. ``rows`` reads the
+    window's raw rows back from the batch blobs: exact KS (p-value equal to scipy's
+    ``ks_2samp``) and Wasserstein for numeric columns. ``auto`` reads rows while the
+    window holds at most ``MONITOR_ROWS_METHOD_MAX_ROWS`` rows, summaries above.
+    """
+
+    AUTO = "auto", "Automatic"
+    ROWS = "rows", "Raw rows (exact KS)"
+    SUMMARY = "summary", "Batch summaries"

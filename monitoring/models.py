@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from common.models import BackgroundJob
 from common.permissions import PermissionManager
-from monitoring.choices import ACTIVE_ALERT_STATUSES, AlertKind, AlertStatus
+from monitoring.choices import ACTIVE_ALERT_STATUSES, AlertKind, AlertStatus, DriftMethod
 
 
 class ReferenceProfile(models.Model):
@@ -33,6 +33,12 @@ class ReferenceProfile(models.Model):
     fingerprint = models.CharField(max_length=64, editable=False)
     row_count = models.BigIntegerField(editable=False)
     columns = models.JSONField(default=list, editable=False)
+    # The model's outputs on the same rows (predictions, positive-class scores) and the
+    # dataset's target, for prediction and label drift: a second profile blob.
+    outputs_storage_key = models.CharField(max_length=200, blank=True, editable=False)
+    outputs_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    outputs_columns = models.JSONField(default=list, blank=True, editable=False)
+    outputs_note = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = PermissionManager()
@@ -56,6 +62,7 @@ class PredictionBatch(models.Model):
     first_at = models.DateTimeField()
     last_at = models.DateTimeField()
     summary = models.JSONField(default=dict)
+    output_summary = models.JSONField(default=dict, blank=True)  # prediction, probability
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -119,6 +126,12 @@ class Monitor(models.Model):
     name = models.SlugField(max_length=100)
     checks = models.JSONField(default=list)  # subset of CheckKind values
     window_hours = models.PositiveIntegerField(default=24)
+    # When set, the window is the newest batches holding at least this many rows
+    # (whole batches) instead of the last ``window_hours``.
+    window_rows = models.PositiveIntegerField(null=True, blank=True)
+    drift_method = models.CharField(
+        max_length=10, choices=DriftMethod.choices, default=DriftMethod.AUTO
+    )
     schedule_minutes = models.PositiveIntegerField(default=60)
     min_rows = models.PositiveIntegerField(default=100)
     thresholds = models.JSONField(default=dict)
@@ -158,6 +171,7 @@ class CheckRun(BackgroundJob):
     labelled_count = models.BigIntegerField(null=True, blank=True)
     drift_share = models.FloatField(null=True, blank=True)
     drift = models.JSONField(default=dict, blank=True)
+    output_drift = models.JSONField(default=dict, blank=True)  # prediction and label drift
     metrics = models.JSONField(default=dict, blank=True)
     breaches = models.JSONField(default=list, blank=True)
     requested_by = models.ForeignKey(

@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -28,13 +29,14 @@ from common.evidence import DRIFT_BASELINE, EvidenceItem, evidence_produced
 from common.jobs import job_enqueue, job_finish
 from common.permissions import require
 from common.storage import local_blob_path, open_blob, store_blob
-from monitoring import drift, performance
+from monitoring import drift, outputs, performance
 from monitoring.choices import (
     ACTIVE_ALERT_STATUSES,
     ALERT_TRANSITIONS,
     AlertKind,
     AlertStatus,
     CheckKind,
+    DriftMethod,
 )
 from monitoring.ingest import BatchRejected, validate_labels, validate_predictions
 from monitoring.models import (
@@ -46,8 +48,9 @@ from monitoring.models import (
     ReferenceProfile,
     RetrainingSignal,
 )
-from monitoring.windows import labelled_rows, window_batches
+from monitoring.windows import labelled_rows, newest_batches, window_batches, window_rows
 from registry import selectors as registry_selectors
+from registry.artifacts import load_estimator
 from registry.choices import VersionStatus
 from registry.models import ModelVersion, RegisteredModel
 
@@ -63,6 +66,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 
 
+DRIFT_CHECKS = frozenset({CheckKind.DRIFT, CheckKind.PREDICTION_DRIFT, CheckKind.LABEL_DRIFT})
+MAX_WINDOW_ROWS = 1_000_000_000
+
+
 def rejected(exc: BatchRejected) -> DomainError:
     return DomainError("invalid_batch", exc.message, details={"problems": exc.problems})
 
@@ -73,14 +80,18 @@ _profile_cache: dict[str, drift.Profile] = {}
 
 
 def profile_load(profile: ReferenceProfile) -> drift.Profile:
-    """The stored profile (cached per process by digest: blobs never change)."""
-    cached = _profile_cache.get(profile.sha256)
+    """The stored features profile (cached per process by digest: blobs never change)."""
+    return _load_profile_blob(profile.storage_key, profile.sha256)
+
+
+def _load_profile_blob(key: str, digest: str) -> drift.Profile:
+    cached = _profile_cache.get(digest)
     if cached is None:
-        with open_blob(profile.storage_key) as fh:
+        with open_blob(key) as fh:
             cached = drift.Profile.load(io.BytesIO(fh.read()))
         if len(_profile_cache) > 32:
             _profile_cache.clear()
-        _profile_cache[profile.sha256] = cached
+        _profile_cache[digest] = cached
     return cached
 
 
@@ -88,20 +99,24 @@ def reference_profile_ensure(*, actor: Any, version: ModelVersion) -> ReferenceP
     """Build the version's drift baseline once, from its training dataset.
 
     None when the version has no training dataset (drift cannot be judged).
-    Files a DRIFT_BASELINE evidence item in the same transaction.
+    Files a DRIFT_BASELINE evidence item in the same transaction. The baseline holds
+    two profiles: the features, and the model's outputs on the same rows with the
+    target (prediction and label drift; see ``monitoring.outputs``).
     """
     existing = ReferenceProfile.objects.filter(version=version).first()
     if existing is not None or version.training_dataset_id is None:
         return existing
     dataset = version.training_dataset
     features = [f for f in version.feature_names if f in dataset.column_names]
+    target = version.target_column if version.target_column in dataset.column_names else None
     with local_blob_path(dataset.storage_key) as path:
-        frame = pq.read_table(path, columns=features).to_pandas()
-    profile = drift.build_profile(frame)
-    buffer = io.BytesIO()
-    profile.save(buffer)
-    buffer.seek(0)
-    key, digest, _size = store_blob("profiles", buffer)
+        frame = pq.read_table(path, columns=features + ([target] if target else [])).to_pandas()
+    profile = drift.build_profile(frame[features])
+    key, digest = _store_profile(profile)
+    outputs_key, outputs_digest, outputs_columns, outputs_note = _build_outputs(
+        version, frame, features, target
+    )
+    del frame
     with transaction.atomic():
         ModelVersion.objects.select_for_update().get(pk=version.pk)
         existing = ReferenceProfile.objects.filter(version=version).first()
@@ -113,14 +128,24 @@ def reference_profile_ensure(*, actor: Any, version: ModelVersion) -> ReferenceP
             storage_key=key,
             sha256=digest,
             fingerprint=profile.fingerprint,
-            row_count=len(frame),
+            row_count=profile.rows,
             columns=list(profile.columns),
+            outputs_storage_key=outputs_key,
+            outputs_sha256=outputs_digest,
+            outputs_columns=outputs_columns,
+            outputs_note=outputs_note,
         )
         audit_record(
             actor=actor,
             action="monitoring.profile.build",
             obj=row,
-            after={"version": version.pk, "dataset": dataset.pk, "sha256": digest},
+            after={
+                "version": version.pk,
+                "dataset": dataset.pk,
+                "sha256": digest,
+                "outputs_sha256": outputs_digest,
+                "outputs_note": outputs_note,
+            },
         )
         evidence_produced(
             actor=actor,
@@ -130,14 +155,73 @@ def reference_profile_ensure(*, actor: Any, version: ModelVersion) -> ReferenceP
                 sha256=digest,
                 passed=True,
                 summary=(
-                    f"Drift baseline from {dataset} ({len(frame)} rows, "
-                    f"{len(profile.columns)} features)."
+                    f"Drift baseline from {dataset} ({profile.rows} rows, "
+                    f"{len(profile.columns)} features"
+                    + (f"; outputs: {', '.join(outputs_columns)}" if outputs_columns else "")
+                    + ")."
                 ),
                 source=f"monitoring.referenceprofile:{row.pk}",
-                details={"fingerprint": profile.fingerprint, "columns": list(profile.columns)},
+                details={
+                    "fingerprint": profile.fingerprint,
+                    "columns": list(profile.columns),
+                    "outputs_columns": outputs_columns,
+                    "outputs_sha256": outputs_digest,
+                    "outputs_note": outputs_note,
+                },
             ),
         )
     return row
+
+
+def _store_profile(profile: drift.Profile) -> tuple[str, str]:
+    buffer = io.BytesIO()
+    profile.save(buffer)
+    buffer.seek(0)
+    key, digest, _size = store_blob("profiles", buffer)
+    return key, digest
+
+
+def _build_outputs(
+    version: ModelVersion, frame: Any, features: list[str], target: str | None
+) -> tuple[str, str, list[str], str]:
+    """(blob key, digest, columns, note) of the outputs profile; a note instead when the
+    model's outputs on its training rows cannot be computed (the features profile
+    does not depend on it)."""
+    if target is None:
+        return "", "", [], f"the training dataset has no target column {version.target_column!r}"
+    if len(features) != len(version.feature_names):
+        return "", "", [], "the training dataset lacks some of the model's inputs"
+    with local_blob_path(version.artifact_key) as path:
+        estimator, _types = load_estimator(path)
+    try:
+        reference = outputs.reference_outputs(
+            estimator, frame[features], frame[target], task=version.registered_model.task
+        )
+    except outputs.OutputsUnavailable as exc:
+        return "", "", [], str(exc)
+    profile = drift.build_profile(reference)
+    key, digest = _store_profile(profile)
+    return key, digest, list(profile.columns), ""
+
+
+def outputs_profile_load(profile: ReferenceProfile) -> drift.Profile | None:
+    """The outputs profile (prediction, probability, label), None when there is none."""
+    if not profile.outputs_storage_key:
+        return None
+    return _load_profile_blob(profile.outputs_storage_key, profile.outputs_sha256)
+
+
+def predicted_profile(outputs_profile: drift.Profile) -> drift.Profile:
+    """The outputs profile without the label: what prediction batches are summarized on."""
+    return drift.Profile(
+        columns={
+            name: column
+            for name, column in outputs_profile.columns.items()
+            if name in outputs.PREDICTED
+        },
+        bins=outputs_profile.bins,
+        rows=outputs_profile.rows,
+    )
 
 
 # --- ingestion -------------------------------------------------------------------------
@@ -199,7 +283,8 @@ def prediction_batch_ingest(
         return _same_batch(existing, _store_table(clean)[1]), False
     profile_row = reference_profile_ensure(actor=actor, version=version)
     summary: dict[str, Any] = {}
-    # Writing the Parquet blob (Arrow, GIL released) overlaps with the summary
+    output_summary: dict[str, Any] = {}
+    # Writing the Parquet blob (Arrow, GIL released) overlaps with the summaries
     # (numpy): on two cores a million-row batch ingests in about half the time.
     with ThreadPoolExecutor(max_workers=1) as pool:
         stored = pool.submit(_store_table, clean)
@@ -208,6 +293,7 @@ def prediction_batch_ingest(
             summary = drift.summarize(
                 clean.select(features).to_pandas(), profile_load(profile_row)
             ).to_dict()
+            output_summary = _output_summary(profile_row, version, clean)
         key, digest = stored.result()
     now = timezone.now()
     first_at, last_at = span if span else (now, now)
@@ -222,6 +308,7 @@ def prediction_batch_ingest(
                 first_at=first_at,
                 last_at=last_at,
                 summary=summary,
+                output_summary=output_summary,
                 created_by=actor,
             )
             audit_record(
@@ -234,6 +321,22 @@ def prediction_batch_ingest(
         existing = PredictionBatch.objects.get(version=version, batch_id=batch_id)
         return _same_batch(existing, digest), False
     return batch, True
+
+
+def _output_summary(
+    profile_row: ReferenceProfile, version: ModelVersion, clean: pa.Table
+) -> dict[str, Any]:
+    """The batch's predictions (and scores) summarized on the outputs profile."""
+    reference = outputs_profile_load(profile_row)
+    if reference is None:
+        return {}
+    present = {
+        name: clean.column(name).to_numpy()
+        for name in outputs.PREDICTED
+        if name in clean.column_names
+    }
+    frame = outputs.outputs_frame(version.registered_model.task, present)
+    return drift.summarize(frame, predicted_profile(reference)).to_dict()
 
 
 def _same_batch(existing: Any, digest: str) -> Any:
@@ -309,6 +412,8 @@ def monitor_create(
     name: str,
     checks: list[str] | None = None,
     window_hours: int = 24,
+    window_rows: int | None = None,
+    drift_method: str = DriftMethod.AUTO,
     schedule_minutes: int = 60,
     min_rows: int = 100,
     thresholds: dict[str, Any] | None = None,
@@ -316,11 +421,24 @@ def monitor_create(
     notify: bool = True,
     request_retraining: bool = False,
 ) -> Monitor:
+    """A monitor over the last ``window_hours``, or over the newest ``window_rows`` rows.
+
+    ``checks`` default to all four: data drift, prediction drift, label drift and
+    performance. The three drift checks need the version's training dataset.
+    """
     require(actor, "change", model)
-    checks = list(checks or [CheckKind.DRIFT, CheckKind.PERFORMANCE])
+    checks = list(dict.fromkeys(checks or CheckKind.values))
     bad = sorted(set(checks) - set(CheckKind.values))
     if bad or not checks:
         raise DomainError("invalid", f"Unknown checks {bad}.", details={"checks": CheckKind.values})
+    if drift_method not in DriftMethod.values:
+        raise DomainError(
+            "invalid",
+            f"Unknown drift method {drift_method!r}.",
+            details={"drift_method": DriftMethod.values},
+        )
+    if window_rows is not None and not 1 <= window_rows <= MAX_WINDOW_ROWS:
+        raise DomainError("invalid", f"window_rows must be between 1 and {MAX_WINDOW_ROWS}.")
     if version.registered_model_id != model.pk or version.status != VersionStatus.READY:
         raise DomainError("invalid", f"{version} is not a ready version of {model.name}.")
     for column, test in (tests or {}).items():
@@ -330,7 +448,7 @@ def monitor_create(
                 f"Test override {column!r}: {test!r} is not valid.",
                 details={"tests": list(drift.TEST_NAMES), "columns": version.feature_names},
             )
-    if CheckKind.DRIFT in checks and version.training_dataset_id is None:
+    if set(checks) & DRIFT_CHECKS and version.training_dataset_id is None:
         raise DomainError(
             "no_reference",
             f"{version} has no training dataset to build a drift baseline from.",
@@ -347,6 +465,8 @@ def monitor_create(
             name=name,
             checks=checks,
             window_hours=window_hours,
+            window_rows=window_rows,
+            drift_method=drift_method,
             schedule_minutes=schedule_minutes,
             min_rows=min_rows,
             thresholds=_clean_thresholds(thresholds),
@@ -363,6 +483,8 @@ def monitor_create(
                 "version": version.number,
                 "checks": checks,
                 "window_hours": window_hours,
+                "window_rows": window_rows,
+                "drift_method": drift_method,
                 "schedule_minutes": schedule_minutes,
                 "thresholds": monitor.thresholds,
             },
@@ -384,7 +506,10 @@ def check_run_request(
     if trigger == "manual":
         require(actor, "change", monitor)
     end = (window_end or timezone.now()).replace(microsecond=0)
-    start = end - timedelta(hours=monitor.window_hours)
+    if monitor.window_rows:
+        start = min((b.first_at for b in newest_batches(monitor, end)), default=end)
+    else:
+        start = end - timedelta(hours=monitor.window_hours)
     with transaction.atomic():
         run, created = CheckRun.objects.get_or_create(
             monitor=monitor,
@@ -438,41 +563,128 @@ def monitors_claim_due(*, now: datetime | None = None) -> int:
 # --- running a check --------------------------------------------------------------------
 
 
-def _drift_result(monitor: Monitor, batches: list[PredictionBatch]) -> dict[str, Any]:
-    profile_row = ReferenceProfile.objects.filter(version=monitor.version).first()
-    if profile_row is None:
-        return {"status": "not_computable", "reason": "no reference profile"}
-    summaries = [drift.Summary.from_dict(b.summary) for b in batches if b.summary]
-    if not summaries:
-        return {"status": "not_computable", "reason": "no prediction rows in the window"}
-    rows = sum(s.rows for s in summaries)
+def _thresholds(monitor: Monitor) -> drift.Thresholds:
+    th = monitor.thresholds
+    return drift.Thresholds(p_value=th["p_value"], psi=th["psi"], drift_share=th["drift_share"])
+
+
+def _reads_rows(monitor: Monitor, rows: int) -> bool:
+    """Whether drift is computed on the window's raw rows (exact KS) or its summaries."""
+    if monitor.drift_method == DriftMethod.AUTO:
+        return rows <= settings.MONITOR_ROWS_METHOD_MAX_ROWS
+    return monitor.drift_method == DriftMethod.ROWS
+
+
+def _too_few(
+    monitor: Monitor, rows: int, what: str = "rows in the window"
+) -> dict[str, Any] | None:
+    if rows == 0:
+        return {"status": "not_computable", "reason": f"no {what}"}
     if rows < monitor.min_rows:
         return {
             "status": "not_computable",
-            "reason": f"{rows} rows in the window, fewer than the minimum {monitor.min_rows}",
+            "reason": f"{rows} {what}, fewer than the minimum {monitor.min_rows}",
         }
-    th = monitor.thresholds
-    result = drift.compare_summary(
-        profile_load(profile_row),
-        drift.merge_summaries(summaries),
-        tests=monitor.tests or None,
-        thresholds=drift.Thresholds(
-            p_value=th["p_value"], psi=th["psi"], drift_share=th["drift_share"]
-        ),
-    )
+    return None
+
+
+def _drift_result(
+    monitor: Monitor, profile_row: ReferenceProfile | None, batches: list[PredictionBatch]
+) -> dict[str, Any]:
+    """Data drift of the features over the window."""
+    if profile_row is None:
+        return {"status": "not_computable", "reason": "no reference profile"}
+    rows = sum(b.row_count for b in batches)
+    if (short := _too_few(monitor, rows)) is not None:
+        return short
+    profile = profile_load(profile_row)
+    if _reads_rows(monitor, rows):
+        result = drift.compare(
+            profile,
+            window_rows(batches, list(profile.columns)),
+            tests=monitor.tests or None,
+            thresholds=_thresholds(monitor),
+        )
+    else:
+        summaries = [drift.Summary.from_dict(b.summary) for b in batches if b.summary]
+        result = drift.compare_summary(
+            profile,
+            drift.merge_summaries(summaries),
+            tests=monitor.tests or None,
+            thresholds=_thresholds(monitor),
+        )
+    return {**result.to_dict(), "status": "ok"}
+
+
+def _outputs_result(result: drift.DriftResult) -> dict[str, Any]:
     out = result.to_dict()
-    out["status"] = "ok"
+    out["status"] = "ok" if result.computable_count else "not_computable"
+    if not result.computable_count:
+        out["reason"] = (
+            "; ".join(f"{c.column}: {c.reason}" for c in result.columns if c.reason)
+            or "nothing computable"
+        )
+    out["drifted"] = result.drifted_columns
     return out
 
 
-def _performance_result(monitor: Monitor, batches: list[PredictionBatch]) -> dict[str, Any]:
-    joined = labelled_rows(monitor.registered_model, monitor.version, batches)
-    if len(joined) < monitor.min_rows:
-        return {
-            "status": "not_computable",
-            "labelled": len(joined),
-            "reason": f"{len(joined)} labelled rows, fewer than the minimum {monitor.min_rows}",
-        }
+def _prediction_drift(
+    monitor: Monitor, profile_row: ReferenceProfile | None, batches: list[PredictionBatch]
+) -> dict[str, Any]:
+    """Drift of the predictions (and positive-class scores) against the model's own
+    outputs on its training rows."""
+    reference = None if profile_row is None else outputs_profile_load(profile_row)
+    if reference is None:
+        reason = profile_row.outputs_note if profile_row is not None else "no reference profile"
+        return {"status": "not_computable", "reason": reason or "no outputs profile"}
+    rows = sum(b.row_count for b in batches)
+    if (short := _too_few(monitor, rows)) is not None:
+        return short
+    predicted = predicted_profile(reference)
+    # A score column that no batch of the window sent is not monitored.
+    if _reads_rows(monitor, rows):
+        frame = window_rows(batches, list(predicted.columns))
+        present = [c for c in predicted.columns if c in frame.columns]
+        current = outputs.outputs_frame(
+            monitor.registered_model.task, {c: frame[c].to_numpy() for c in present}
+        )
+        result = drift.compare(predicted, current, columns=present, thresholds=_thresholds(monitor))
+    else:
+        summaries = [drift.Summary.from_dict(b.output_summary) for b in batches if b.output_summary]
+        if not summaries:
+            return {"status": "not_computable", "reason": "no summarized predictions in the window"}
+        merged = drift.merge_summaries(summaries)
+        present = [c for c in predicted.columns if c in merged.columns]
+        result = drift.compare_summary(
+            predicted, merged, columns=present, thresholds=_thresholds(monitor)
+        )
+    return _outputs_result(result)
+
+
+def _label_drift(
+    monitor: Monitor, profile_row: ReferenceProfile | None, joined: Any
+) -> dict[str, Any]:
+    """Drift of the ground truth of the window's requests against the training target."""
+    reference = None if profile_row is None else outputs_profile_load(profile_row)
+    if reference is None or outputs.LABEL not in reference.columns:
+        reason = profile_row.outputs_note if profile_row is not None else "no reference profile"
+        return {"status": "not_computable", "reason": reason or "no label profile"}
+    if (short := _too_few(monitor, len(joined), "labelled rows")) is not None:
+        return short
+    current = outputs.outputs_frame(
+        monitor.registered_model.task, {outputs.LABEL: joined["label"].to_numpy()}
+    )
+    result = drift.compare(
+        reference, current, columns=[outputs.LABEL], thresholds=_thresholds(monitor)
+    )
+    return _outputs_result(result)
+
+
+def _performance_result(
+    monitor: Monitor, batches: list[PredictionBatch], joined: Any
+) -> dict[str, Any]:
+    if (short := _too_few(monitor, len(joined), "labelled rows")) is not None:
+        return {**short, "labelled": len(joined)}
     values = performance.compute_metrics(monitor.registered_model.task, joined)
     baseline = {
         k: v for k, v in (monitor.version.metrics or {}).items() if k in values and v is not None
@@ -516,12 +728,81 @@ def check_run_execute(*, job: CheckRun) -> CheckRun:
     """The worker's half of a check: compute, store, open alerts; one transaction."""
     monitor = Monitor.objects.select_related("registered_model", "version").get(pk=job.monitor_id)
     started = time.monotonic()
-    batches = list(window_batches(monitor, job.window_start, job.window_end))
+    batches = window_batches(monitor, job.window_start, job.window_end)
     rows = sum(b.row_count for b in batches)
-    drift_out = _drift_result(monitor, batches) if CheckKind.DRIFT in monitor.checks else {}
-    perf_out = (
-        _performance_result(monitor, batches) if CheckKind.PERFORMANCE in monitor.checks else {}
+    checks = set(monitor.checks)
+    profile_row = (
+        ReferenceProfile.objects.filter(version=monitor.version).first()
+        if checks & DRIFT_CHECKS
+        else None
     )
+    drift_out = _drift_result(monitor, profile_row, batches) if CheckKind.DRIFT in checks else {}
+    output_out: dict[str, Any] = {}
+    if CheckKind.PREDICTION_DRIFT in checks:
+        output_out["prediction"] = _prediction_drift(monitor, profile_row, batches)
+    perf_out: dict[str, Any] = {}
+    if checks & {CheckKind.PERFORMANCE, CheckKind.LABEL_DRIFT}:
+        joined = labelled_rows(monitor.registered_model, monitor.version, batches)
+        if CheckKind.LABEL_DRIFT in checks:
+            output_out["label"] = _label_drift(monitor, profile_row, joined)
+        if CheckKind.PERFORMANCE in checks:
+            perf_out = _performance_result(monitor, batches, joined)
+    breaches = _breaches(monitor, drift_out, output_out, perf_out)
+    elapsed = time.monotonic() - started
+    with transaction.atomic():
+        job.row_count = rows
+        job.labelled_count = perf_out.get("labelled")
+        job.drift_share = drift_out.get("drift_share")
+        job.drift = drift_out
+        job.output_drift = output_out
+        job.metrics = perf_out
+        job.breaches = breaches
+        job.save(
+            update_fields=[
+                "row_count",
+                "labelled_count",
+                "drift_share",
+                "drift",
+                "output_drift",
+                "metrics",
+                "breaches",
+            ]
+        )
+        job_finish(job, log=f"{len(batches)} batches, {rows} rows, {elapsed:.3f}s")
+        audit_record(
+            actor=WORKER,
+            action="monitoring.check.finish",
+            obj=job,
+            after={
+                "rows": rows,
+                "drift_share": job.drift_share,
+                "output_drift": {k: v.get("drifted") for k, v in output_out.items()},
+                "metrics": perf_out.get("values"),
+                "breaches": [b["kind"] for b in breaches],
+            },
+        )
+        for breach in breaches:
+            alert_raise(monitor=monitor, run=job, **breach)
+    return job
+
+
+def _describe(column: dict[str, Any]) -> str:
+    psi = column.get("psi")
+    p_value = column.get("p_value")
+    parts = [f"{column['test']}"]
+    if p_value is not None:
+        parts.append(f"p={p_value:.3g}")
+    if psi is not None:
+        parts.append(f"PSI={psi:.3f}")
+    return f"{column['column']} ({', '.join(parts)})"
+
+
+def _breaches(
+    monitor: Monitor,
+    drift_out: dict[str, Any],
+    output_out: dict[str, Any],
+    perf_out: dict[str, Any],
+) -> list[dict[str, Any]]:
     th = monitor.thresholds
     breaches: list[dict[str, Any]] = []
     if drift_out.get("status") == "ok" and (drift_out.get("drift_share") or 0) >= th["drift_share"]:
@@ -537,6 +818,25 @@ def check_run_execute(*, job: CheckRun) -> CheckRun:
                 "details": {"drift_share": drift_out["drift_share"], "columns": drifted},
             }
         )
+    for part, kind, what in (
+        ("prediction", AlertKind.PREDICTION_DRIFT, "Predictions drifted"),
+        ("label", AlertKind.LABEL_DRIFT, "Labels drifted"),
+    ):
+        out = output_out.get(part, {})
+        drifted_columns = [c for c in out.get("columns", []) if c.get("drifted")]
+        if out.get("status") == "ok" and drifted_columns:
+            breaches.append(
+                {
+                    "kind": kind,
+                    "message": f"{what} from the training baseline: "
+                    + ", ".join(_describe(c) for c in drifted_columns),
+                    "details": {
+                        "columns": [c["column"] for c in drifted_columns],
+                        "psi": {c["column"]: c.get("psi") for c in drifted_columns},
+                        "p_value": {c["column"]: c.get("p_value") for c in drifted_columns},
+                    },
+                }
+            )
     if perf_out.get("status") == "ok":
         worse = {k: d for k, d in perf_out["drops"].items() if d > th["metric_drop"]}
         if worse:
@@ -551,39 +851,7 @@ def check_run_execute(*, job: CheckRun) -> CheckRun:
                     "details": {"drops": worse, "values": perf_out["values"]},
                 }
             )
-    elapsed = time.monotonic() - started
-    with transaction.atomic():
-        job.row_count = rows
-        job.labelled_count = perf_out.get("labelled")
-        job.drift_share = drift_out.get("drift_share")
-        job.drift = drift_out
-        job.metrics = perf_out
-        job.breaches = breaches
-        job.save(
-            update_fields=[
-                "row_count",
-                "labelled_count",
-                "drift_share",
-                "drift",
-                "metrics",
-                "breaches",
-            ]
-        )
-        job_finish(job, log=f"{len(batches)} batches, {rows} rows, {elapsed:.3f}s")
-        audit_record(
-            actor=WORKER,
-            action="monitoring.check.finish",
-            obj=job,
-            after={
-                "rows": rows,
-                "drift_share": job.drift_share,
-                "metrics": perf_out.get("values"),
-                "breaches": [b["kind"] for b in breaches],
-            },
-        )
-        for breach in breaches:
-            alert_raise(monitor=monitor, run=job, **breach)
-    return job
+    return breaches
 
 
 def check_run_failed(*, job: CheckRun) -> None:

@@ -16,11 +16,42 @@ from monitoring.models import LabelBatch, Monitor, PredictionBatch
 from registry.models import ModelVersion, RegisteredModel
 
 
-def window_batches(monitor: Monitor, start: datetime, end: datetime) -> Any:
-    """Batches of the monitored version whose rows overlap [start, end)."""
-    return PredictionBatch.objects.filter(
-        version=monitor.version, last_at__gte=start, first_at__lt=end
-    ).order_by("first_at", "pk")
+def window_batches(monitor: Monitor, start: datetime, end: datetime) -> list[PredictionBatch]:
+    """The batches of a check's window, oldest first.
+
+    A time window holds the batches of the monitored version whose rows overlap
+    [start, end). A row window (``monitor.window_rows``) holds the newest batches that
+    began before ``end`` and together hold at least ``window_rows`` rows: whole batches,
+    since a batch's summary cannot be split.
+    """
+    if monitor.window_rows:
+        return newest_batches(monitor, end)
+    return list(
+        PredictionBatch.objects.filter(
+            version=monitor.version, last_at__gte=start, first_at__lt=end
+        ).order_by("first_at", "pk")
+    )
+
+
+def newest_batches(monitor: Monitor, end: datetime) -> list[PredictionBatch]:
+    """Newest batches first until ``monitor.window_rows`` rows, returned oldest first."""
+    wanted = monitor.window_rows or 0
+    chosen: list[PredictionBatch] = []
+    held = 0
+    candidates = PredictionBatch.objects.filter(version=monitor.version, first_at__lt=end)
+    for batch in candidates.order_by("-last_at", "-pk").iterator(chunk_size=100):
+        chosen.append(batch)
+        held += batch.row_count
+        if held >= wanted:
+            break
+    chosen.reverse()
+    return chosen
+
+
+def window_rows(batches: list[PredictionBatch], columns: list[str]) -> pd.DataFrame:
+    """The raw rows of ``batches`` (the listed columns that they hold), as pandas."""
+    table = _read_batches([b.storage_key for b in batches], columns)
+    return pd.DataFrame() if table is None else table.to_pandas()
 
 
 def _read_batches(keys: list[str], columns: list[str]) -> pa.Table | None:

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from monitoring.choices import CheckKind
+from monitoring.choices import CheckKind, DriftMethod
 from monitoring.models import Alert, CheckRun, LabelBatch, Monitor, PredictionBatch
 
 
@@ -44,6 +44,8 @@ class MonitorSerializer(serializers.ModelSerializer):
             "name",
             "checks",
             "window_hours",
+            "window_rows",
+            "drift_method",
             "schedule_minutes",
             "min_rows",
             "thresholds",
@@ -63,6 +65,21 @@ class MonitorCreateSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=CheckKind.choices), required=False
     )
     window_hours = serializers.IntegerField(min_value=1, max_value=24 * 365, default=24)
+    window_rows = serializers.IntegerField(
+        min_value=1,
+        max_value=1_000_000_000,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Judge the newest batches holding at least this many rows instead of "
+        "the last window_hours.",
+    )
+    drift_method = serializers.ChoiceField(
+        choices=DriftMethod.choices,
+        default=DriftMethod.AUTO,
+        help_text="rows: exact KS on the window's raw rows; summary: PSI/JS/chi-square on the "
+        "per-batch summaries (constant cost); auto: rows up to MONITOR_ROWS_METHOD_MAX_ROWS.",
+    )
     schedule_minutes = serializers.IntegerField(min_value=1, max_value=60 * 24 * 31, default=60)
     min_rows = serializers.IntegerField(min_value=1, default=100)
     thresholds = serializers.DictField(child=serializers.FloatField(), required=False)
@@ -84,6 +101,7 @@ class CheckRunSerializer(serializers.ModelSerializer):
             "labelled_count",
             "drift_share",
             "drift",
+            "output_drift",
             "metrics",
             "breaches",
             "attempts",

@@ -71,7 +71,7 @@ def events() -> list[tuple[str, dict[str, Any]]]:
 def test_the_drift_check_equals_the_drift_engine_on_the_window(
     monitored: Any, personas: Any
 ) -> None:
-    monitor = make_monitor(monitored, personas.owner, checks=["drift"])
+    monitor = make_monitor(monitored, personas.owner, checks=["drift"], drift_method="summary")
     a = prediction_frame(3000, seed=1, shift=1.0, prefix="a")
     b = prediction_frame(2000, seed=2, shift=1.0, prefix="b", start="2026-01-01T10:00:00")
     ingest(monitored, personas.bot, a, "a")
@@ -88,6 +88,7 @@ def test_the_drift_check_equals_the_drift_engine_on_the_window(
         drift.summarize(window, profile),
         thresholds=drift.Thresholds(p_value=0.05, psi=0.1, drift_share=0.3),
     )
+    assert run.drift["source"] == "summary"
     assert run.drift_share == pytest.approx(expected.drift_share)
     for column in expected.columns:
         stored = next(c for c in run.drift["columns"] if c["column"] == column.column)

@@ -32,7 +32,8 @@ def test_owner_creates_a_monitor_and_runs_it(monitored: Any, personas: Any) -> N
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["thresholds"]["psi"] == 0.2 and body["thresholds"]["p_value"] == 0.05
-    assert body["checks"] == ["drift", "performance"]
+    assert body["checks"] == ["drift", "prediction_drift", "label_drift", "performance"]
+    assert body["window_rows"] is None and body["drift_method"] == "auto"
     assert create(owner).status_code == 409  # same name
     run = owner.post(f"{BASE}{body['id']}/run/")
     assert run.status_code == 202 and run.json()["status"] == "queued"
@@ -51,6 +52,9 @@ def test_owner_creates_a_monitor_and_runs_it(monitored: Any, personas: Any) -> N
         ({"version": "99"}, "not_found"),
         ({"tests": {"age": "astrology"}}, "invalid"),
         ({"window_hours": 0}, "invalid"),
+        ({"window_rows": 0}, "invalid"),
+        ({"window_rows": "many"}, "invalid"),
+        ({"drift_method": "guess"}, "invalid"),
     ],
 )
 def test_bad_monitors_are_refused(monitored: Any, personas: Any, body: Any, code: str) -> None:
