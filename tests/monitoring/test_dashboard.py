@@ -83,6 +83,9 @@ def test_the_dashboard_shows_charts_features_and_alerts(monitored: Any, personas
     assert web(personas.outsider).get("/monitoring/models/credit/").status_code == 404
     version_page = web(personas.viewer).get("/models/credit/versions/1/").content.decode()
     assert 'id="monitoring-dashboard-link"' in version_page
+    model_page = web(personas.viewer).get("/models/credit/").content.decode()
+    assert 'id="model-monitoring-link" href="/monitoring/models/credit/"' in model_page
+    assert 'id="output-table"' in html and "probability" in html
 
 
 @pytest.mark.django_db
