@@ -48,7 +48,7 @@ from monitoring.models import (
     ReferenceProfile,
     RetrainingSignal,
 )
-from monitoring.windows import labelled_rows, newest_batches, window_batches, window_rows
+from monitoring.windows import batch_rows, labelled_rows, newest_batches, window_batches
 from registry import selectors as registry_selectors
 from registry.artifacts import load_estimator
 from registry.choices import VersionStatus
@@ -601,12 +601,14 @@ def _drift_result(
     if _reads_rows(monitor, rows):
         result = drift.compare(
             profile,
-            window_rows(batches, list(profile.columns)),
+            batch_rows(batches, list(profile.columns)),
             tests=monitor.tests or None,
             thresholds=_thresholds(monitor),
         )
     else:
         summaries = [drift.Summary.from_dict(b.summary) for b in batches if b.summary]
+        if not summaries:
+            return {"status": "not_computable", "reason": "no summarized rows in the window"}
         result = drift.compare_summary(
             profile,
             drift.merge_summaries(summaries),
@@ -643,7 +645,7 @@ def _prediction_drift(
     predicted = predicted_profile(reference)
     # A score column that no batch of the window sent is not monitored.
     if _reads_rows(monitor, rows):
-        frame = window_rows(batches, list(predicted.columns))
+        frame = batch_rows(batches, list(predicted.columns))
         present = [c for c in predicted.columns if c in frame.columns]
         current = outputs.outputs_frame(
             monitor.registered_model.task, {c: frame[c].to_numpy() for c in present}

@@ -48,7 +48,7 @@ def newest_batches(monitor: Monitor, end: datetime) -> list[PredictionBatch]:
     return chosen
 
 
-def window_rows(batches: list[PredictionBatch], columns: list[str]) -> pd.DataFrame:
+def batch_rows(batches: list[PredictionBatch], columns: list[str]) -> pd.DataFrame:
     """The raw rows of ``batches`` (the listed columns that they hold), as pandas."""
     table = _read_batches([b.storage_key for b in batches], columns)
     return pd.DataFrame() if table is None else table.to_pandas()
