@@ -42,11 +42,15 @@ COMPETITOR_TIMEOUT = 900  # seconds per competitor run before retrying at a smal
 # --------------------------------------------------------------------------- data
 
 
+SMALL_SHIFT = 0.02  # --small-shift: how far the 16 "undrifted" numeric columns move
+
+
 def make_data(rows: int, seed: int = SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reference and current windows: 20 float64 columns, 5 categoricals (3 'category',
     2 plain strings) with 5-50 levels. In the current window num_00..num_03 shift by half
-    a unit, cat_0 changes its mix, every other numeric column moves by 0.02 (significant
-    at this size, not drift), and num_05/num_06 have 0.1% NaN on both sides.
+    a unit, cat_0 changes its mix, every other numeric column moves by ``SMALL_SHIFT``
+    (default 0.02: significant at this size, not drift, and the worst case for exact KS
+    p-values; 0 leaves them unchanged), and num_05/num_06 have 0.1% NaN on both sides.
 
     Uses only numpy Generator distributions whose streams are the same in numpy 1.26 and
     2.x, so the compare env (pandas 2) rebuilds identical data; see :func:`fingerprint`.
@@ -58,7 +62,7 @@ def make_data(rows: int, seed: int = SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _window(rng: np.random.Generator, rows: int, *, drifted: bool) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for i, name in enumerate(NUMERIC):
-        shift = (0.5 if i < 4 else 0.02) if drifted else 0.0
+        shift = (0.5 if i < 4 else SMALL_SHIFT) if drifted else 0.0
         family = i % 4
         if family == 0:
             values = rng.normal(shift, 1.0, rows)
@@ -191,7 +195,7 @@ def _proc_status(key: str) -> int:
 
 def measure_memory(rows: int, mode: str) -> dict[str, float] | None:
     out = subprocess.run(
-        [sys.executable, __file__, "--rows", str(rows), "--memory-child", mode],
+        [sys.executable, __file__, *_data_args(rows), "--memory-child", mode],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -253,6 +257,11 @@ def scipy_equality(ref: pd.DataFrame, cur: pd.DataFrame, result: Any) -> dict[st
 
 
 # --------------------------------------------------------------------------- competitors
+
+
+def _data_args(rows: int) -> list[str]:
+    """The arguments a child process needs to generate the same data."""
+    return ["--rows", str(rows), "--small-shift", repr(SMALL_SHIFT)]
 
 
 def _env() -> dict[str, str]:
@@ -348,7 +357,7 @@ def run_competitor(name: str, rows: int, expected_fingerprint: str) -> dict[str,
     for size in (rows, rows // 10):
         try:
             out = subprocess.run(
-                [str(COMPARE_PYTHON), __file__, "--rows", str(size), "--competitor", name],
+                [str(COMPARE_PYTHON), __file__, *_data_args(size), "--competitor", name],
                 capture_output=True,
                 text=True,
                 cwd=ROOT,
@@ -512,7 +521,16 @@ def main() -> int:
     parser.add_argument("--no-scipy-check", action="store_true")
     parser.add_argument("--competitor", choices=["evidently", "nannyml"])
     parser.add_argument("--memory-child", choices=["frames", "profile"])
+    parser.add_argument(
+        "--small-shift",
+        type=float,
+        default=SMALL_SHIFT,
+        help="shift of the 16 undrifted numeric columns (0.02: worst case for exact KS "
+        "p-values; 0: unchanged columns)",
+    )
     args = parser.parse_args()
+    global SMALL_SHIFT
+    SMALL_SHIFT = args.small_shift
     if args.competitor:
         competitor_child(args.competitor, args.rows)
         return 0
@@ -524,7 +542,8 @@ def main() -> int:
     print(
         f"drift bench: {args.rows:,} reference rows vs {args.rows:,} current rows x "
         f"{len(NUMERIC) + len(CATEGORICAL)} columns ({len(NUMERIC)} float64, "
-        f"{len(CATEGORICAL)} categorical with {min(LEVELS)}-{max(LEVELS)} levels); "
+        f"{len(CATEGORICAL)} categorical with {min(LEVELS)}-{max(LEVELS)} levels; "
+        f"small shift {SMALL_SHIFT}); "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start"
     )
     start = time.perf_counter()
