@@ -514,6 +514,7 @@ def report(
 
 
 def main() -> int:
+    global SMALL_SHIFT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -529,7 +530,6 @@ def main() -> int:
         "p-values; 0: unchanged columns)",
     )
     args = parser.parse_args()
-    global SMALL_SHIFT
     SMALL_SHIFT = args.small_shift
     if args.competitor:
         competitor_child(args.competitor, args.rows)
