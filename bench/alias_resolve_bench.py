@@ -13,7 +13,8 @@ What it does (prints figures; never a test):
 3. drives ``GET /api/v1/models/{model}/aliases/{alias}`` with wrk (a C load
    generator, so the client costs little CPU) at 1, 8 and 32 concurrent
    connections, rotating over all 200 aliases, and prints requests/s with p50
-   and p99 latency.
+   and p99 latency; then ``/healthz`` (Django's whole stack, no database) at 8
+   connections, the ceiling of a request that goes through Django, for context.
 
 Target: >= 1,500 requests/s at 8 clients on a 2-core machine. Client and
 server share the two cores, so the figure includes wrk's own CPU.
@@ -128,12 +129,37 @@ def main() -> None:
         r"TOKEN=(\S+)", sh(python, "manage.py", "shell", "-v0", "-c", SEED, env=env, capture=True)
     ).group(1)
 
+    gunicorn = _start_gunicorn(args, env, PORT, token)
+    url = f"http://127.0.0.1:{PORT}"
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+            lua.write(LUA.replace("TOKEN", token))
+        print(
+            f"alias resolution: gunicorn {args.workers} workers x {args.threads} threads, "
+            f"PostgreSQL, 100 models x 20 versions, "
+            f"{os.cpu_count()} CPUs, {args.seconds}s per run, load average {os.getloadavg()}"
+        )
+        print(f"{'path':>9} {'clients':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        sh("wrk", "-t1", "-c8", "-d3s", "-s", lua.name, url, capture=True)  # warm-up
+        for clients in (1, 8, 32):
+            _run_wrk("alias", clients, args.seconds, url, "-s", lua.name)
+        # Django's whole stack without a database: how fast the machine is right now.
+        _run_wrk("/healthz", 8, args.seconds, f"{url}/healthz")
+        os.unlink(lua.name)
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait()
+
+
+def _start_gunicorn(
+    args: argparse.Namespace, env: dict[str, str], port: int, token: str
+) -> subprocess.Popen:
     gunicorn = subprocess.Popen(
         [
-            str(Path(python).parent / "gunicorn"),
+            str(Path(sys.executable).parent / "gunicorn"),
             "config.wsgi",
             "-b",
-            f"127.0.0.1:{PORT}",
+            f"127.0.0.1:{port}",
             "-w",
             str(args.workers),
             "--threads",
@@ -144,51 +170,37 @@ def main() -> None:
         cwd=ROOT,
         env=env,
     )
-    try:
-        url = f"http://127.0.0.1:{PORT}"
-        for _ in range(100):
-            try:
-                req = Request(
-                    f"{url}/api/v1/models/model-000/aliases/production",
-                    headers={"Authorization": f"Token {token}"},
-                )
-                with urlopen(req, timeout=2) as response:
-                    assert response.status == 200
-                break
-            except Exception:
-                time.sleep(0.2)
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
-            lua.write(LUA.replace("TOKEN", token))
-        print(
-            f"alias resolution: gunicorn {args.workers} workers x {args.threads} threads, "
-            f"PostgreSQL, 100 models x 20 versions, "
-            f"{os.cpu_count()} CPUs, {args.seconds}s per run, load average {os.getloadavg()}"
-        )
-        print(f"{'clients':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-        sh("wrk", "-t1", "-c8", "-d3s", "-s", lua.name, url, capture=True)  # warm-up
-        for clients in (1, 8, 32):
-            out = sh(
-                "wrk",
-                f"-t{min(clients, 2)}",
-                f"-c{clients}",
-                f"-d{args.seconds}s",
-                "--latency",
-                "-s",
-                lua.name,
-                url,
-                capture=True,
+    for _ in range(100):
+        try:
+            req = Request(
+                f"http://127.0.0.1:{port}/api/v1/models/model-000/aliases/production",
+                headers={"Authorization": f"Token {token}"},
             )
-            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-            p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
-            p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
-            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-            print(
-                f"{clients:>8} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {errors.group(1) if errors else 0:>7}"
-            )
-        os.unlink(lua.name)
-    finally:
-        gunicorn.terminate()
-        gunicorn.wait()
+            with urlopen(req, timeout=2) as response:
+                assert response.status == 200
+            break
+        except Exception:
+            time.sleep(0.2)
+    return gunicorn
+
+
+def _run_wrk(label: str, clients: int, seconds: int, url: str, *script: str) -> None:
+    out = sh(
+        "wrk",
+        f"-t{min(clients, 2)}",
+        f"-c{clients}",
+        f"-d{seconds}s",
+        "--latency",
+        *script,
+        url,
+        capture=True,
+    )
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
+    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = errors.group(1) if errors else 0
+    print(f"{label:>9} {clients:>8} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {errs:>7}")
 
 
 def _ms(value: str) -> float:
