@@ -111,7 +111,7 @@ def test_an_owner_reads_the_dashboard_and_resolves_the_alert(
 ) -> None:
     from playwright.sync_api import expect
 
-    populate(monitored, personas)
+    populate(monitored, personas, checks=list(CheckKind.values))
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     log_in(page, "owner")
@@ -122,13 +122,20 @@ def test_an_owner_reads_the_dashboard_and_resolves_the_alert(
         expect(page.locator(f"[data-chart='{chart}'] .main-svg").first).to_be_visible()
     expect(page.locator("#feature-table")).to_contain_text("drifted")
     shot(page, "monitoring-dashboard")
+    expect(page.locator("#output-table")).to_contain_text("probability")
     page.click("#feature-table a:text('income')")
     expect(page.locator("[data-chart='feature-chart']")).to_contain_text("income")
-    page.click("#alerts button:text('Acknowledge')")
+    rows = page.locator("#alerts tbody tr[id^='alert-']")
+    active = Alert.objects.count()
+    assert active == 2  # data drift and prediction drift
+    expect(rows).to_have_count(active)
+    rows.first.locator("button:text('Acknowledge')").click()
     expect(page.locator("#alerts")).to_contain_text("Acknowledged")
-    page.click("#alerts button:text('Resolve')")
+    for remaining in range(active - 1, -1, -1):
+        rows.first.locator("button:text('Resolve')").click()
+        expect(rows).to_have_count(remaining)
     expect(page.locator("#alerts")).to_contain_text("No active alerts")
-    assert Alert.objects.get().status == "resolved"
+    assert set(Alert.objects.values_list("status", flat=True)) == {"resolved"}
     shot(page, "monitoring-dashboard-resolved")
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
 
