@@ -136,6 +136,8 @@ class Monitor(models.Model):
     min_rows = models.PositiveIntegerField(default=100)
     thresholds = models.JSONField(default=dict)
     tests = models.JSONField(default=dict, blank=True)  # per-column test overrides
+    # Feature weights for the drift share (e.g. permutation importances); empty: unweighted.
+    weights = models.JSONField(default=dict, blank=True)
     notify = models.BooleanField(default=True)
     request_retraining = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)

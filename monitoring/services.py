@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import tempfile
 import time
@@ -404,6 +405,26 @@ def _clean_thresholds(thresholds: dict[str, Any] | None) -> dict[str, float]:
     return merged
 
 
+def _clean_weights(weights: dict[str, Any] | None, features: list[str]) -> dict[str, float]:
+    """Feature weights for the drift share: known features, finite numbers >= 0, not all 0.
+    Features left out weigh 0 (the drift engine's rule)."""
+    if not weights:
+        return {}
+    unknown = sorted(set(weights) - set(features))
+    if unknown:
+        raise DomainError(
+            "invalid", f"Weights for unknown features {unknown}.", details={"columns": features}
+        )
+    clean: dict[str, float] = {}
+    for name, value in weights.items():
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise DomainError("invalid", f"Weight of {name!r} must be a finite number >= 0.")
+        clean[name] = float(value)
+    if not any(clean.values()):
+        raise DomainError("invalid", "At least one weight must be above 0.")
+    return clean
+
+
 def monitor_create(
     *,
     actor: Any,
@@ -418,6 +439,7 @@ def monitor_create(
     min_rows: int = 100,
     thresholds: dict[str, Any] | None = None,
     tests: dict[str, str] | None = None,
+    weights: dict[str, float] | None = None,
     notify: bool = True,
     request_retraining: bool = False,
 ) -> Monitor:
@@ -448,6 +470,7 @@ def monitor_create(
                 f"Test override {column!r}: {test!r} is not valid.",
                 details={"tests": list(drift.TEST_NAMES), "columns": version.feature_names},
             )
+    weights = _clean_weights(weights, version.feature_names)
     if set(checks) & DRIFT_CHECKS and version.training_dataset_id is None:
         raise DomainError(
             "no_reference",
@@ -471,6 +494,7 @@ def monitor_create(
             min_rows=min_rows,
             thresholds=_clean_thresholds(thresholds),
             tests=tests or {},
+            weights=weights,
             notify=notify,
             request_retraining=request_retraining,
             created_by=actor,
@@ -487,6 +511,7 @@ def monitor_create(
                 "drift_method": drift_method,
                 "schedule_minutes": schedule_minutes,
                 "thresholds": monitor.thresholds,
+                "weights": weights,
             },
         )
     return monitor
@@ -604,6 +629,7 @@ def _drift_result(
             batch_rows(batches, list(profile.columns)),
             tests=monitor.tests or None,
             thresholds=_thresholds(monitor),
+            weights=monitor.weights or None,
         )
     else:
         summaries = [drift.Summary.from_dict(b.summary) for b in batches if b.summary]
@@ -614,6 +640,7 @@ def _drift_result(
             drift.merge_summaries(summaries),
             tests=monitor.tests or None,
             thresholds=_thresholds(monitor),
+            weights=monitor.weights or None,
         )
     return {**result.to_dict(), "status": "ok"}
 

@@ -50,6 +50,7 @@ class MonitorSerializer(serializers.ModelSerializer):
             "min_rows",
             "thresholds",
             "tests",
+            "weights",
             "notify",
             "request_retraining",
             "enabled",
@@ -84,6 +85,12 @@ class MonitorCreateSerializer(serializers.Serializer):
     min_rows = serializers.IntegerField(min_value=1, default=100)
     thresholds = serializers.DictField(child=serializers.FloatField(), required=False)
     tests = serializers.DictField(child=serializers.CharField(), required=False)
+    weights = serializers.DictField(
+        child=serializers.FloatField(min_value=0),
+        required=False,
+        help_text="Feature weights for the drift share, e.g. permutation importances; "
+        "features left out weigh 0. Empty: every feature counts the same.",
+    )
     notify = serializers.BooleanField(default=True)
     request_retraining = serializers.BooleanField(default=False)
 

@@ -55,6 +55,8 @@ def test_owner_creates_a_monitor_and_runs_it(monitored: Any, personas: Any) -> N
         ({"window_rows": 0}, "invalid"),
         ({"window_rows": "many"}, "invalid"),
         ({"drift_method": "guess"}, "invalid"),
+        ({"weights": {"age": -1}}, "invalid"),
+        ({"weights": {"shoe_size": 1}}, "invalid"),
     ],
 )
 def test_bad_monitors_are_refused(monitored: Any, personas: Any, body: Any, code: str) -> None:

@@ -380,3 +380,46 @@ def test_the_outputs_profile_round_trips_through_storage(monitored: Any, persona
     loaded.save(buffer)
     buffer.seek(0)
     assert drift.Profile.load(buffer).fingerprint == loaded.fingerprint
+
+
+# --- weighted drift share ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["rows", "summary"])
+def test_weights_decide_the_drift_share(monitored: Any, personas: Any, method: str) -> None:
+    weights = {"age": 0.1, "income": 0.1, "score": 0.8}  # e.g. permutation importances
+    monitor = make_monitor(
+        monitored, personas.owner, checks=["drift"], drift_method=method, weights=weights
+    )
+    assert monitor.weights == weights
+    window = prediction_frame(3000, seed=70, shift=1.0, prefix="w")  # age and income move
+    ingest(monitored, personas.bot, window, "w")
+    run = run_check(monitor)
+    profile = services.profile_load(ReferenceProfile.objects.get(version=monitored))
+    th = drift.Thresholds(p_value=0.05, psi=0.1, drift_share=0.3)
+    current = window[FEATURES]
+    expected = (
+        drift.compare(profile, current, thresholds=th, weights=weights)
+        if method == "rows"
+        else drift.compare_summary(
+            profile, drift.summarize(current, profile), thresholds=th, weights=weights
+        )
+    )
+    assert expected.drifted_count == 2
+    assert run.drift_share == pytest.approx(expected.drift_share) == pytest.approx(0.2)
+    # Two of three features drifted, but they weigh 0.2 of 1.0: below 0.3, no alert.
+    assert not Alert.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [{"shoe_size": 1.0}, {"age": -1.0}, {"age": float("nan")}, {"age": 0.0}, {"age": "high"}],
+)
+def test_bad_weights_are_refused(monitored: Any, personas: Any, weights: Any) -> None:
+    from common.errors import DomainError
+    from monitoring.models import Monitor
+
+    with pytest.raises(DomainError) as refused:
+        make_monitor(monitored, personas.owner, weights=weights)
+    assert refused.value.code == "invalid"
+    assert not Monitor.objects.exists()
