@@ -3,7 +3,7 @@ callers, services and selectors, have already chosen what may be read)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -14,6 +14,11 @@ import pyarrow.parquet as pq
 from common.storage import local_blob_path
 from monitoring.models import LabelBatch, Monitor, PredictionBatch
 from registry.models import ModelVersion, RegisteredModel
+
+LABEL_CLOCK_SKEW = timedelta(days=1)
+"""How much earlier than a prediction's timestamp its label batch may have been posted
+(the two clocks differ: request timestamps come from the pipeline, ``created_at`` from
+the server)."""
 
 
 def window_batches(monitor: Monitor, start: datetime, end: datetime) -> list[PredictionBatch]:
@@ -78,17 +83,23 @@ def _keep_last(table: pa.Table) -> pa.Table:
 def labelled_rows(
     model: RegisteredModel, version: ModelVersion, batches: list[Any]
 ) -> pd.DataFrame:
-    """Predictions of ``batches`` joined with every label of the model by request id.
+    """Predictions of ``batches`` joined with the model's labels by request id.
 
-    A request id labelled (or predicted) twice keeps its latest row. The join is
-    Arrow's hash join: a few million request ids take about a second.
+    Only label batches posted after the earliest prediction of ``batches`` (less
+    ``LABEL_CLOCK_SKEW``) are read: a label cannot precede the request it labels, and a
+    model's label history would otherwise be read whole by every check. A request id
+    labelled (or predicted) twice keeps its latest row. The join is Arrow's hash join:
+    a few million request ids take about a second.
     """
     empty = pd.DataFrame(columns=["request_id", "prediction", "probability", "label"])
+    if not batches:
+        return empty
     predictions = _read_batches(
         [b.storage_key for b in batches], ["request_id", "prediction", "probability"]
     )
+    earliest = min(b.first_at for b in batches) - LABEL_CLOCK_SKEW
     label_keys = list(
-        LabelBatch.objects.filter(registered_model=model)
+        LabelBatch.objects.filter(registered_model=model, created_at__gte=earliest)
         .order_by("created_at", "pk")
         .values_list("storage_key", flat=True)
     )

@@ -387,3 +387,43 @@ def test_an_opened_alert_is_mailed_to_the_owner_and_team(
     assert "credit" in mailoutbox[0].subject and "age" in mailoutbox[0].body
     services.alert_resolve(actor=personas.owner, alert=alert)
     assert email_alert(alert.pk) == 0  # resolved meanwhile: nothing to say
+
+
+def test_labels_posted_before_the_windows_predictions_are_not_read(
+    monitored: Any, personas: Any
+) -> None:
+    from monitoring.models import LabelBatch
+    from monitoring.windows import labelled_rows
+
+    frame = prediction_frame(300, seed=11)  # timestamps from 2026-01-01 00:00 UTC
+    batch = ingest(monitored, personas.bot, frame, "p")
+    ids = frame["request_id"]
+    labels(
+        monitored.registered_model,
+        personas.bot,
+        pd.DataFrame({"request_id": ids[:100], "label": 1}),
+        "stale",
+    )
+    labels(
+        monitored.registered_model,
+        personas.bot,
+        pd.DataFrame({"request_id": ids[100:200], "label": 1}),
+        "skewed",
+    )
+    labels(
+        monitored.registered_model,
+        personas.bot,
+        pd.DataFrame({"request_id": ids[200:], "label": 1}),
+        "later",
+    )
+    # Posted a month before the requests it labels: outside any window of these rows.
+    LabelBatch.objects.filter(batch_id="stale").update(
+        created_at=dt.datetime(2025, 12, 1, tzinfo=dt.UTC)
+    )
+    # Posted twelve hours "before" them: within the allowed clock skew.
+    LabelBatch.objects.filter(batch_id="skewed").update(
+        created_at=dt.datetime(2025, 12, 31, 12, tzinfo=dt.UTC)
+    )
+    joined = labelled_rows(monitored.registered_model, monitored, [batch])
+    assert sorted(joined["request_id"]) == sorted(ids[100:])
+    assert labelled_rows(monitored.registered_model, monitored, []).empty
