@@ -128,7 +128,10 @@ class ObjectTypeFilter(RecentValuesFilter):
 class AuditEventAdmin(ExportingReadOnlyAdmin):
     list_display = ("seq", "occurred_at", "actor", "action", "object_type", "object_repr")
     list_filter = (ActionFilter, ObjectTypeFilter)
-    search_help_text = "Exact: a seq number, a 64-hex hash or a username."
+    search_help_text = (
+        "Exact: a seq number, a 64-hex hash, an object as type:id "
+        "(e.g. registry.modelversion:42) or a username."
+    )
     search_fields = ("actor",)  # enables the box; matching is get_search_results
     date_hierarchy = None
     paginator = EstimatedCountPaginator
@@ -145,6 +148,9 @@ class AuditEventAdmin(ExportingReadOnlyAdmin):
             return queryset.filter(seq=int(term)), False
         if len(term) == 64 and all(c in "0123456789abcdef" for c in term):
             return queryset.filter(hash=term), False
+        object_type, colon, object_id = term.rpartition(":")
+        if colon and "." in object_type and object_id:  # the (object_type, object_id) index
+            return queryset.filter(object_type=object_type, object_id=object_id), False
         return queryset.filter(actor=term), False
 
 

@@ -71,3 +71,19 @@ def test_the_audit_changelist_never_counts_the_whole_table(personas, auditor_cli
         q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "auditevent" in q["sql"]
     ]
     assert counts == [], counts
+
+
+def test_the_audit_search_finds_one_objects_history_exactly(personas, auditor_client):
+    version = high_risk_version(personas)
+    reviews.review_submit(actor=personas.owner, version=version)
+    mine = AuditEvent.objects.filter(object_type="registry.modelversion", object_id=str(version.pk))
+    assert mine.exists()
+    response = auditor_client.get(f"/admin/common/auditevent/?q=registry.modelversion:{version.pk}")
+    assert response.status_code == 200
+    shown = {e.pk for e in response.context["cl"].result_list}
+    assert shown == set(mine.values_list("pk", flat=True))
+    # Another object's id, or a username, finds nothing of this version's history.
+    other = auditor_client.get(f"/admin/common/auditevent/?q=registry.modelversion:{version.pk}9")
+    assert not set(e.pk for e in other.context["cl"].result_list) & shown
+    by_actor = auditor_client.get("/admin/common/auditevent/?q=owner")
+    assert {e.actor for e in by_actor.context["cl"].result_list} == {"owner"}
