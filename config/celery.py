@@ -53,6 +53,10 @@ app.conf.beat_schedule = {
         "task": "governance.tasks.mitigation_follow_up_sweep",
         "schedule": crontab(minute="*/5"),
     },
+    "governance-approval-expiry": {
+        "task": "governance.tasks.approval_expiry_sweep",
+        "schedule": crontab(minute=23),
+    },
     "monitoring-claim-due-monitors": {
         "task": "monitoring.tasks.claim_due_monitors",
         "schedule": crontab(minute="*"),

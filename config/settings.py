@@ -332,6 +332,8 @@ ALWAYS_PROTECTED_ALIASES = env_list("ALWAYS_PROTECTED_ALIASES", "production")
 # anyone with the "manage" right on the model.
 GOVERNANCE_VALIDATOR_GROUP = env_str("GOVERNANCE_VALIDATOR_GROUP", "model-validation")
 GOVERNANCE_COMPLIANCE_GROUP = env_str("GOVERNANCE_COMPLIANCE_GROUP", "compliance")
+# Owners and teams are told this many days before an approval expires (and when it has).
+GOVERNANCE_EXPIRY_WARNING_DAYS = env_int("GOVERNANCE_EXPIRY_WARNING_DAYS", 30)
 # Risk tiers whose sign-offs may be given through the REST API (with the
 # password); by default sign-offs are UI-only.
 GOVERNANCE_API_SIGNOFF_TIERS = env_list("GOVERNANCE_API_SIGNOFF_TIERS", "")

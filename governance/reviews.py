@@ -17,6 +17,7 @@ Roles (see README "Governance"):
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -224,6 +225,7 @@ def _transition(review: Review, *, to: str, actor: Any, reason: str = "") -> Non
     if to == S.APPROVED:
         review.decided_at = now
         review.approved_until = now + review.policy.validity
+        review.expiry_warned_at = review.expired_notified_at = None
     elif to == S.REJECTED:
         review.decided_at = now
     elif to in (S.IN_REVIEW, S.DRAFT, S.CHANGES_REQUESTED):
@@ -333,6 +335,92 @@ def _notify_signers(review: Review) -> None:
     )
     transaction.on_commit(
         lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(set(recipients)))
+    )
+
+
+# --- approval expiry ---------------------------------------------------------------
+
+EXPIRY_SWEEPER = SystemActor("governance.beat")
+
+
+def approval_expiry_sweep(*, now: Any = None) -> int:
+    """Beat: tell a model's owner and team once when its approval is about to expire
+    (``GOVERNANCE_EXPIRY_WARNING_DAYS`` ahead) and once when it has expired.
+
+    Each notice is claimed with a conditional UPDATE, so two beats never send it twice;
+    the notice (audit event, ``governance.review.expiring|expired`` event for the
+    webhooks, email after commit) commits with the claim. Returns how many were sent.
+    """
+    now = now or timezone.now()
+    warn_until = now + timedelta(days=settings.GOVERNANCE_EXPIRY_WARNING_DAYS)
+    stages = (
+        ("expired", "expired_notified_at", {"approved_until__lte": now}),
+        (
+            "expiring",
+            "expiry_warned_at",
+            {"approved_until__gt": now, "approved_until__lte": warn_until},
+        ),
+    )
+    sent = 0
+    for stage, field, window in stages:
+        unsent = {"state": S.APPROVED, f"{field}__isnull": True, **window}
+        for pk in list(Review.objects.filter(**unsent).values_list("pk", flat=True)[:500]):
+            with transaction.atomic():
+                if not Review.objects.filter(pk=pk, **unsent).update(**{field: now}):
+                    continue  # another beat, or a new approval, got there first
+                review = Review.objects.select_related(
+                    "version__registered_model__owner", "version__registered_model__team"
+                ).get(pk=pk)
+                _announce_expiry(review, stage)
+                sent += 1
+    return sent
+
+
+def _announce_expiry(review: Review, stage: str) -> None:
+    from django.core.mail import send_mail
+
+    from registry.models import Alias
+
+    version = review.version
+    model = version.registered_model
+    aliases = sorted(Alias.objects.filter(version=version).values_list("name", flat=True))
+    until = review.approved_until
+    audit_record(
+        actor=EXPIRY_SWEEPER,
+        action=f"governance.review.{stage}",
+        obj=review,
+        after={"approved_until": until, "aliases": aliases},
+    )
+    publish_event(
+        f"governance.review.{stage}",
+        {
+            "model": model.name,
+            "version": version.number,
+            "version_id": version.pk,
+            "review_id": review.pk,
+            "state": review.state,
+            "approved_until": until.isoformat() if until else None,
+            "aliases": aliases,
+        },
+    )
+    recipients = {model.owner.email} if model.owner.email else set()
+    if model.team is not None:
+        recipients |= {u.email for u in model.team.user_set.filter(is_active=True) if u.email}
+    if not recipients:
+        return
+    served = f" It is served as @{', @'.join(aliases)}." if aliases else ""
+    when = f"{until:%Y-%m-%d %H:%M} UTC" if until else "now"
+    subject = f"[ModelGate] Approval {'expired' if stage == 'expired' else 'expiring'}: {version}"
+    body = (
+        f"The approval of {version} ({model.risk_tier} risk) "
+        f"{'expired on' if stage == 'expired' else 'expires on'} {when}.{served}\n"
+        "An expired version cannot be moved to a protected alias. To renew the approval, "
+        "record fresh evidence (e.g. a new evaluation): the version goes back to review "
+        "for new sign-offs.\n"
+        f"/models/{model.name}/versions/{version.number}/review/"
+    )
+    transaction.on_commit(
+        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(recipients))
     )
 
 

@@ -45,6 +45,13 @@ def mitigation_follow_up_sweep() -> int:
     return fairness_audits.mitigation_follow_up_sweep()
 
 
+@shared_task(name="governance.tasks.approval_expiry_sweep")
+def approval_expiry_sweep() -> int:
+    from governance import reviews
+
+    return reviews.approval_expiry_sweep()
+
+
 @shared_task(name="governance.tasks.deliver_webhook")
 def deliver_webhook(job_id: int) -> None:
     from common.errors import DomainError

@@ -140,6 +140,10 @@ class Review(TimeStampedModel):
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     approved_until = models.DateTimeField(null=True, blank=True)
+    # Set once by the beat sweep (governance.reviews.approval_expiry_sweep); cleared
+    # when the version is approved again.
+    expiry_warned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expired_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = PermissionManager()
 
