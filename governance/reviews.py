@@ -41,6 +41,7 @@ from governance.models import (
     SignOffMeaning,
     SignOffRole,
 )
+from registry import selectors as registry_selectors
 from registry.choices import VersionStatus
 from registry.models import ModelVersion
 
@@ -403,9 +404,7 @@ def _announce_expiry(review: Review, stage: str) -> None:
             "aliases": aliases,
         },
     )
-    recipients = {model.owner.email} if model.owner.email else set()
-    if model.team is not None:
-        recipients |= {u.email for u in model.team.user_set.filter(is_active=True) if u.email}
+    recipients = registry_selectors.model_contacts(model=model)
     if not recipients:
         return
     served = f" It is served as @{', @'.join(aliases)}." if aliases else ""

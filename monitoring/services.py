@@ -657,15 +657,25 @@ def _outputs_result(result: drift.DriftResult) -> dict[str, Any]:
     return out
 
 
+def _outputs_reference(
+    profile_row: ReferenceProfile | None, column: str
+) -> tuple[drift.Profile | None, dict[str, Any]]:
+    """The outputs profile when it holds ``column``, else the not-computable result."""
+    reference = None if profile_row is None else outputs_profile_load(profile_row)
+    if reference is not None and column in reference.columns:
+        return reference, {}
+    reason = profile_row.outputs_note if profile_row is not None else "no reference profile"
+    return None, {"status": "not_computable", "reason": reason or f"no {column} profile"}
+
+
 def _prediction_drift(
     monitor: Monitor, profile_row: ReferenceProfile | None, batches: list[PredictionBatch]
 ) -> dict[str, Any]:
     """Drift of the predictions (and positive-class scores) against the model's own
     outputs on its training rows."""
-    reference = None if profile_row is None else outputs_profile_load(profile_row)
+    reference, missing = _outputs_reference(profile_row, outputs.PREDICTION)
     if reference is None:
-        reason = profile_row.outputs_note if profile_row is not None else "no reference profile"
-        return {"status": "not_computable", "reason": reason or "no outputs profile"}
+        return missing
     rows = sum(b.row_count for b in batches)
     if (short := _too_few(monitor, rows)) is not None:
         return short
@@ -694,10 +704,9 @@ def _label_drift(
     monitor: Monitor, profile_row: ReferenceProfile | None, joined: Any
 ) -> dict[str, Any]:
     """Drift of the ground truth of the window's requests against the training target."""
-    reference = None if profile_row is None else outputs_profile_load(profile_row)
-    if reference is None or outputs.LABEL not in reference.columns:
-        reason = profile_row.outputs_note if profile_row is not None else "no reference profile"
-        return {"status": "not_computable", "reason": reason or "no label profile"}
+    reference, missing = _outputs_reference(profile_row, outputs.LABEL)
+    if reference is None:
+        return missing
     if (short := _too_few(monitor, len(joined), "labelled rows")) is not None:
         return short
     current = outputs.outputs_frame(
@@ -997,9 +1006,7 @@ def alert_email(*, alert_id: int) -> int:
     if alert is None or alert.status != AlertStatus.OPEN:
         return 0
     model = alert.registered_model
-    recipients = {model.owner.email} if model.owner.email else set()
-    if model.team is not None:
-        recipients |= {u.email for u in model.team.user_set.filter(is_active=True) if u.email}
+    recipients = registry_selectors.model_contacts(model=model)
     if not recipients:
         return 0
     send_mail(

@@ -162,6 +162,14 @@ def dataset_get(*, user: Any, pk: Any) -> Dataset:
 CHAMPION_ALIASES = ("production", "champion")
 
 
+def model_contacts(*, model: RegisteredModel) -> set[str]:
+    """Email addresses of the model's owner and its team's active members (notices)."""
+    recipients = {model.owner.email} if model.owner.email else set()
+    if model.team is not None:
+        recipients |= {u.email for u in model.team.user_set.filter(is_active=True) if u.email}
+    return recipients
+
+
 def champion_for(*, model: RegisteredModel) -> ModelVersion | None:
     """The version behind ``model@production``, else ``model@champion``, else None."""
     aliases = {
