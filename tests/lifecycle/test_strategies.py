@@ -448,6 +448,7 @@ def test_a_warm_started_pipeline_keeps_its_scaler_and_continues_its_coefficients
     assert np.array_equal(model[-1].coef_, by_hand.coef_)
     cold = LogisticRegression(max_iter=1).fit(parent[0].transform(X), y)
     assert not np.allclose(model[-1].coef_, cold.coef_)
+    assert any(w.startswith("ConvergenceWarning") for w in result.record["warnings"])
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -503,6 +504,25 @@ def test_a_chunk_without_a_class_cannot_shrink_the_model():
     result = st.train("online", parent, X_new, only_zero, {"chunk_size": 100}, seed=SEED)
     assert result.estimator.classes_.tolist() == [0, 1, 2]
     assert result.estimator.coef_.shape == parent.coef_.shape == (3, 4)
+
+
+class RecordingSGD(SGDClassifier):
+    """An SGDClassifier that notes the classes passed to each partial_fit call."""
+
+    calls: list = []
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        RecordingSGD.calls.append((sorted(set(y)), None if classes is None else list(classes)))
+        return super().partial_fit(X, y, classes=classes, sample_weight=sample_weight)
+
+
+def test_every_partial_fit_call_is_given_the_parents_classes(old, new):
+    parent = RecordingSGD(random_state=0).fit(*old)
+    X, y = new[0].iloc[:300], new[1].iloc[:300]
+    y = y.where(np.arange(300) >= 100, 1)  # the first chunk holds one class only
+    RecordingSGD.calls.clear()
+    st.train("online", parent, X, y, {"chunk_size": 100}, seed=SEED)
+    assert RecordingSGD.calls == [([1], [0, 1]), ([0, 1], [0, 1]), ([0, 1], [0, 1])]
 
 
 def test_progressive_validation_scores_each_chunk_before_learning_it(old, new):
