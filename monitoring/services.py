@@ -28,6 +28,7 @@ from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.evidence import DRIFT_BASELINE, EvidenceItem, evidence_produced
 from common.jobs import job_enqueue, job_finish
+from common.metrics import positive_class
 from common.permissions import require
 from common.storage import local_blob_path, open_blob, store_blob
 from monitoring import drift, outputs, performance
@@ -723,7 +724,8 @@ def _performance_result(
 ) -> dict[str, Any]:
     if (short := _too_few(monitor, len(joined), "labelled rows")) is not None:
         return {**short, "labelled": len(joined)}
-    values = performance.compute_metrics(monitor.registered_model.task, joined)
+    classes = monitor.version.classes
+    values = performance.compute_metrics(monitor.registered_model.task, joined, classes=classes)
     baseline = {
         k: v for k, v in (monitor.version.metrics or {}).items() if k in values and v is not None
     }
@@ -736,6 +738,7 @@ def _performance_result(
         "status": "ok",
         "labelled": len(joined),
         "values": values,
+        "positive_class": positive_class(classes),
         "baseline": baseline,
         "drops": drops,
         "champion": _champion_metrics(monitor, batches),
@@ -758,7 +761,9 @@ def _champion_metrics(monitor: Monitor, batches: list[PredictionBatch]) -> dict[
     return {
         "version": champion.number,
         "labelled": len(joined),
-        "values": performance.compute_metrics(monitor.registered_model.task, joined),
+        "values": performance.compute_metrics(
+            monitor.registered_model.task, joined, classes=champion.classes
+        ),
     }
 
 
