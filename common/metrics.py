@@ -157,8 +157,9 @@ def compute(
     representation. With two classes, precision, recall, F1, ROC AUC, log loss and
     Brier score are for ``positive_class(classes)`` and equal scikit-learn's with
     ``pos_label=classes[1]`` (rows are scored as "is the positive class or not", so a
-    label outside ``classes`` counts as negative rather than failing). With more (or
-    unknown) classes: macro averages over the labels present, ROC AUC one-vs-rest.
+    label outside ``classes`` counts as negative rather than failing). With more
+    classes: macro averages over the labels present, ROC AUC one-vs-rest. Without
+    ``classes`` only accuracy is computed: the labels seen never stand in for them.
     ``scores`` is ``predict_proba`` output (columns in ``classes`` order) or, for a
     binary classifier, the positive-class score alone; metrics that need scores are
     ``None`` without them. Undefined values (a 0/0 precision, ROC AUC with one class
@@ -198,8 +199,8 @@ def _classification(
     pos = positive_class(classes)
     if name == "accuracy":
         return _finite(skm.accuracy_score(y_true, y_pred))
-    if pos is None and metric.binary_only:
-        return None
+    if not classes or (pos is None and metric.binary_only):
+        return None  # without the version's classes, binary or not is unknown: no guess
     if pos is not None:
         truth = y_true == pos
         if name in ("precision", "recall", "f1"):
@@ -217,8 +218,8 @@ def _classification(
         fn = getattr(skm, f"{name}_score")
         return _finite(fn(y_true, y_pred, average="macro", zero_division=np.nan))
     proba = np.asarray(scores, dtype=np.float64)
-    if proba.ndim != 2 or not classes:
-        return None  # one-vs-rest needs every class's probability and the class order
+    if proba.ndim != 2:
+        return None  # one-vs-rest needs every class's probability
     try:
         if name == "roc_auc":
             if len(np.unique(y_true)) < 2:

@@ -71,7 +71,7 @@ def classification_report(
     if classes is None or not len(classes):
         classes = getattr(estimator, "classes_", None)
     if classes is None or not len(classes):
-        classes = np.unique(np.concatenate([y, predictions]))
+        raise EvaluationInputError("The classifier has no classes_: its positive class is unknown.")
     classes = [_plain(c) for c in classes]
     pos = mx.positive_class(classes)
     notes: list[str] = []
