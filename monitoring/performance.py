@@ -26,7 +26,6 @@ import pandas as pd
 from scipy import stats
 
 from common import metrics as mx
-from monitoring.outputs import class_labels
 
 MIN_AB_ROWS = 100
 """Fewer labelled rows than this in either arm: no winner is called."""
@@ -36,17 +35,26 @@ BOOTSTRAP_SAMPLES = 1000
 def stored_classes(classes: Sequence[Any] | None, frame: pd.DataFrame) -> list[Any] | None:
     """The version's classes in the form the label join gives ``frame``'s columns.
 
-    Integers when both the label and the prediction columns are integers, else the
-    string form of the normalized class (``True`` -> ``"1"``, ``10`` -> ``"10"``); in
-    the same order, so ``classes[1]`` stays the positive class.
+    Normalized as ingestion normalizes labels (booleans and integral floats become
+    integers, ``monitoring.ingest`` and ``monitoring.outputs.class_labels``), then kept
+    as integers when both the label and the prediction columns are integers, else in
+    their string form (``True`` -> ``"1"``, ``10`` -> ``"10"``); in the same order, so
+    ``classes[1]`` stays the positive class.
     """
     if not classes:
         return None
-    normalized = list(class_labels(np.asarray(list(classes))))
     integers = pd.api.types.is_integer_dtype(frame["label"]) and pd.api.types.is_integer_dtype(
         frame["prediction"]
     )
-    return [int(c) if integers else str(c) for c in normalized]
+    return [_stored(c, integers=integers) for c in classes]
+
+
+def _stored(value: Any, *, integers: bool) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or (isinstance(value, float) and value.is_integer()):
+        value = int(value)
+    return value if integers else str(value)
 
 
 def metric_value(
