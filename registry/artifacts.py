@@ -245,9 +245,14 @@ def check_estimator(estimator: Any, *, task: str) -> None:
 def _output_of(estimator: Any, task: str) -> dict[str, Any]:
     if task == "classification":
         classes = getattr(estimator, "classes_", None)
+        # Plain Python values in classes_ order (numpy.str_ -> str, numpy.bool_ -> bool).
+        plain = [
+            c.item() if isinstance(c, np.generic) else c
+            for c in ([] if classes is None else classes)
+        ]
         return {
             "kind": "label",
-            "classes": _json_safe(list(classes)) if classes is not None else [],
+            "classes": _json_safe(plain),
             "probabilities": hasattr(estimator, "predict_proba"),
         }
     return {"kind": "value"}
