@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from common.metrics import positive_class
 from common.models import BackgroundJob, TimeStampedModel
 from common.permissions import PermissionManager, PermissionRootMixin
 from registry.choices import DatasetRole, RiskTier, Task, VersionStatus
@@ -191,6 +192,11 @@ class ModelVersion(TimeStampedModel):
         (regression, or a version validated before classes were required)."""
         classes = (self.signature.get("output") or {}).get("classes")
         return list(classes) if classes else None
+
+    @property
+    def positive_class(self) -> Any:
+        """``classes[1]`` of a binary classifier (``common.metrics.positive_class``)."""
+        return positive_class(self.classes)
 
 
 class RegistrationJob(BackgroundJob):
