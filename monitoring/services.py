@@ -28,7 +28,6 @@ from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.evidence import DRIFT_BASELINE, EvidenceItem, evidence_produced
 from common.jobs import job_enqueue, job_finish
-from common.metrics import positive_class
 from common.permissions import require
 from common.storage import local_blob_path, open_blob, store_blob
 from monitoring import drift, outputs, performance
@@ -738,7 +737,7 @@ def _performance_result(
         "status": "ok",
         "labelled": len(joined),
         "values": values,
-        "positive_class": positive_class(classes),
+        "positive_class": monitor.version.positive_class,
         "baseline": baseline,
         "drops": drops,
         "champion": _champion_metrics(monitor, batches),
