@@ -199,7 +199,7 @@ def _classification(
     pos = positive_class(classes)
     if name == "accuracy":
         return _finite(skm.accuracy_score(y_true, y_pred))
-    if not classes or (pos is None and metric.binary_only):
+    if classes is None or len(classes) == 0 or (pos is None and metric.binary_only):
         return None  # without the version's classes, binary or not is unknown: no guess
     if pos is not None:
         truth = y_true == pos

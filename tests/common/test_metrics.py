@@ -104,6 +104,11 @@ def test_binary_metrics_equal_scikit_learn_with_pos_label_classes_1(case: str) -
     # The positive-class score alone gives the same numbers as predict_proba.
     alone = mx.compute_all("classification", y, predicted, classes=classes, scores=score)
     assert alone == pytest.approx(got, abs=1e-12)
+    # An estimator's classes_ (a numpy array) works as well as the recorded list.
+    as_array = mx.compute_all(
+        "classification", y, predicted, classes=np.asarray(classes), scores=proba
+    )
+    assert as_array == pytest.approx(got, abs=1e-12)
 
 
 @settings(max_examples=60, deadline=None)
