@@ -9,12 +9,19 @@ wrappers keep exactly what prediction needs and reproduce the mitigator's
 output: for the same ``random_state`` their ``predict`` equals fairlearn's
 (``tests/governance/test_mitigation.py`` checks it).
 
+fairlearn's mitigators take labels 0 and 1 only: the mitigator is fitted on "is the
+positive class" (``common.metrics.positive_class`` of the audited version's classes,
+``classes[1]``, the column of ``predict_proba`` that ``ThresholdOptimizer`` reads),
+and the wrappers answer in the audited version's own classes (``classes_``), so the
+candidate is audited, evaluated and monitored against the same positive class.
+
 Governance registers the wrappers' types (and fairlearn's two post-processing
 types) as trusted with ``registry.artifacts.register_trusted_types``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +30,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import has_fit_parameter
 
+from common.metrics import positive_class
 from governance.fairness import FairnessInputError, fill_missing_groups
 
 TRUSTED_TYPES = (
@@ -57,7 +65,13 @@ class GroupThresholdClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_optimizer(
-        cls, optimizer: Any, *, features: list[str], sensitive: list[str], random_state: int
+        cls,
+        optimizer: Any,
+        *,
+        features: list[str],
+        sensitive: list[str],
+        random_state: int,
+        classes: Sequence[Any] = (0, 1),
     ) -> GroupThresholdClassifier:
         model = cls(
             thresholder=optimizer.interpolated_thresholder_,
@@ -68,7 +82,7 @@ class GroupThresholdClassifier(ClassifierMixin, BaseEstimator):
         columns = list(features) + [c for c in sensitive if c not in features]
         model.feature_names_in_ = np.asarray(columns, dtype=object)
         model.n_features_in_ = len(columns)
-        model.classes_ = np.array([0, 1])
+        model.classes_ = np.asarray(list(classes))
         return model
 
     def _split(self, X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -83,9 +97,10 @@ class GroupThresholdClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         features, groups = self._split(X)
-        return self.thresholder.predict(
+        decisions = self.thresholder.predict(
             features, sensitive_features=groups, random_state=self.random_state
         )
+        return self.classes_[np.asarray(decisions, dtype=np.intp)]
 
 
 class RandomizedEnsembleClassifier(ClassifierMixin, BaseEstimator):
@@ -110,7 +125,12 @@ class RandomizedEnsembleClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_reduction(
-        cls, reduction: Any, *, features: list[str], random_state: int
+        cls,
+        reduction: Any,
+        *,
+        features: list[str],
+        random_state: int,
+        classes: Sequence[Any] = (0, 1),
     ) -> RandomizedEnsembleClassifier:
         index = list(reduction.weights_.index)
         model = cls(
@@ -121,7 +141,7 @@ class RandomizedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         )
         model.feature_names_in_ = np.asarray(features, dtype=object)
         model.n_features_in_ = len(features)
-        model.classes_ = np.array([0, 1])
+        model.classes_ = np.asarray(list(classes))
         return model
 
     def fit(self, X: Any, y: Any = None) -> RandomizedEnsembleClassifier:
@@ -138,7 +158,7 @@ class RandomizedEnsembleClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         positive = self.predict_proba(X)[:, 1]
         draws = check_random_state(self.random_state).rand(len(positive))
-        return (positive >= draws) * 1
+        return self.classes_[(positive >= draws).astype(np.intp)]
 
 
 def mitigated_estimator(
@@ -151,15 +171,25 @@ def mitigated_estimator(
     method: str,
     constraint: str,
     random_state: int,
+    classes: Sequence[Any] | None = None,
 ) -> Any:
     """Fit ``method`` around the fitted ``estimator`` and return a storable classifier.
+
+    ``classes``: the audited version's recorded classes (default: the estimator's
+    ``classes_``); the mitigators see 1 for the positive class ``classes[1]``, 0 else.
 
     ThresholdOptimizer post-processes the estimator as it is (``prefit``): the
     candidate keeps the audited model and changes only its decision rule.
     ExponentiatedGradient retrains clones of it with sample weights, so it
     needs an estimator whose ``fit`` takes ``sample_weight`` (not a Pipeline).
     """
-    X, y = frame[features], frame[target]
+    classes = list(getattr(estimator, "classes_", []) if classes is None else classes)
+    pos = positive_class(classes)
+    if pos is None:
+        raise FairnessInputError(
+            f"fairlearn's mitigators handle binary classifiers; the classes are {classes}"
+        )
+    X, y = frame[features], (frame[target] == pos).astype(np.int64)
     groups = fill_missing_groups(frame[sensitive])
     if method == "threshold_optimizer":
         from fairlearn.postprocessing import ThresholdOptimizer
@@ -169,7 +199,11 @@ def mitigated_estimator(
         )
         optimizer.fit(X, y, sensitive_features=groups)
         return GroupThresholdClassifier.from_optimizer(
-            optimizer, features=features, sensitive=sensitive, random_state=random_state
+            optimizer,
+            features=features,
+            sensitive=sensitive,
+            random_state=random_state,
+            classes=classes,
         )
     if method == "exponentiated_gradient":
         from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
@@ -187,6 +221,6 @@ def mitigated_estimator(
         reduction = ExponentiatedGradient(base, constraints=moment)
         reduction.fit(X, y, sensitive_features=groups)
         return RandomizedEnsembleClassifier.from_reduction(
-            reduction, features=features, random_state=random_state
+            reduction, features=features, random_state=random_state, classes=classes
         )
     raise FairnessInputError(f"unknown mitigation method {method!r}")

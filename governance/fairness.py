@@ -819,9 +819,12 @@ def mitigate(
     method: Literal["threshold_optimizer", "exponentiated_gradient"] = "threshold_optimizer",
     constraint: Literal["demographic_parity", "equalized_odds"] = "demographic_parity",
     random_state: int = 0,
+    pos_label: Any = 1,
 ) -> Any:
     """Fit a fairlearn mitigator around a clone of ``estimator``; returns it fitted.
 
+    fairlearn takes labels 0 and 1 only: the mitigator is fitted on ``y == pos_label``
+    (the audit's positive class), so it predicts 1 for ``pos_label`` and 0 otherwise.
     ``random_state`` seeds the cloned estimator (when it has that parameter). Both
     mitigators randomize at predict time: pass ``random_state=`` to their ``predict``.
     Missing sensitive values become ``MISSING_GROUP`` (see :func:`fill_missing_groups`).
@@ -835,7 +838,8 @@ def mitigate(
     if method not in factories:
         raise FairnessInputError(f"unknown mitigation method {method!r}")
     mitigator = factories[method](_seeded(estimator, random_state), constraint)
-    return mitigator.fit(X, y, sensitive_features=fill_missing_groups(sensitive_features))
+    positive = (_to_1d("y", y) == pos_label).astype(np.int64)
+    return mitigator.fit(X, positive, sensitive_features=fill_missing_groups(sensitive_features))
 
 
 def _threshold_optimizer(estimator: Any, constraint: str) -> Any:

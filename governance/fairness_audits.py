@@ -20,6 +20,7 @@ from common.audit import SystemActor, audit_record, canonical_bytes, to_plain_js
 from common.errors import DomainError, conflict
 from common.evidence import FAIRNESS_AUDIT, EvidenceItem, evidence_produced, policy_thresholds
 from common.jobs import job_enqueue, job_finish
+from common.metrics import positive_class
 from common.permissions import get_visible, user_can
 from common.storage import local_blob_path
 from governance import fairness
@@ -135,13 +136,25 @@ def fairness_audit_start(
     return job
 
 
-def _positive_label(version: ModelVersion) -> Any:
-    classes = (version.signature.get("output") or {}).get("classes") or [0, 1]
-    if len(classes) != 2:
+def _classes(version: ModelVersion, estimator: Any) -> list[Any]:
+    """The version's classes as recorded at validation; the loaded estimator's
+    ``classes_`` for a version validated before they were recorded."""
+    classes = version.classes
+    if classes is None and getattr(estimator, "classes_", None) is not None:
+        classes = [c.item() if isinstance(c, np.generic) else c for c in estimator.classes_]
+    if classes is None:
+        raise AuditInputError(f"{version} records no classes: its positive class is unknown.")
+    return classes
+
+
+def _positive_label(version: ModelVersion, estimator: Any) -> Any:
+    """The one positive class (``common.metrics.positive_class``: ``classes[1]``)."""
+    classes = _classes(version, estimator)
+    if positive_class(classes) is None:
         raise AuditInputError(
             f"The fairness audit handles binary classifiers; {version} has classes {classes}."
         )
-    return 1 if 1 in classes else classes[-1]
+    return positive_class(classes)
 
 
 def _predictions(estimator: Any, frame: pd.DataFrame, task: str) -> tuple[Any, Any]:
@@ -192,7 +205,7 @@ def fairness_audit_run(*, job: FairnessAudit) -> FairnessAudit:
             y_score=y_score,
             bootstrap=job.bootstrap,
             random_state=job.random_state,
-            pos_label=_positive_label(version) if task == "classification" else 1,
+            pos_label=_positive_label(version, estimator) if task == "classification" else 1,
         )
     except fairness.FairnessInputError as exc:
         raise AuditInputError(str(exc)) from None
@@ -320,6 +333,7 @@ def mitigation_run(*, job: MitigationRun) -> MitigationRun:
             method=job.method,
             constraint=job.constraint,
             random_state=job.random_state,
+            classes=_classes(version, estimator),
         )
     except fairness.FairnessInputError as exc:
         raise AuditInputError(str(exc)) from None

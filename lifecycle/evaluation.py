@@ -1,13 +1,14 @@
 """Evaluation reports and permutation importance (pure: no Django).
 
-Every number is computed by scikit-learn itself (``sklearn.metrics``,
+Every number is computed by scikit-learn itself (``common.metrics``,
 ``sklearn.calibration``, ``sklearn.inspection``): this module only decides
 which metrics a report holds and turns them into plain JSON.
 
-Conventions:
-- binary classification: the positive class is ``classes_[1]`` (scikit-learn's
-  order: sorted labels); precision/recall/F1 are for that class, ROC AUC and
-  log loss use ``predict_proba[:, 1]``;
+Conventions (``common.metrics``, see docs/metrics.md):
+- binary classification: the positive class is ``classes[1]`` of the version's
+  own ``classes_`` (recorded in its signature; the estimator's when the caller has
+  no record); precision/recall/F1 are for that class, ROC AUC, log loss and Brier
+  score use its ``predict_proba`` column;
 - multiclass: precision/recall/F1 are macro averages, ROC AUC is one-vs-rest
   macro, calibration is not reported;
 - undefined values (ROC AUC with one class present, a 0/0 precision) are
@@ -17,24 +18,14 @@ Conventions:
 from __future__ import annotations
 
 import math
-import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-HIGHER_IS_BETTER = {
-    "accuracy": True,
-    "precision": True,
-    "recall": True,
-    "f1": True,
-    "roc_auc": True,
-    "log_loss": False,
-    "brier": False,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-}
+from common import metrics as mx
+
 CALIBRATION_BINS = 10
 
 
@@ -69,60 +60,47 @@ def _predict(estimator: Any, X: pd.DataFrame) -> np.ndarray:
     return predictions
 
 
-def classification_report(estimator: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
+def classification_report(
+    estimator: Any, X: pd.DataFrame, y: pd.Series, *, classes: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """The report of a classifier; ``classes`` are the version's (default: the estimator's)."""
     from sklearn import metrics
     from sklearn.calibration import calibration_curve
 
     predictions = _predict(estimator, X)
-    classes = list(getattr(estimator, "classes_", np.unique(np.concatenate([y, predictions]))))
-    binary = len(classes) == 2
+    if classes is None or not len(classes):
+        classes = getattr(estimator, "classes_", None)
+    if classes is None or not len(classes):
+        raise EvaluationInputError("The classifier has no classes_: its positive class is unknown.")
+    classes = [_plain(c) for c in classes]
+    pos = mx.positive_class(classes)
     notes: list[str] = []
-    average = "binary" if binary else "macro"
-    pos = classes[1] if binary else None
-    kwargs: dict[str, Any] = {"average": average, "zero_division": np.nan}
-    if binary:
-        kwargs["pos_label"] = pos
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report: dict[str, Any] = {
-            "accuracy": _number(metrics.accuracy_score(y, predictions)),
-            "precision": _number(metrics.precision_score(y, predictions, **kwargs)),
-            "recall": _number(metrics.recall_score(y, predictions, **kwargs)),
-            "f1": _number(metrics.f1_score(y, predictions, **kwargs)),
-        }
     proba = None
     if hasattr(estimator, "predict_proba"):
         proba = np.asarray(estimator.predict_proba(X))
+    report = mx.compute_all(mx.CLASSIFICATION, y, predictions, classes=classes, scores=proba)
     present = set(np.unique(y).tolist())
     if proba is None:
-        notes.append("The model has no predict_proba: ROC AUC, log loss and calibration omitted.")
-        report.update(roc_auc=None, log_loss=None)
+        notes.append(
+            "The model has no predict_proba: ROC AUC, log loss, Brier score and calibration "
+            "omitted."
+        )
     elif len(present) < 2:
         notes.append("Only one class is present in the data: ROC AUC is undefined.")
-        report.update(roc_auc=None, log_loss=None)
-    else:
-        if binary:
-            report["roc_auc"] = _number(metrics.roc_auc_score(y == pos, proba[:, 1]))
-        else:
-            report["roc_auc"] = _number(
-                metrics.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes)
-            )
-        report["log_loss"] = _number(metrics.log_loss(y, proba, labels=classes))
     matrix = metrics.confusion_matrix(y, predictions, labels=classes)
     result: dict[str, Any] = {
         "task": "classification",
         "rows": len(y),
-        "classes": [_plain(c) for c in classes],
-        "positive_class": _plain(pos) if binary else None,
+        "classes": classes,
+        "positive_class": pos,
         "metrics": report,
         "confusion_matrix": matrix.tolist(),
-        "class_counts": {str(_plain(c)): int((y == c).sum()) for c in classes},
+        "class_counts": {str(c): int((y == c).sum()) for c in classes},
         "notes": notes,
     }
-    if binary and proba is not None and len(present) == 2:
+    if pos is not None and proba is not None and len(present) == 2:
         truth = (y == pos).to_numpy()
         prob_true, prob_pred = calibration_curve(truth, proba[:, 1], n_bins=CALIBRATION_BINS)
-        report["brier"] = _number(metrics.brier_score_loss(truth, proba[:, 1]))
         result["calibration"] = {
             "n_bins": CALIBRATION_BINS,
             "strategy": "uniform",
@@ -133,18 +111,12 @@ def classification_report(estimator: Any, X: pd.DataFrame, y: pd.Series) -> dict
 
 
 def regression_report(estimator: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
-    from sklearn import metrics
-
     predictions = _predict(estimator, X).astype(float)
     residuals = np.asarray(y, dtype=float) - predictions
     return {
         "task": "regression",
         "rows": len(y),
-        "metrics": {
-            "rmse": _number(metrics.root_mean_squared_error(y, predictions)),
-            "mae": _number(metrics.mean_absolute_error(y, predictions)),
-            "r2": _number(metrics.r2_score(y, predictions)) if len(y) > 1 else None,
-        },
+        "metrics": mx.compute_all(mx.REGRESSION, y, predictions),
         "residuals": {
             "mean": _number(residuals.mean()),
             "std": _number(residuals.std()),
@@ -157,13 +129,24 @@ def regression_report(estimator: Any, X: pd.DataFrame, y: pd.Series) -> dict[str
 
 
 def evaluate(
-    estimator: Any, frame: pd.DataFrame, *, features: list[str], target: str, task: str
+    estimator: Any,
+    frame: pd.DataFrame,
+    *,
+    features: list[str],
+    target: str,
+    task: str,
+    classes: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """The evaluation report of one estimator on one dataset."""
+    """The evaluation report of one estimator on one dataset.
+
+    ``classes``: the version's classes as recorded in its signature, which fix the
+    positive class (``common.metrics.positive_class``); the estimator's ``classes_``
+    when not given.
+    """
     check_frame(frame, features, target)
     X, y = frame[features], frame[target]
     if task == "classification":
-        return classification_report(estimator, X, y)
+        return classification_report(estimator, X, y, classes=classes)
     return regression_report(estimator, X, y)
 
 
@@ -220,10 +203,8 @@ def compare_reports(report: dict[str, Any], baseline: dict[str, Any]) -> dict[st
         if value is None or other is None:
             rows[name] = {"value": value, "baseline": other, "delta": None, "better": None}
             continue
-        delta = value - other
-        higher = HIGHER_IS_BETTER.get(name, True)
-        better = None if delta == 0 else (delta > 0) == higher
-        rows[name] = {"value": value, "baseline": other, "delta": delta, "better": better}
+        better = mx.better(name, value, other) if name in mx.METRICS else None
+        rows[name] = {"value": value, "baseline": other, "delta": value - other, "better": better}
     return rows
 
 

@@ -93,7 +93,11 @@ def _score(version: ModelVersion, frame: Any, target: str) -> tuple[dict[str, An
         estimator, _types = load_estimator(path)
     features = version.feature_names
     task = version.registered_model.task
-    report = ev.evaluate(estimator, frame, features=features, target=target, task=task)
+    # The version's recorded classes fix the positive class (common.metrics); a version
+    # validated before they were recorded falls back to the loaded estimator's classes_.
+    report = ev.evaluate(
+        estimator, frame, features=features, target=target, task=task, classes=version.classes
+    )
     importance = ev.permutation_importance_report(
         estimator, frame, features=features, target=target, task=task
     )

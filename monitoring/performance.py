@@ -1,7 +1,14 @@
 """Performance metrics over labelled rows and A/B comparison (pure: no Django).
 
-Metric values are scikit-learn's own functions on the joined rows. The A/B
-comparison of two versions uses, for rates (accuracy), the two-proportion
+The metrics, their direction and the positive class are ``common.metrics``'s (one
+vocabulary for evaluations, monitors and fairness audits): scikit-learn's functions on
+the joined rows, with the version's own recorded ``classes`` fixing the positive class.
+The label join stores class labels as ingestion normalized them (booleans and integral
+floats as integers, compared by their string form unless both columns are integers,
+``monitoring.windows.labelled_rows``), so the classes are put in that same form first
+(:func:`stored_classes`).
+
+The A/B comparison of two versions uses, for rates (accuracy), the two-proportion
 z-test with a pooled variance (equal to a 2x2 chi-square test without
 continuity correction: z**2 == chi2) and a Wald interval for the difference;
 for every other metric a seeded percentile bootstrap of the difference
@@ -11,76 +18,95 @@ for every other metric a seeded percentile bootstrap of the difference
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn import metrics as skm
 
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-LOWER_IS_BETTER = frozenset({"rmse", "mae"})
+from common import metrics as mx
+
 MIN_AB_ROWS = 100
 """Fewer labelled rows than this in either arm: no winner is called."""
 BOOTSTRAP_SAMPLES = 1000
 
 
-def _positive_label(y_true: np.ndarray, y_pred: np.ndarray) -> Any:
-    labels = sorted(set(np.unique(y_true)) | set(np.unique(y_pred)), key=str)
-    return 1 if 1 in labels else labels[-1]
+def stored_classes(classes: Sequence[Any] | None, frame: pd.DataFrame) -> list[Any] | None:
+    """The version's classes in the form the label join gives ``frame``'s columns.
+
+    Normalized as ingestion normalizes labels (booleans and integral floats become
+    integers, ``monitoring.ingest`` and ``monitoring.outputs.class_labels``), then kept
+    as integers when both the label and the prediction columns are integers, else in
+    their string form (``True`` -> ``"1"``, ``10`` -> ``"10"``); in the same order, so
+    ``classes[1]`` stays the positive class.
+    """
+    if not classes:
+        return None
+    integers = pd.api.types.is_integer_dtype(frame["label"]) and pd.api.types.is_integer_dtype(
+        frame["prediction"]
+    )
+    return [_stored(c, integers=integers) for c in classes]
 
 
-def metric_value(name: str, frame: pd.DataFrame) -> float | None:
-    """One metric on ``frame`` (columns label, prediction and optionally probability)."""
-    y_true, y_pred = frame["label"].to_numpy(), frame["prediction"].to_numpy()
+def _stored(value: Any, *, integers: bool) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or (isinstance(value, float) and value.is_integer()):
+        value = int(value)
+    return value if integers else str(value)
+
+
+def metric_value(
+    name: str, frame: pd.DataFrame, *, classes: Sequence[Any] | None = None
+) -> float | None:
+    """One metric on ``frame`` (columns label, prediction and optionally probability).
+
+    ``classes``: the version's recorded classes (``ModelVersion.classes``). Scores are
+    the positive-class probabilities the batches sent; rows of batches that sent none
+    are left out of the metrics that need scores.
+    """
     if len(frame) == 0:
         return None
-    if name == "accuracy":
-        return float(skm.accuracy_score(y_true, y_pred))
-    if name in ("precision", "recall", "f1"):
-        labels = np.unique(np.concatenate([y_true, y_pred]))
-        if len(labels) > 2:
-            fn = getattr(skm, f"{name}_score")
-            return float(fn(y_true, y_pred, average="macro", zero_division=0))
-        pos = _positive_label(y_true, y_pred)
-        fn = getattr(skm, f"{name}_score")
-        return float(fn(y_true, y_pred, pos_label=pos, zero_division=0))
-    if name == "roc_auc":
-        if (
-            "probability" not in frame
-            or frame["probability"].isna().all()
-            or len(np.unique(y_true)) != 2
-        ):
+    if mx.get(name).task == mx.REGRESSION:
+        return mx.compute(name, frame["label"].to_numpy(), frame["prediction"].to_numpy())
+    stored = stored_classes(classes, frame)
+    scores = None
+    if mx.get(name).needs_scores:
+        if "probability" not in frame or mx.positive_class(stored) is None:
             return None
-        pos = _positive_label(y_true, y_pred)
-        return float(skm.roc_auc_score(y_true == pos, frame["probability"].to_numpy()))
-    if name == "rmse":
-        return float(math.sqrt(skm.mean_squared_error(y_true, y_pred)))
-    if name == "mae":
-        return float(skm.mean_absolute_error(y_true, y_pred))
-    if name == "r2":
-        return float(skm.r2_score(y_true, y_pred)) if len(frame) > 1 else None
-    raise ValueError(f"unknown metric {name!r}")
+        scores = frame["probability"].to_numpy(dtype=np.float64, na_value=np.nan)
+        scored = ~np.isnan(scores)
+        if not scored.any():
+            return None
+        if not scored.all():
+            frame, scores = frame[scored], scores[scored]
+    return mx.compute(
+        name,
+        frame["label"].to_numpy(),
+        frame["prediction"].to_numpy(),
+        classes=stored,
+        scores=scores,
+    )
 
 
 def metric_names(task: str) -> tuple[str, ...]:
-    return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    return mx.names(task)
 
 
-def compute_metrics(task: str, frame: pd.DataFrame) -> dict[str, float | None]:
-    return {name: metric_value(name, frame) for name in metric_names(task)}
+def compute_metrics(
+    task: str, frame: pd.DataFrame, *, classes: Sequence[Any] | None = None
+) -> dict[str, float | None]:
+    return {name: metric_value(name, frame, classes=classes) for name in metric_names(task)}
 
 
 def metric_drop(name: str, baseline: float, value: float) -> float:
     """How much worse ``value`` is than ``baseline`` (positive = worse).
 
-    Higher-is-better metrics: absolute drop. Error metrics (RMSE, MAE): relative
-    increase, since their scale is the target's.
+    ``-common.metrics.improvement``: an absolute drop, except for error metrics in the
+    target's units (RMSE, MAE), whose increase is relative to the baseline.
     """
-    if name in LOWER_IS_BETTER:
-        return (value - baseline) / abs(baseline) if baseline else math.inf * (value > 0)
-    return baseline - value
+    return -mx.improvement(name, baseline, value)
 
 
 # --- A/B -------------------------------------------------------------------------------
@@ -105,17 +131,26 @@ def two_proportion_ztest(success_a: int, n_a: int, success_b: int, n_b: int) -> 
 
 
 def bootstrap_difference(
-    name: str, a: pd.DataFrame, b: pd.DataFrame, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+    name: str,
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    *,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    classes_a: Sequence[Any] | None = None,
+    classes_b: Sequence[Any] | None = None,
 ) -> dict[str, float | None]:
     rng = np.random.default_rng(seed)
-    observed_a, observed_b = metric_value(name, a), metric_value(name, b)
+    observed_a = metric_value(name, a, classes=classes_a)
+    observed_b = metric_value(name, b, classes=classes_b)
     if observed_a is None or observed_b is None:
         return {"difference": None, "p_value": None, "ci_low": None, "ci_high": None}
     diffs = []
     for _ in range(samples):
         ra = a.iloc[rng.integers(0, len(a), len(a))]
         rb = b.iloc[rng.integers(0, len(b), len(b))]
-        va, vb = metric_value(name, ra), metric_value(name, rb)
+        va = metric_value(name, ra, classes=classes_a)
+        vb = metric_value(name, rb, classes=classes_b)
         if va is not None and vb is not None:
             diffs.append(vb - va)
     arr = np.asarray(diffs)
@@ -129,15 +164,25 @@ def bootstrap_difference(
 
 
 def ab_compare(
-    name: str, a: pd.DataFrame, b: pd.DataFrame, *, alpha: float = 0.05, min_rows: int = MIN_AB_ROWS
+    name: str,
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    min_rows: int = MIN_AB_ROWS,
+    classes_a: Sequence[Any] | None = None,
+    classes_b: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """Compare ``b`` against ``a`` on one metric; a plain-language verdict."""
+    """Compare ``b`` against ``a`` on one metric; a plain-language verdict.
+
+    ``classes_a``/``classes_b``: each version's recorded classes (its positive class).
+    """
     result: dict[str, Any] = {
         "metric": name,
         "n_a": len(a),
         "n_b": len(b),
-        "value_a": metric_value(name, a) if len(a) else None,
-        "value_b": metric_value(name, b) if len(b) else None,
+        "value_a": metric_value(name, a, classes=classes_a) if len(a) else None,
+        "value_b": metric_value(name, b, classes=classes_b) if len(b) else None,
         "alpha": alpha,
         "min_rows": min_rows,
     }
@@ -163,13 +208,13 @@ def ab_compare(
         numbers = two_proportion_ztest(hits_a, len(a), hits_b, len(b))
     else:
         test = "bootstrap"
-        numbers = bootstrap_difference(name, a, b)
+        numbers = bootstrap_difference(name, a, b, classes_a=classes_a, classes_b=classes_b)
     result.update(test=test, **numbers)
     if numbers["p_value"] is None:
         result.update(significant=False, winner=None, verdict=f"{name} cannot be computed here.")
         return result
     significant = numbers["p_value"] < alpha
-    better_b = (numbers["difference"] > 0) != (name in LOWER_IS_BETTER)
+    better_b = (numbers["difference"] > 0) == mx.get(name).higher_is_better
     winner = ("b" if better_b else "a") if significant else None
     if significant:
         verdict = (

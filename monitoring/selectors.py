@@ -76,6 +76,7 @@ def ab_comparison(
         raise DomainError("invalid", "alpha must be in (0, 1).")
     frames = {}
     versions = {}
+    classes = {}
     for arm, ref in (("a", a), ("b", b)):
         version = version_by_ref(user=user, model=model, ref=ref)
         batches = version.prediction_batches.all()
@@ -83,6 +84,14 @@ def ab_comparison(
             batches = batches.filter(last_at__gte=since)
         frames[arm] = labelled_rows(model, version, list(batches))
         versions[arm] = version.number
-    result = performance.ab_compare(metric, frames["a"], frames["b"], alpha=alpha)
+        classes[arm] = version.classes
+    result = performance.ab_compare(
+        metric,
+        frames["a"],
+        frames["b"],
+        alpha=alpha,
+        classes_a=classes["a"],
+        classes_b=classes["b"],
+    )
     result.update(version_a=versions["a"], version_b=versions["b"])
     return result

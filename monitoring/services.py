@@ -723,7 +723,8 @@ def _performance_result(
 ) -> dict[str, Any]:
     if (short := _too_few(monitor, len(joined), "labelled rows")) is not None:
         return {**short, "labelled": len(joined)}
-    values = performance.compute_metrics(monitor.registered_model.task, joined)
+    classes = monitor.version.classes
+    values = performance.compute_metrics(monitor.registered_model.task, joined, classes=classes)
     baseline = {
         k: v for k, v in (monitor.version.metrics or {}).items() if k in values and v is not None
     }
@@ -736,6 +737,7 @@ def _performance_result(
         "status": "ok",
         "labelled": len(joined),
         "values": values,
+        "positive_class": monitor.version.positive_class,
         "baseline": baseline,
         "drops": drops,
         "champion": _champion_metrics(monitor, batches),
@@ -758,7 +760,9 @@ def _champion_metrics(monitor: Monitor, batches: list[PredictionBatch]) -> dict[
     return {
         "version": champion.number,
         "labelled": len(joined),
-        "values": performance.compute_metrics(monitor.registered_model.task, joined),
+        "values": performance.compute_metrics(
+            monitor.registered_model.task, joined, classes=champion.classes
+        ),
     }
 
 

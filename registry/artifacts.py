@@ -229,6 +229,13 @@ def check_estimator(estimator: Any, *, task: str) -> None:
             "The model's task is classification but "
             f"{type(estimator).__name__} is not a classifier."
         )
+    if task == "classification" and getattr(estimator, "classes_", None) is None:
+        # The signature records classes_: its order fixes the positive class (classes[1])
+        # for every evaluation, monitor and fairness audit (common.metrics).
+        raise ArtifactRejected(
+            f"The {type(estimator).__name__} in the artifact has no classes_, "
+            "so its classes (and positive class) cannot be recorded."
+        )
     if task == "regression" and not is_regressor(estimator):
         raise ArtifactRejected(
             f"The model's task is regression but {type(estimator).__name__} is not a regressor."
@@ -238,9 +245,14 @@ def check_estimator(estimator: Any, *, task: str) -> None:
 def _output_of(estimator: Any, task: str) -> dict[str, Any]:
     if task == "classification":
         classes = getattr(estimator, "classes_", None)
+        # Plain Python values in classes_ order (numpy.str_ -> str, numpy.bool_ -> bool).
+        plain = [
+            c.item() if isinstance(c, np.generic) else c
+            for c in ([] if classes is None else classes)
+        ]
         return {
             "kind": "label",
-            "classes": _json_safe(list(classes)) if classes is not None else [],
+            "classes": _json_safe(plain),
             "probabilities": hasattr(estimator, "predict_proba"),
         }
     return {"kind": "value"}

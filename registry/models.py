@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from common.metrics import positive_class
 from common.models import BackgroundJob, TimeStampedModel
 from common.permissions import PermissionManager, PermissionRootMixin
 from registry.choices import DatasetRole, RiskTier, Task, VersionStatus
@@ -143,6 +146,8 @@ class ModelVersion(TimeStampedModel):
     artifact_sha256 = models.CharField(max_length=64, db_index=True, editable=False)
     artifact_size = models.BigIntegerField(editable=False)
     # {"inputs": [{"name", "dtype"}], "output": {"kind": "label"|"value", "classes": [...]}}
+    # "classes" is the classifier's own classes_ (scikit-learn's order), recorded at
+    # validation: classes[1] is the positive class everywhere (common.metrics).
     signature = models.JSONField(default=dict, blank=True)
     hyperparameters = models.JSONField(default=dict, blank=True)
     estimator = models.CharField(max_length=200, blank=True, editable=False)
@@ -180,6 +185,18 @@ class ModelVersion(TimeStampedModel):
     @property
     def feature_names(self) -> list[str]:
         return [column["name"] for column in self.signature.get("inputs", [])]
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """The classifier's ``classes_`` as recorded at validation; ``None`` if not recorded
+        (regression, or a version validated before classes were required)."""
+        classes = (self.signature.get("output") or {}).get("classes")
+        return list(classes) if classes else None
+
+    @property
+    def positive_class(self) -> Any:
+        """``classes[1]`` of a binary classifier (``common.metrics.positive_class``)."""
+        return positive_class(self.classes)
 
 
 class RegistrationJob(BackgroundJob):

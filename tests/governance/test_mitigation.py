@@ -216,3 +216,76 @@ def test_a_lost_ready_event_is_caught_up_by_the_sweep(failed_audit, personas, mo
     assert mitigation_follow_up_sweep() == 0  # once only
     run.refresh_from_db()
     assert run.follow_up.version == run.candidate
+
+
+# --------------------------------------------------------------------------- the positive class
+
+
+@pytest.mark.parametrize("classes", [[2, 10], ["no", "yes"], [False, True]])
+def test_a_candidate_is_fitted_on_the_positive_class_and_answers_in_the_versions_classes(
+    classes,
+):
+    """fairlearn takes 0/1 labels only: it sees "is classes[1]", and the candidate
+    predicts the audited version's own classes."""
+    frame = audit_frame(1500)
+    frame["label"] = np.asarray(classes)[frame["label"].to_numpy()]
+    features = ["age", "income", "score"]
+    fitted = LogisticRegression(max_iter=300).fit(frame[features], frame["label"])
+    candidate = mitigated_estimator(
+        fitted,
+        frame,
+        features=features,
+        target="label",
+        sensitive=["sex"],
+        method="threshold_optimizer",
+        constraint="demographic_parity",
+        random_state=5,
+        classes=classes,
+    )
+    positive = (frame["label"] == classes[1]).astype(int)
+    reference = ThresholdOptimizer(
+        estimator=fitted, constraints="demographic_parity", prefit=True, predict_method="auto"
+    ).fit(frame[features], positive, sensitive_features=frame[["sex"]])
+    expected = reference.predict(frame[features], sensitive_features=frame[["sex"]], random_state=5)
+    loaded, _ = stored(candidate)
+    assert list(map(repr, loaded.classes_.tolist())) == list(map(repr, classes))
+    np.testing.assert_array_equal(loaded.predict(frame), np.asarray(classes)[expected])
+
+
+def test_a_mitigated_candidate_of_a_text_labelled_model_is_audited_on_the_same_class(
+    db, model, personas, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
+    frame = audit_frame()
+    frame["label"] = np.where(frame["label"] == 1, "yes", "no")
+    features = ["age", "income", "score"]
+    fitted = LogisticRegression(max_iter=300).fit(frame[features], frame["label"])
+    ready_version(model, personas.bot, artifact=sio.dumps(fitted))
+    dataset = upload(model, personas.bot, frame)
+    response = client_for(personas.bot).post(
+        "/api/v1/models/credit/versions/1/fairness-audits/",
+        {"dataset": dataset.pk, "target_column": "label", "sensitive_features": ["sex"]},
+        format="json",
+    )
+    heavy_fairness_audit.run(response.json()["id"])
+    audit = FairnessAudit.objects.get(pk=response.json()["id"])
+    assert audit.passed is False and audit.report["pos_label"] == "yes"
+
+    response = client_for(personas.owner).post(
+        mitigations_url(audit), {"method": "threshold_optimizer"}, format="json"
+    )
+    heavy_mitigate.run(response.json()["id"])
+    run = MitigationRun.objects.get(pk=response.json()["id"])
+    assert run.status == "succeeded", run.error
+    with django_capture_on_commit_callbacks(execute=True):
+        validate(run.candidate)
+    candidate = ModelVersion.objects.get(pk=run.candidate_id)
+    assert candidate.status == "ready", candidate.status_reason
+    assert candidate.classes == ["no", "yes"]
+    run.refresh_from_db()
+    heavy_fairness_audit.run(run.follow_up.pk)
+    follow_up = FairnessAudit.objects.get(pk=run.follow_up.pk)
+    assert follow_up.status == "succeeded", follow_up.error
+    assert follow_up.report["pos_label"] == "yes"
+    ratio = {r["rule"]: r for r in follow_up.report["rules"]}["demographic_parity_ratio_min"]
+    assert ratio["status"] == "passed"

@@ -156,6 +156,9 @@ def test_the_version_page_shows_the_evaluation(model, personas, dataset):
     client.force_login(personas.viewer)
     html = client.get("/models/credit/versions/1/").content.decode()
     assert 'id="evaluation-metrics"' in html and 'id="importance"' in html
+    assert (
+        'target <span class="mono">label</span>, positive class <span class="mono">1</span>' in html
+    )
     assert "No champion to compare with." in html
 
 

@@ -191,3 +191,24 @@ def test_allow_list(name, allowed):
 def test_gzip_of_a_skops_file_is_not_accepted(tmp_path):
     with pytest.raises(ArtifactRejected):
         load_estimator(write(tmp_path, gzip.compress(classifier_bytes())))
+
+
+def test_a_classifier_without_classes_is_refused_since_they_fix_its_positive_class(tmp_path):
+    frame = training_frame()
+    model = LogisticRegression(max_iter=200).fit(frame[FEATURES], frame["label"])
+    del model.classes_
+    with pytest.raises(ArtifactRejected) as excinfo:
+        inspect(write(tmp_path, sio.dumps(model)))
+    assert "has no classes_" in reason(excinfo)
+
+
+@pytest.mark.parametrize("classes", [[2, 10], ["no", "yes"], [False, True]])
+def test_the_signature_records_the_classifiers_classes_in_their_own_type(tmp_path, classes):
+    import numpy as np
+
+    frame = training_frame()
+    labels = np.asarray(classes)[frame["label"].to_numpy()]
+    model = LogisticRegression(max_iter=200).fit(frame[FEATURES], labels)
+    report = inspect(write(tmp_path, sio.dumps(model)))
+    recorded = report.signature["output"]["classes"]
+    assert list(map(repr, recorded)) == list(map(repr, classes))  # True, not 1

@@ -71,6 +71,7 @@ def test_the_version_page_shows_metadata_signature_metrics_and_lineage(model, pe
     assert version.artifact_sha256 in html
     assert "LogisticRegression" in html
     assert ">age</td>" in html and "float64" in html
+    assert 'classes 0, 1 (positive class <span class="mono">1</span>)' in html
     assert 'href="/models/credit/versions/1/">v1</a>' in html
     assert "max_iter" in html
 
