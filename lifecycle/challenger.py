@@ -9,10 +9,9 @@ model (ROC AUC on rows of one class, a model without ``predict_proba``) makes
 the comparison ``not_comparable``, which is never an acceptance. With no
 champion there is nothing to beat: ``accepted``, and the record says so.
 
-The metric vocabulary is reached through :func:`metric` only: a metric name →
-(compute(estimator, X, y) → value or None, higher_is_better). It is a small
-table here; ``common.metrics`` (the project-wide vocabulary) can replace it by
-changing that one function.
+The metric vocabulary is the project's one (``common.metrics``), reached
+through :func:`metric`: a metric name → (compute(estimator, X, y) → value or
+None, higher_is_better). The tolerance is absolute, in the metric's units.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from common import metrics
 
 ACCEPTED = "accepted"
 REJECTED = "rejected_by_champion"
@@ -36,102 +37,33 @@ class ChallengerError(ValueError):
     """A comparison asked with a bad metric or tolerance; says which."""
 
 
-def _finite(value: Any) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _positive(estimator: Any) -> Any:
-    """The positive class of a binary classifier: ``classes_[1]`` (scikit-learn's order)."""
-    return np.asarray(estimator.classes_)[1]
-
-
-def _binary(estimator: Any) -> bool:
-    return len(getattr(estimator, "classes_", ())) == 2
-
-
-def _label_metric(name: str) -> MetricFn:
-    def compute(estimator: Any, X: Any, y: Any) -> float | None:
-        from sklearn import metrics
-
-        score = getattr(metrics, f"{name}_score")
-        kwargs: dict[str, Any] = {"zero_division": np.nan}
-        if _binary(estimator):
-            kwargs.update(average="binary", pos_label=_positive(estimator))
-        else:
-            kwargs.update(average="macro")
-        return _finite(score(y, estimator.predict(X), **kwargs))
-
-    return compute
-
-
-def _accuracy(estimator: Any, X: Any, y: Any) -> float | None:
-    from sklearn import metrics
-
-    return _finite(metrics.accuracy_score(y, estimator.predict(X)))
-
-
-def _roc_auc(estimator: Any, X: Any, y: Any) -> float | None:
-    from sklearn import metrics
-
-    if not hasattr(estimator, "predict_proba") or len(np.unique(np.asarray(y))) < 2:
-        return None
-    proba = np.asarray(estimator.predict_proba(X))
-    if _binary(estimator):
-        return _finite(metrics.roc_auc_score(np.asarray(y) == _positive(estimator), proba[:, 1]))
-    return _finite(
-        metrics.roc_auc_score(
-            y, proba, multi_class="ovr", average="macro", labels=estimator.classes_
-        )
-    )
-
-
-def _log_loss(estimator: Any, X: Any, y: Any) -> float | None:
-    from sklearn import metrics
-
-    if not hasattr(estimator, "predict_proba"):
-        return None
-    return _finite(metrics.log_loss(y, estimator.predict_proba(X), labels=estimator.classes_))
-
-
-def _regression(name: str) -> MetricFn:
-    def compute(estimator: Any, X: Any, y: Any) -> float | None:
-        from sklearn import metrics
-
-        fn = {
-            "rmse": metrics.root_mean_squared_error,
-            "mae": metrics.mean_absolute_error,
-            "r2": metrics.r2_score,
-        }[name]
-        if name == "r2" and len(y) < 2:
-            return None
-        return _finite(fn(y, estimator.predict(X)))
-
-    return compute
-
-
-_METRICS: dict[str, tuple[MetricFn, bool]] = {
-    "accuracy": (_accuracy, True),
-    "precision": (_label_metric("precision"), True),
-    "recall": (_label_metric("recall"), True),
-    "f1": (_label_metric("f1"), True),
-    "roc_auc": (_roc_auc, True),
-    "log_loss": (_log_loss, False),
-    "rmse": (_regression("rmse"), False),
-    "mae": (_regression("mae"), False),
-    "r2": (_regression("r2"), True),
-}
-
-
 def metric(name: str) -> tuple[MetricFn, bool]:
-    """name → (compute(estimator, X, y), higher_is_better).
+    """name → (compute(estimator, X, y), higher_is_better), from ``common.metrics``.
 
-    The one place that knows where metrics come from: point it at
-    ``common.metrics`` when that module lands.
+    The project's one vocabulary computes the value (the positive class is the
+    estimator's ``classes_[1]``); scores come from ``predict_proba`` when the
+    metric needs them and the estimator has it, else the metric is undefined.
     """
-    if name not in _METRICS:
-        raise ChallengerError(f"Unknown metric {name!r}; the metrics are {', '.join(_METRICS)}.")
-    return _METRICS[name]
+    try:
+        spec = metrics.get(name)
+    except metrics.UnknownMetric:
+        known = ", ".join(metrics.names(metrics.CLASSIFICATION) + metrics.names(metrics.REGRESSION))
+        raise ChallengerError(f"Unknown metric {name!r}; the metrics are {known}.") from None
+
+    def compute(estimator: Any, X: Any, y: Any) -> float | None:
+        classes = getattr(estimator, "classes_", None)
+        scores = None
+        if spec.needs_scores and hasattr(estimator, "predict_proba"):
+            scores = estimator.predict_proba(X)
+        return metrics.compute(
+            name,
+            np.asarray(y),
+            estimator.predict(X),
+            classes=None if classes is None else list(classes),
+            scores=scores,
+        )
+
+    return compute, spec.higher_is_better
 
 
 def worse_by(champion: float, challenger: float, *, higher_is_better: bool) -> float:
