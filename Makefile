@@ -46,7 +46,7 @@ test: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check common registry lifecycle config
+	$(VENV)/bin/ruff format --check common registry lifecycle demo config
 
 check: $(VENV)/.dev
 	DEBUG=1 $(PY) manage.py check

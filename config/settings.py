@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "governance",
     "monitoring",
     "lifecycle",
+    "demo",  # the demo loader: imports every app, imported by none
 ]
 
 MIDDLEWARE = [

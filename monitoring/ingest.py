@@ -18,7 +18,6 @@ Unknown columns are refused, so a typo is never silently ignored.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 MAX_PROBLEMS = 10
-RESERVED = ("request_id", "timestamp", "prediction", "probability")
 
 
 class BatchRejected(Exception):
@@ -298,10 +296,3 @@ def validate_labels(table: pa.Table, *, task: str) -> pa.Table:
         out["label"] = label
     problems.raise_if_any("label")
     return pa.table(out)
-
-
-def finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None

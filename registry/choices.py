@@ -24,11 +24,6 @@ class DatasetRole(models.TextChoices):
     REFERENCE = "reference", "Reference"
 
 
-class OutputKind(models.TextChoices):
-    LABEL = "label", "Class label"
-    VALUE = "value", "Numeric value"
-
-
 # Registration is a one-way street: pending ends in ready or failed, for good.
 VERSION_TRANSITIONS: dict[str, frozenset[str]] = {
     VersionStatus.PENDING: frozenset({VersionStatus.READY, VersionStatus.FAILED}),

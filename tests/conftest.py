@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -378,13 +377,6 @@ def wait_for(predicate: Any, timeout: float = 60, interval: float = 0.2, message
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
-
-
-@pytest.fixture(scope="session")
-def scratch_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="modelgate-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- a real browser ------------------------------------------------------------------

@@ -287,13 +287,3 @@ class AliasSetSerializer(serializers.Serializer):
 class AliasResolveSerializer(serializers.Serializer):
     alias = serializers.CharField()
     version = VersionSerializer()
-
-
-class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=1024, trim_whitespace=False)
-
-
-class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField()
-    expiry = serializers.DateTimeField()

@@ -13,11 +13,11 @@ from fairlearn.reductions import DemographicParity, ExponentiatedGradient
 from sklearn.linear_model import LogisticRegression
 
 from common import jobs
+from demo import samples
 from governance.estimators import TRUSTED_TYPES, mitigated_estimator
 from governance.fairness import FairnessInputError
 from governance.models import FairnessAudit, MitigationRun
 from governance.tasks import heavy_fairness_audit, heavy_mitigate
-from lifecycle import samples
 from registry.artifacts import check_types, inspect_artifact
 from registry.models import ModelVersion
 from tests.conftest import client_for, ready_version, validate

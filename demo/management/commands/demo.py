@@ -1,5 +1,10 @@
 """Load the demo: personas, teams, two models with several versions each.
 
+This command seeds the registry (personas, grants, models, datasets, versions)
+and the evidence (evaluations, fairness audits, model cards); the reviews come
+from ``demo/reviews.py``, the monitors and their traffic from
+``demo/monitors.py``, the data from ``demo/samples.py``.
+
 Idempotent: what exists is kept. Passwords are generated and printed once,
 when a persona is created (``--reset-passwords`` prints new ones).
 """
@@ -18,9 +23,7 @@ from django.db import transaction
 from common.apps import AUDITORS_GROUP
 from common.audit import SystemActor
 from common.jobs import job_claim
-from governance import demo as governance_demo
-from lifecycle import samples
-from monitoring import demo as monitoring_demo
+from demo import monitors, reviews, samples
 from registry import services
 from registry.choices import DatasetRole, VersionStatus
 from registry.models import Dataset, RegisteredModel, RegistrationJob
@@ -90,9 +93,9 @@ class Command(BaseCommand):
         diabetes = self._diabetes_model(users)
         self._grants(users, credit, diabetes)
         self._evidence(users, credit, diabetes)
-        # Each app adds its own demo state (reviews, monitors, evidence) from
-        # its ``demo.load``; lifecycle may import them all.
-        for loader in (governance_demo.load, monitoring_demo.load):
+        # The governance and monitoring state (reviews, monitors, traffic) comes
+        # from their own modules' ``load``: demo/reviews.py, demo/monitors.py.
+        for loader in (reviews.load, monitors.load):
             loader(self, users=users, models={"credit": credit, "diabetes": diabetes})
         self._report(users, passwords)
 
