@@ -19,7 +19,7 @@ from common.errors import DomainError
 from common.events import register_event_listener
 from common.jobs import job_claim
 from common.models import AuditEvent
-from monitoring import drift, performance, services
+from monitoring import checks, drift, performance, profiles, services
 from monitoring.models import Alert, CheckRun, Monitor, ReferenceProfile, RetrainingSignal
 from tests.conftest import client_for, ready_version, training_frame
 from tests.monitoring.conftest import prediction_frame
@@ -50,7 +50,7 @@ def run_check(monitor: Monitor, end: dt.datetime = END) -> CheckRun:
     run, _ = services.check_run_request(actor=monitor.created_by, monitor=monitor, window_end=end)
     job = job_claim(CheckRun, run.pk)
     assert job is not None
-    return services.check_run_execute(job=job)
+    return checks.check_run_execute(job=job)
 
 
 def make_monitor(version: Any, actor: Any, **kwargs: Any) -> Monitor:
@@ -81,7 +81,7 @@ def test_the_drift_check_equals_the_drift_engine_on_the_window(
     run = run_check(monitor)
     assert run.status == "succeeded"
     assert run.row_count == 5000
-    profile = services.profile_load(ReferenceProfile.objects.get(version=monitored))
+    profile = profiles.profile_load(ReferenceProfile.objects.get(version=monitored))
     window = pd.concat([a, b])[["age", "income", "score"]]
     expected = drift.compare_summary(
         profile,

@@ -11,6 +11,7 @@ from django.test import Client
 
 from common.jobs import job_claim
 from monitoring import services
+from monitoring.checks import check_run_execute
 from monitoring.choices import CheckKind
 from monitoring.models import Alert, CheckRun
 from tests.conftest import log_in, shot
@@ -50,7 +51,7 @@ def populate(monitored: Any, personas: Any, checks: list[str] | None = None) -> 
         run, _ = services.check_run_request(
             actor=personas.owner, monitor=monitor, window_end=DAY + dt.timedelta(days=day + 1)
         )
-        services.check_run_execute(job=job_claim(CheckRun, run.pk))
+        check_run_execute(job=job_claim(CheckRun, run.pk))
     return monitor
 
 
