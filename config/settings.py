@@ -244,8 +244,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "common.models.JobStatus",
         "VersionStatusEnum": "registry.choices.VersionStatus",
-        "ReviewStateEnum": "governance.models.review.ReviewState",
-        "SignOffRoleEnum": "governance.models.review.SignOffRole",
+        "ReviewStateEnum": "governance.models.reviews.ReviewState",
+        "SignOffRoleEnum": "governance.models.reviews.SignOffRole",
         "DatasetRoleEnum": "registry.choices.DatasetRole",
     },
 }

@@ -5,5 +5,5 @@ items, notifications. ``audits``: fairness audits, mitigation runs and model
 cards, the evidence producers that live in governance.
 """
 
-from governance.models.audits import *  # noqa: F403
-from governance.models.review import *  # noqa: F403
+from governance.models.fairness import *  # noqa: F403
+from governance.models.reviews import *  # noqa: F403
