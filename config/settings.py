@@ -244,8 +244,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "common.models.JobStatus",
         "VersionStatusEnum": "registry.choices.VersionStatus",
-        "ReviewStateEnum": "governance.models.reviews.ReviewState",
-        "SignOffRoleEnum": "governance.models.reviews.SignOffRole",
+        "ReviewStateEnum": "governance.choices.ReviewState",
+        "SignOffRoleEnum": "governance.choices.SignOffRole",
         "DatasetRoleEnum": "registry.choices.DatasetRole",
     },
 }

@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from governance import reviews
-from governance.models import Review, ReviewState
+from governance.choices import ReviewState
+from governance.models import Review
 from registry import services as registry_services
 from registry.choices import VersionStatus
 

@@ -23,13 +23,9 @@ from common.jobs import job_enqueue, job_finish
 from common.permissions import get_visible, user_can
 from common.storage import local_blob_path
 from governance import fairness
+from governance.choices import Constraint, MitigationMethod
 from governance.estimators import mitigated_estimator
-from governance.models import (
-    Constraint,
-    FairnessAudit,
-    MitigationMethod,
-    MitigationRun,
-)
+from governance.models import FairnessAudit, MitigationRun
 from registry import services as registry_services
 from registry.artifacts import load_estimator
 from registry.choices import VersionStatus

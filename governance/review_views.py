@@ -19,8 +19,9 @@ from common.models import AuditEvent
 from common.permissions import user_can
 from common.ui import add_domain_error, paginate
 from governance import reviews
+from governance.choices import ReviewState
 from governance.forms import SignOffForm
-from governance.models import Review, ReviewState
+from governance.models import Review
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion
 from registry.views import version_or_404

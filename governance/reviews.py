@@ -30,17 +30,8 @@ from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.evidence import EvidenceItem
 from common.permissions import require, user_can
-from governance.models import (
-    ApprovalPolicy,
-    Evidence,
-    Review,
-    ReviewState,
-    ReviewTransition,
-    SignOff,
-    SignOffDecision,
-    SignOffMeaning,
-    SignOffRole,
-)
+from governance.choices import ReviewState, SignOffDecision, SignOffMeaning, SignOffRole
+from governance.models import ApprovalPolicy, Evidence, Review, ReviewTransition, SignOff
 from registry import selectors as registry_selectors
 from registry.choices import VersionStatus
 from registry.models import ModelVersion

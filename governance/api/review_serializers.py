@@ -6,16 +6,8 @@ from rest_framework import serializers
 
 from common.audit import HASHED_FIELDS
 from common.models import AuditEvent
-from governance.models import (
-    ApprovalPolicy,
-    Review,
-    SignOff,
-    SignOffDecision,
-    SignOffMeaning,
-    SignOffRole,
-    Webhook,
-    WebhookDelivery,
-)
+from governance.choices import SignOffDecision, SignOffMeaning, SignOffRole
+from governance.models import ApprovalPolicy, Review, SignOff, Webhook, WebhookDelivery
 
 
 class PolicySerializer(serializers.ModelSerializer):
