@@ -32,7 +32,7 @@ class ModelCardAdmin(ReadOnlyAdmin):
 from django.http import HttpRequest  # noqa: E402
 
 from common.admin import ExportingReadOnlyAdmin  # noqa: E402
-from governance import reviews  # noqa: E402
+from governance import policies  # noqa: E402
 from governance.models import (  # noqa: E402
     ApprovalPolicy,
     Evidence,
@@ -72,7 +72,7 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
         if change:
             super().save_model(request, obj, form, change)  # refused by the model once used
             return
-        created = reviews.policy_create(
+        created = policies.policy_create(
             actor=request.user,
             risk_tier=obj.risk_tier,
             required_roles=obj.required_roles,

@@ -39,11 +39,11 @@ class GovernanceConfig(AppConfig):
 
         from common.evidence import register_evidence_recorder, register_threshold_provider
         from common.ui import register_home_section
-        from governance import review_views, reviews, webhooks
+        from governance import policies, review_views, reviews, webhooks
         from registry.gates import register_alias_gate
 
         register_evidence_recorder(reviews.evidence_record)
-        register_threshold_provider(reviews.policy_thresholds_for)
+        register_threshold_provider(policies.policy_thresholds_for)
         register_alias_gate(reviews.deploy_gate)
         register_event_listener(webhooks.on_event)
         register_version_panel(review_views.review_panel, order=10)

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from common.errors import DomainError
 from common.permissions import user_can
-from governance import fairness_audits, model_cards
+from governance import fairness_audits, model_cards, selectors
 from governance.forms import FairnessAuditForm, MitigationForm, ModelCardForm
 from governance.models import ModelCard
 from registry.models import ModelVersion
@@ -111,9 +111,9 @@ def group_chart(scope: dict[str, Any], task: str, thresholds: dict[str, Any]) ->
 
 def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
     user = request.user
-    audit = fairness_audits.latest_audit(version=version)
-    recent = list(fairness_audits.audit_list(user=user, version=version)[:5])
-    mitigations = list(fairness_audits.mitigation_list(user=user, version=version)[:5])
+    audit = selectors.latest_audit(version=version)
+    recent = list(selectors.audit_list(user=user, version=version)[:5])
+    mitigations = list(selectors.mitigation_list(user=user, version=version)[:5])
     task = version.registered_model.task
     scopes = []
     if audit is not None:
@@ -229,7 +229,7 @@ def fairness_audit_create(request: HttpRequest, name: str, number: int) -> HttpR
 def mitigation_create(request: HttpRequest, name: str, number: int, audit_id: int) -> HttpResponse:
     version = version_or_404(request, name, number)
     try:
-        audit = fairness_audits.audit_get(user=request.user, version=version, pk=audit_id)
+        audit = selectors.audit_get(user=request.user, version=version, pk=audit_id)
     except DomainError as exc:
         raise Http404(exc.message) from None
     form = MitigationForm(request.POST)

@@ -18,7 +18,7 @@ from common.errors import DomainError
 from common.models import AuditEvent
 from common.permissions import user_can
 from common.ui import add_domain_error, paginate
-from governance import reviews
+from governance import policies, reviews, selectors
 from governance.choices import ReviewState
 from governance.forms import SignOffForm
 from governance.models import Review
@@ -30,10 +30,10 @@ from registry.views import version_or_404
 def _metrics_table(version: ModelVersion, review: Review) -> list[dict[str, Any]]:
     """Each metric of the version beside the champion's and the policy threshold."""
     champion = registry_selectors.champion_for(model=version.registered_model)
-    policy = review.policy or reviews.policy_current(risk_tier=version.registered_model.risk_tier)
+    policy = review.policy or policies.policy_current(risk_tier=version.registered_model.risk_tier)
     task = version.registered_model.task
     thresholds = (
-        (reviews.kind_thresholds(policy, "evaluation_report", task) or {}) if policy else {}
+        (policies.kind_thresholds(policy, "evaluation_report", task) or {}) if policy else {}
     )
     rows = []
     for name, value in sorted((version.metrics or {}).items()):
@@ -61,9 +61,9 @@ def review_panel(
     request: HttpRequest, version: ModelVersion, form: SignOffForm | None = None
 ) -> dict[str, Any]:
     user = request.user
-    review = reviews.review_get_or_draft(version=version)
-    mine = reviews.roles_of(user=user, version=version)
-    policy = review.policy or reviews.policy_current(risk_tier=version.registered_model.risk_tier)
+    review = selectors.review_get_or_draft(version=version)
+    mine = selectors.roles_of(user=user, version=version)
+    policy = review.policy or policies.policy_current(risk_tier=version.registered_model.risk_tier)
     needed = set(policy.required_roles) if policy else set()
     filled_by_me = review.pk and review.signoffs.filter(valid=True, signer_id=user.pk).exists()
     can_sign = (
@@ -83,8 +83,8 @@ def review_panel(
         "template": "governance/_review_panel.html",
         "review": review,
         "policy": policy,
-        "checklist": reviews.review_checklist(review=review),
-        "evidence": list(reviews.latest_evidence(version=version).values()),
+        "checklist": selectors.review_checklist(review=review),
+        "evidence": list(selectors.latest_evidence(version=version).values()),
         "signoffs": list(review.signoffs.select_related("signer")) if review.pk else [],
         "transitions": list(review.transitions.all()) if review.pk else [],
         "metrics": _metrics_table(version, review),
@@ -142,7 +142,7 @@ def review_submit(request: HttpRequest, name: str, number: int) -> HttpResponse:
 @require_POST
 def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse:
     version = version_or_404(request, name, number)
-    mine = reviews.roles_of(user=request.user, version=version)
+    mine = selectors.roles_of(user=request.user, version=version)
     form = SignOffForm(request.POST, roles=mine)
     if form.is_valid():
         data = form.cleaned_data
@@ -184,7 +184,7 @@ def review_list(request: HttpRequest) -> HttpResponse:
 
 
 def waiting_section(request: HttpRequest) -> dict[str, Any] | None:
-    waiting = list(reviews.waiting_for(user=request.user)[:20])
+    waiting = list(selectors.waiting_for(user=request.user)[:20])
     return {
         "id": "waiting",
         "title": "Waiting for my sign-off",

@@ -1,4 +1,4 @@
-"""The review workflow: policies, submission, e-signed sign-offs, evidence, the deploy gate.
+"""The review workflow: submission, e-signed sign-offs, evidence, the deploy gate, expiry.
 
 One service owns ``Review.state`` (``_transition``): it checks the allowed
 transitions table, expects the row to be locked by the caller
@@ -22,16 +22,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from common.audit import SystemActor, audit_record, snapshot
 from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.evidence import EvidenceItem
-from common.permissions import require, user_can
+from common.permissions import require
 from governance.choices import ReviewState, SignOffDecision, SignOffMeaning, SignOffRole
-from governance.models import ApprovalPolicy, Evidence, Review, ReviewTransition, SignOff
+from governance.models import Evidence, Review, ReviewTransition, SignOff
+from governance.policies import policy_current
+from governance.selectors import latest_evidence, review_checklist, roles_of
 from registry import selectors as registry_selectors
 from registry.choices import VersionStatus
 from registry.models import ModelVersion
@@ -48,150 +49,6 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 REVIEW_FIELDS = ("state", "policy", "submitted_at", "decided_at", "approved_until")
 SIGNOFF_FIELDS = ("role", "decision", "meaning", "comment", "evidence_sha256", "valid")
-
-
-# --- policies -------------------------------------------------------------------
-
-
-def policy_current(*, risk_tier: str) -> ApprovalPolicy | None:
-    return ApprovalPolicy.objects.filter(risk_tier=risk_tier).order_by("-version").first()
-
-
-@transaction.atomic
-def policy_create(*, actor: Any, risk_tier: str, **fields: Any) -> ApprovalPolicy:
-    """A new version of a tier's policy; earlier versions are never edited."""
-    if not (isinstance(actor, SystemActor) or getattr(actor, "is_superuser", False)):
-        raise DomainError("permission_denied", "Only administrators add policies.", status=403)
-    roles = fields.get("required_roles", [])
-    if not roles or any(r not in SignOffRole.values for r in roles):
-        raise DomainError("invalid", "Unknown or no sign-off roles.", details={"roles": roles})
-    last = ApprovalPolicy.objects.select_for_update().filter(risk_tier=risk_tier)
-    number = max([p.version for p in last] or [0]) + 1
-    policy = ApprovalPolicy.objects.create(
-        risk_tier=risk_tier,
-        version=number,
-        created_by=None if isinstance(actor, SystemActor) else actor,
-        **fields,
-    )
-    audit_record(
-        actor=actor,
-        action="governance.policy.created",
-        obj=policy,
-        after=snapshot(
-            policy, ("risk_tier", "version", "required_roles", "required_evidence", "thresholds")
-        ),
-    )
-    return policy
-
-
-def policy_thresholds_for(version: Any, kind: str) -> dict[str, Any] | None:
-    """Threshold provider (common.evidence): the frozen policy, else the tier's current one."""
-    review = Review.objects.filter(version_id=version.pk).select_related("policy").first()
-    policy = review.policy if review and review.policy else None
-    if policy is None:
-        policy = policy_current(risk_tier=version.registered_model.risk_tier)
-    if policy is None:
-        return None
-    return kind_thresholds(policy, kind, version.registered_model.task)
-
-
-def kind_thresholds(policy: ApprovalPolicy, kind: str, task: str) -> dict[str, Any] | None:
-    """``thresholds["<kind>:<task>"]`` (``evaluation_report:classification``), else ``[kind]``."""
-    answer = policy.thresholds.get(f"{kind}:{task}")
-    return answer if answer is not None else policy.thresholds.get(kind)
-
-
-# --- selectors ------------------------------------------------------------------
-
-
-def review_get_or_draft(*, version: ModelVersion) -> Review:
-    review = Review.objects.filter(version=version).first()
-    return review or Review(version=version, state=S.DRAFT)
-
-
-def latest_evidence(*, version: ModelVersion) -> dict[str, Evidence]:
-    latest: dict[str, Evidence] = {}
-    for item in Evidence.objects.filter(version=version).order_by("produced_at", "pk"):
-        latest[item.kind] = item
-    return latest
-
-
-def roles_of(*, user: Any, version: ModelVersion) -> list[str]:
-    """The sign-off roles ``user`` may hold on ``version``'s model."""
-    if not getattr(user, "is_authenticated", False):
-        return []
-    model = version.registered_model
-    roles = []
-    if model.owner_id == user.pk or user_can(user, "manage", model):
-        roles.append(SignOffRole.OWNER.value)
-    if user_can(user, "approve", model):
-        groups = set(user.groups.values_list("name", flat=True))
-        if settings.GOVERNANCE_VALIDATOR_GROUP in groups:
-            roles.append(SignOffRole.VALIDATOR.value)
-        if settings.GOVERNANCE_COMPLIANCE_GROUP in groups:
-            roles.append(SignOffRole.COMPLIANCE.value)
-    return roles
-
-
-def review_checklist(*, review: Review) -> list[dict[str, Any]]:
-    """Each requirement of the frozen policy: met or missing, and why."""
-    policy = review.policy or policy_current(risk_tier=review.version.registered_model.risk_tier)
-    if policy is None:
-        return [{"requirement": "policy", "met": False, "why": "No policy for this risk tier."}]
-    items: list[dict[str, Any]] = []
-    valid = (
-        {s.role: s for s in review.signoffs.filter(valid=True).select_related("signer")}
-        if review.pk
-        else {}
-    )
-    for role in policy.required_roles:
-        signoff = valid.get(role)
-        if signoff is None:
-            why = f"No valid sign-off by the {SignOffRole(role).label.lower()} yet."
-            met = False
-        elif signoff.decision != SignOffDecision.APPROVE:
-            why = f"{signoff.signer.get_username()} decided {signoff.decision}."
-            met = False
-        else:
-            why = f"Approved by {signoff.signer.get_username()} ({signoff.meaning})."
-            met = True
-        items.append({"requirement": f"signoff:{role}", "met": met, "why": why})
-    evidence = latest_evidence(version=review.version)
-    for kind in policy.required_evidence:
-        item = evidence.get(kind)
-        if item is None:
-            met, why = False, f"No {kind.replace('_', ' ')} filed."
-        elif item.passed is False:
-            met, why = False, f"Latest {kind.replace('_', ' ')} failed: {item.summary}"
-        else:
-            met, why = True, item.summary or f"{kind.replace('_', ' ')} present"
-        items.append(
-            {
-                "requirement": f"evidence:{kind}",
-                "met": met,
-                "why": why,
-                "sha256": item.sha256 if item else None,
-            }
-        )
-    return items
-
-
-def waiting_for(*, user: Any) -> QuerySet[Review]:
-    """Reviews in review where ``user`` holds a required role nobody has filled yet."""
-    candidates = (
-        Review.objects.visible_to(user, "view")
-        .filter(state=S.IN_REVIEW)
-        .select_related("version__registered_model", "policy")
-    )
-    pks = []
-    for review in candidates[:200]:
-        filled = set(review.signoffs.filter(valid=True).values_list("role", flat=True))
-        mine = set(roles_of(user=user, version=review.version))
-        if review.signoffs.filter(valid=True, signer_id=user.pk).exists():
-            continue
-        if (set(review.policy.required_roles) - filled) & mine:
-            pks.append(review.pk)
-    return Review.objects.filter(pk__in=pks).select_related("version__registered_model")
 
 
 # --- transitions ------------------------------------------------------------------

@@ -8,6 +8,7 @@ from common.audit import HASHED_FIELDS
 from common.models import AuditEvent
 from governance.choices import SignOffDecision, SignOffMeaning, SignOffRole
 from governance.models import ApprovalPolicy, Review, SignOff, Webhook, WebhookDelivery
+from governance.selectors import review_checklist
 
 
 class PolicySerializer(serializers.ModelSerializer):
@@ -77,8 +78,6 @@ class ReviewSerializer(serializers.ModelSerializer):
         ]
 
     def get_checklist(self, obj: Review) -> list[dict[str, Any]]:
-        from governance.reviews import review_checklist
-
         return ChecklistItemSerializer(review_checklist(review=obj), many=True).data
 
     def get_signoffs(self, obj: Review) -> list[dict[str, Any]]:

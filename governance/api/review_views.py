@@ -14,7 +14,7 @@ from common.errors import DomainError
 from common.models import AuditEvent
 from common.pagination import SeekPagination
 from common.permissions import can_globally
-from governance import reviews, webhooks
+from governance import reviews, selectors, webhooks
 from governance.api.evidence_views import VersionScoped
 from governance.api.review_serializers import (
     AuditEventSerializer,
@@ -32,7 +32,7 @@ class ReviewViewSet(VersionScoped, viewsets.GenericViewSet):
     serializer_class = ReviewSerializer
 
     def retrieve(self, request: Request, model_name: str, number: int) -> Response:
-        review = reviews.review_get_or_draft(version=self._version())
+        review = selectors.review_get_or_draft(version=self._version())
         return Response(self.get_serializer(review).data)
 
     @extend_schema(request=None, responses={201: ReviewSerializer})

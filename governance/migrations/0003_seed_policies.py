@@ -1,6 +1,6 @@
 """Default approval policies, version 1 of each risk tier.
 
-Later versions are added by administrators (``reviews.policy_create`` or the
+Later versions are added by administrators (``policies.policy_create`` or the
 admin); a policy a review used is never edited.
 """
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 
 from common.events import publish_event
-from governance import fairness_audits, model_cards, reviews, webhooks
+from governance import fairness_audits, model_cards, reviews, selectors, webhooks
 from governance.models import Evidence, FairnessAudit, WebhookDelivery
 from governance.tasks import heavy_fairness_audit
 from lifecycle import services as lifecycle_services
@@ -47,8 +47,8 @@ def version(personas):
 
 
 def checklist(version) -> dict[str, dict]:
-    review = reviews.review_get_or_draft(version=version)
-    return {item["requirement"]: item for item in reviews.review_checklist(review=review)}
+    review = selectors.review_get_or_draft(version=version)
+    return {item["requirement"]: item for item in selectors.review_checklist(review=review)}
 
 
 def test_each_producer_files_into_the_review_under_the_frozen_policy(personas, version):
