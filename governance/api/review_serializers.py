@@ -4,28 +4,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from common.audit import HASHED_FIELDS
-from common.models import AuditEvent
+from governance.api.policy_serializers import PolicySerializer
 from governance.choices import SignOffDecision, SignOffMeaning, SignOffRole
-from governance.models import ApprovalPolicy, Review, SignOff, Webhook, WebhookDelivery
+from governance.models import Review, SignOff
 from governance.selectors import review_checklist
-
-
-class PolicySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = ApprovalPolicy
-        fields = [
-            "id",
-            "risk_tier",
-            "version",
-            "required_roles",
-            "required_evidence",
-            "thresholds",
-            "validity_days",
-            "independent_validator",
-            "description",
-            "created_at",
-        ]
 
 
 class SignOffSerializer(serializers.ModelSerializer):
@@ -95,31 +77,3 @@ class SignOffRequestSerializer(serializers.Serializer):
     meaning = serializers.ChoiceField(choices=SignOffMeaning.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     password = serializers.CharField(write_only=True)
-
-
-class AuditEventSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = AuditEvent
-        fields = [*HASHED_FIELDS, "hash"]  # what the chain covers, and the link itself
-
-
-class WebhookSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Webhook
-        fields = ["id", "name", "url", "events", "active", "secret", "created_at"]
-        read_only_fields = ["id", "active", "secret", "created_at"]
-
-
-class WebhookDeliverySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = WebhookDelivery
-        fields = [
-            "id",
-            "event",
-            "status",
-            "attempts",
-            "response_status",
-            "error",
-            "queued_at",
-            "finished_at",
-        ]
