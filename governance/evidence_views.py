@@ -11,14 +11,14 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from common.errors import DomainError
-from common.permissions import user_can
+from common.permissions import require, user_can
+from common.ui import error_response
 from governance import fairness_audits, model_cards, selectors
 from governance.charts import group_chart, group_label
 from governance.forms import FairnessAuditForm, MitigationForm, ModelCardForm
@@ -166,8 +166,10 @@ def mitigation_create(request: HttpRequest, name: str, number: int, audit_id: in
 @require_http_methods(["GET", "POST"])
 def model_card_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
     version = version_or_404(request, name, number)
-    if not user_can(request.user, "change", version):
-        raise PermissionDenied("Editing the model card needs the change right on the model.")
+    try:
+        require(request.user, "change", version)
+    except DomainError as exc:
+        return error_response(exc)
     _card, narrative = model_cards.narrative_of(version)
     form = ModelCardForm(request.POST or None, initial=narrative)
     if request.method == "POST" and form.is_valid():

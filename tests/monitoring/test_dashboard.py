@@ -105,6 +105,30 @@ def test_htmx_alert_actions_return_the_fragment(monitored: Any, personas: Any) -
     assert alert.status == "acknowledged" and alert.acknowledged_by == personas.owner
 
 
+@pytest.mark.django_db
+def test_a_viewer_refused_an_alert_action_or_a_check_gets_the_one_error_shape(
+    monitored: Any, personas: Any
+) -> None:
+    monitor = populate(monitored, personas)
+    alert = Alert.objects.get()
+    runs = CheckRun.objects.count()
+    viewer = web(personas.viewer)
+    for url in (
+        f"/monitoring/models/credit/alerts/{alert.pk}/acknowledge/",
+        f"/monitoring/models/credit/alerts/{alert.pk}/resolve/",
+        f"/monitoring/models/credit/monitors/{monitor.pk}/run/",
+    ):
+        response = viewer.post(url, HTTP_HX_REQUEST="true")
+        assert response.status_code == 403
+        assert response["Content-Type"] == "application/json"
+        error = response.json()["error"]
+        assert error["code"] == "permission_denied"
+        assert error["details"] == {"action": "change"} and "not allowed" in error["message"]
+    alert.refresh_from_db()
+    assert alert.status == "open"
+    assert CheckRun.objects.count() == runs
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_an_owner_reads_the_dashboard_and_resolves_the_alert(
