@@ -18,6 +18,8 @@ class ReviewState(models.TextChoices):
 
 
 OPEN_REVIEW_STATES = frozenset({ReviewState.IN_REVIEW})
+# A decision was taken (``Review.decided_at`` is set).
+DECIDED_REVIEW_STATES = frozenset({ReviewState.APPROVED, ReviewState.REJECTED})
 
 
 class SignOffDecision(models.TextChoices):

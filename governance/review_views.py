@@ -15,7 +15,6 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
-from common.models import AuditEvent
 from common.permissions import user_can
 from common.ui import add_domain_error, paginate
 from governance import policies, reviews, selectors
@@ -85,7 +84,7 @@ def review_panel(
         "policy": policy,
         "checklist": selectors.review_checklist(review=review),
         "evidence": list(selectors.latest_evidence(version=version).values()),
-        "signoffs": list(review.signoffs.select_related("signer")) if review.pk else [],
+        "signoffs": list(selectors.signoff_list(user=user, version=version)) if review.pk else [],
         "transitions": list(review.transitions.all()) if review.pk else [],
         "metrics": _metrics_table(version, review),
         "my_roles": mine,
@@ -165,14 +164,8 @@ def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse
 
 @login_required
 def review_list(request: HttpRequest) -> HttpResponse:
-    queryset = (
-        Review.objects.visible_to(request.user)
-        .select_related("version__registered_model", "policy")
-        .order_by("-updated_at")
-    )
     state = request.GET.get("state")
-    if state in ReviewState.values:
-        queryset = queryset.filter(state=state)
+    queryset = selectors.review_list(user=request.user, state=state)
     return render(
         request,
         "governance/review_list.html",
@@ -194,22 +187,11 @@ def waiting_section(request: HttpRequest) -> dict[str, Any] | None:
 
 
 def decisions_section(request: HttpRequest) -> dict[str, Any] | None:
-    decided = (
-        Review.objects.visible_to(request.user)
-        .filter(state__in=[ReviewState.APPROVED, ReviewState.REJECTED])
-        .select_related("version__registered_model")
-        .order_by("-decided_at")[:10]
-    )
-    deployments = AuditEvent.objects.filter(action="registry.alias.set").order_by("-seq")[:10]
-    visible_models = set(
-        registry_selectors.model_list(user=request.user).values_list("name", flat=True)
-    )
-    shown = [e for e in deployments if e.object_repr.split("@")[0] in visible_models]
     return {
         "id": "decisions",
         "title": "Recent decisions and deployments",
         "template": "governance/_home_decisions.html",
-        "reviews": decided,
-        "deployments": shown,
+        "reviews": selectors.recent_decisions(user=request.user),
+        "deployments": selectors.recent_deployments(user=request.user),
         "reviews_url": reverse("governance:review-list"),
     }

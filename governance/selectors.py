@@ -1,8 +1,10 @@
 """Governance reads with rules. Lists start from ``visible_to``.
 
 Reviews: the review of a version, its checklist against the frozen policy, the
-sign-off roles a user holds, what waits for a user's sign-off. Fairness audits
-and mitigation runs of a version.
+sign-off roles a user holds, what waits for a user's sign-off, the reviews and
+sign-offs a user may see, recent decisions and deployments. Fairness audits and
+mitigation runs of a version. The audit trail (auditors) and webhooks
+(administrators), which have no object permissions.
 """
 
 from __future__ import annotations
@@ -10,13 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import CharField, QuerySet
+from django.db.models.functions import Cast
 
-from common.permissions import get_visible, user_can
-from governance.choices import ReviewState, SignOffDecision, SignOffRole
-from governance.models import Evidence, FairnessAudit, MitigationRun, Review
+from common.errors import DomainError
+from common.models import AuditEvent
+from common.permissions import can_globally, get_visible, user_can
+from governance.choices import DECIDED_REVIEW_STATES, ReviewState, SignOffDecision, SignOffRole
+from governance.models import (
+    Evidence,
+    FairnessAudit,
+    MitigationRun,
+    Review,
+    SignOff,
+    Webhook,
+)
 from governance.policies import policy_current
-from registry.models import ModelVersion
+from registry.models import Alias, ModelVersion
 
 S = ReviewState
 
@@ -113,6 +125,57 @@ def waiting_for(*, user: Any) -> QuerySet[Review]:
     return Review.objects.filter(pk__in=pks).select_related("version__registered_model")
 
 
+def review_list(*, user: Any, state: str | None = None) -> QuerySet[Review]:
+    """The reviews of the models ``user`` may see, the most recently changed first."""
+    queryset = (
+        Review.objects.visible_to(user, "view")
+        .select_related("version__registered_model", "policy")
+        .order_by("-updated_at")
+    )
+    if state in ReviewState.values:
+        queryset = queryset.filter(state=state)
+    return queryset
+
+
+def signoff_list(*, user: Any, version: ModelVersion) -> QuerySet[SignOff]:
+    """The sign-offs on ``version``'s review (valid and voided), in signing order."""
+    return (
+        SignOff.objects.visible_to(user, "view")
+        .filter(review__version=version)
+        .select_related("signer")
+        .order_by("signed_at", "pk")
+    )
+
+
+def recent_decisions(*, user: Any, limit: int = 10) -> QuerySet[Review]:
+    """The latest approvals and rejections on the models ``user`` may see."""
+    return (
+        Review.objects.visible_to(user, "view")
+        .filter(state__in=DECIDED_REVIEW_STATES)
+        .select_related("version__registered_model")
+        .order_by("-decided_at")[:limit]
+    )
+
+
+def recent_deployments(*, user: Any, limit: int = 10) -> QuerySet[AuditEvent]:
+    """The latest alias moves (``registry.alias.set`` events) on aliases ``user`` may see.
+
+    Matched on the event's object, the indexed (``object_type``, ``object_id``)
+    pair, against the ids of the visible aliases; never on the event's text. The
+    history of an alias deleted since leaves this list with it.
+    """
+    visible = (
+        Alias.objects.visible_to(user, "view")
+        .annotate(key=Cast("pk", output_field=CharField()))
+        .values("key")
+    )
+    return AuditEvent.objects.filter(
+        action="registry.alias.set",
+        object_type=Alias._meta.label_lower,
+        object_id__in=visible,
+    ).order_by("-seq")[:limit]
+
+
 # --------------------------------------------------------------------------- fairness audits
 
 
@@ -151,3 +214,27 @@ def mitigation_list(*, user: Any, version: ModelVersion) -> QuerySet[MitigationR
         .select_related("audit", "candidate", "follow_up", "requested_by")
         .order_by("-queued_at")
     )
+
+
+# --------------------------------------------------------------------------- audit trail, webhooks
+
+
+def audit_event_list(*, user: Any) -> QuerySet[AuditEvent]:
+    """The whole audit trail, for auditors (the global ``common.view_auditevent``)."""
+    if not can_globally(user, "common.view_auditevent"):
+        raise DomainError("permission_denied", "The audit trail is for auditors.", status=403)
+    return AuditEvent.objects.all()
+
+
+def webhook_list(*, user: Any) -> QuerySet[Webhook]:
+    """The active webhooks, for administrators."""
+    if not getattr(user, "is_superuser", False):
+        raise DomainError("permission_denied", "Only administrators manage webhooks.", status=403)
+    return Webhook.objects.filter(active=True)
+
+
+def webhook_get(*, user: Any, pk: Any) -> Webhook:
+    webhook = webhook_list(user=user).filter(pk=pk).first()
+    if webhook is None:
+        raise DomainError("not_found", "Webhook not found.", status=404)
+    return webhook

@@ -6,10 +6,9 @@ from typing import Any
 
 from rest_framework import viewsets
 
-from common.errors import DomainError
 from common.models import AuditEvent
 from common.pagination import SeekPagination
-from common.permissions import can_globally
+from governance import selectors
 from governance.api.audit_trail_serializers import AuditEventSerializer
 from governance.filtersets import AuditEventFilterSet
 
@@ -25,6 +24,4 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return AuditEvent.objects.none()
-        if not can_globally(self.request.user, "common.view_auditevent"):
-            raise DomainError("permission_denied", "The audit trail is for auditors.", status=403)
-        return AuditEvent.objects.all()
+        return selectors.audit_event_list(user=self.request.user)

@@ -39,7 +39,7 @@ class SignOffViewSet(VersionScoped, viewsets.GenericViewSet):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return SignOff.objects.none()
-        return SignOff.objects.filter(review__version=self._version()).select_related("signer")
+        return selectors.signoff_list(user=self.request.user, version=self._version())
 
     def list(self, request: Request, model_name: str, number: int) -> Response:
         page = self.paginate_queryset(self.get_queryset())

@@ -9,8 +9,7 @@ from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from common.errors import DomainError
-from governance import webhooks
+from governance import selectors, webhooks
 from governance.api.webhook_serializers import WebhookDeliverySerializer, WebhookSerializer
 from governance.models import Webhook
 
@@ -21,11 +20,7 @@ class WebhookViewSet(viewsets.GenericViewSet):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return Webhook.objects.none()
-        if not self.request.user.is_superuser:
-            raise DomainError(
-                "permission_denied", "Only administrators manage webhooks.", status=403
-            )
-        return Webhook.objects.filter(active=True)
+        return selectors.webhook_list(user=self.request.user)
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
@@ -43,16 +38,12 @@ class WebhookViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(webhook).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        webhook = self.get_queryset().filter(pk=pk).first()
-        if webhook is None:
-            raise DomainError("not_found", "Webhook not found.", status=404)
+        webhook = selectors.webhook_get(user=request.user, pk=pk)
         webhooks.webhook_delete(actor=request.user, webhook=webhook)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: WebhookDeliverySerializer(many=True)})
     def deliveries(self, request: Request, pk: str) -> Response:
-        webhook = self.get_queryset().filter(pk=pk).first()
-        if webhook is None:
-            raise DomainError("not_found", "Webhook not found.", status=404)
+        webhook = selectors.webhook_get(user=request.user, pk=pk)
         page = self.paginate_queryset(webhook.deliveries.all())
         return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
