@@ -8,6 +8,9 @@ and publishes ``governance.review.<state>`` after commit.
 Lock order everywhere: the review row, then sign-offs/evidence, then (last) the
 audit chain head inside ``audit_record``.
 
+``SignOff.valid`` has one writer too (``_signoff_invalidate``): a sign-off is
+voided when the version is resubmitted or evidence it signed changes.
+
 Roles (see README "Governance"):
 - owner: the model's owner, or anyone holding "manage" on the model;
 - validator: member of GOVERNANCE_VALIDATOR_GROUP holding "approve" on the model;
@@ -148,9 +151,8 @@ def review_submit(*, actor: Any, version: ModelVersion) -> Review:
             state=review.state,
         )
     # Earlier sign-offs judged an earlier submission.
-    review.signoffs.filter(valid=True).update(
-        valid=False, invalidated_reason="resubmitted", invalidated_at=timezone.now()
-    )
+    for signoff in review.signoffs.filter(valid=True):
+        _signoff_invalidate(signoff, actor=actor, reason="resubmitted")
     review.policy = policy
     review.submitted_by = None if isinstance(actor, SystemActor) else actor
     review.submitted_at = timezone.now()
@@ -287,6 +289,30 @@ def _maybe_approve(review: Review, *, actor: Any) -> None:
 
 def _refuse(code: str, message: str, status: int = 403, **details: Any) -> DomainError:
     return DomainError(code, message, details=details, status=status)
+
+
+def _signoff_invalidate(signoff: SignOff, *, actor: Any, reason: str) -> bool:
+    """The one writer of ``SignOff.valid``: True to False, never back (signing again
+    makes a new row). Returns whether this call voided the sign-off.
+
+    The caller holds the review's row lock. The UPDATE is conditional on the
+    expected old value, so a sign-off is voided, and audited, once.
+    """
+    now = timezone.now()
+    voided = SignOff.objects.filter(pk=signoff.pk, valid=True).update(
+        valid=False, invalidated_at=now, invalidated_reason=reason
+    )
+    if not voided:
+        return False
+    signoff.valid, signoff.invalidated_at, signoff.invalidated_reason = False, now, reason
+    audit_record(
+        actor=actor,
+        action="governance.signoff.invalidated",
+        obj=signoff,
+        before={"valid": True},
+        after={"valid": False, "reason": reason},
+    )
+    return True
 
 
 def signoff_create(
@@ -473,18 +499,9 @@ def evidence_record(*, actor: Any, item: EvidenceItem) -> Evidence:
         signed = signoff.evidence_sha256.get(item.kind)
         if signed == item.sha256 or (signed is None and item.kind not in required):
             continue
-        signoff.valid = False
-        signoff.invalidated_at = timezone.now()
-        signoff.invalidated_reason = f"{item.kind} changed after signing ({item.sha256[:12]})"
-        signoff.save(update_fields=["valid", "invalidated_at", "invalidated_reason"])
-        audit_record(
-            actor=actor,
-            action="governance.signoff.invalidated",
-            obj=signoff,
-            before={"valid": True},
-            after={"valid": False, "reason": signoff.invalidated_reason},
-        )
-        voided.append(signoff.role)
+        reason = f"{item.kind} changed after signing ({item.sha256[:12]})"
+        if _signoff_invalidate(signoff, actor=actor, reason=reason):
+            voided.append(signoff.role)
     if voided and review.state == S.APPROVED:
         _transition(
             review,

@@ -74,7 +74,9 @@ class ReviewTransition(models.Model):
 
 
 class SignOff(models.Model):
-    """One electronic signature on a review. ``valid`` turns False when evidence changes."""
+    """One electronic signature on a review. ``valid`` turns False, once, when the
+    version is resubmitted or evidence it signed changes (one writer:
+    ``governance.reviews._signoff_invalidate``)."""
 
     permission_root = "review__version__registered_model"
 

@@ -316,3 +316,28 @@ class TestEvidenceChanges:
         # The model card was required and not signed: the signers must see it.
         assert state_of(version) == "in_review"
         assert SignOff.objects.filter(valid=True).count() == 0
+
+
+class TestResubmission:
+    def test_resubmitting_voids_each_earlier_sign_off_once_with_an_audit_event(self, personas):
+        version = high_risk_version(personas)
+        reviews.review_submit(actor=personas.owner, version=version)
+        sign(personas.owner, version)
+        sign(personas.validator, version, decision="request_changes", meaning="validated")
+        assert state_of(version) == "changes_requested"
+
+        reviews.review_submit(actor=personas.owner, version=version)
+
+        assert state_of(version) == "in_review"
+        voided = list(SignOff.objects.filter(review__version=version))
+        assert {(s.role, s.valid, s.invalidated_reason) for s in voided} == {
+            ("owner", False, "resubmitted"),
+            ("validator", False, "resubmitted"),
+        }
+        events = AuditEvent.objects.filter(action="governance.signoff.invalidated")
+        assert sorted(e.object_id for e in events) == sorted(str(s.pk) for s in voided)
+        assert {e.actor for e in events} == {"owner"}
+        assert all(e.after == {"valid": False, "reason": "resubmitted"} for e in events)
+        # The voided sign-offs stay voided: a later evidence change does not touch them.
+        file_evidence(version, "model_card", tag="2")
+        assert AuditEvent.objects.filter(action="governance.signoff.invalidated").count() == 2
