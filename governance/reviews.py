@@ -5,8 +5,8 @@ transitions table, expects the row to be locked by the caller
 (``select_for_update``), appends a ``ReviewTransition`` row and an audit event,
 and publishes ``governance.review.<state>`` after commit.
 
-Lock order everywhere: the review row, then sign-offs/evidence, then (last) the
-audit chain head inside ``audit_record``.
+Lock order everywhere: the policy a submission freezes, the review row, then
+sign-offs/evidence, then (last) the audit chain head inside ``audit_record``.
 
 ``SignOff.valid`` has one writer too (``_signoff_invalidate``): a sign-off is
 voided when the version is resubmitted or evidence it signed changes.
@@ -33,7 +33,7 @@ from common.events import publish_event
 from common.evidence import EvidenceItem
 from common.permissions import require
 from governance.choices import ReviewState, SignOffDecision, SignOffMeaning, SignOffRole
-from governance.models import Evidence, Review, ReviewTransition, SignOff
+from governance.models import ApprovalPolicy, Evidence, Review, ReviewTransition, SignOff
 from governance.policies import policy_current
 from governance.selectors import latest_evidence, review_checklist, roles_of
 from registry import selectors as registry_selectors
@@ -133,6 +133,9 @@ def review_submit(*, actor: Any, version: ModelVersion) -> Review:
     policy = policy_current(risk_tier=version.registered_model.risk_tier)
     if policy is None:
         raise conflict("no_policy", "No approval policy exists for this risk tier.")
+    # Locked until commit, so an administrator's policy_update (same lock) cannot
+    # change the policy between our reading it and the review freezing it.
+    policy = ApprovalPolicy.objects.select_for_update().get(pk=policy.pk)
     review = _locked_review(version)
     if review is None:
         try:
