@@ -134,7 +134,10 @@ def review_submit(*, actor: Any, version: ModelVersion) -> Review:
     if policy is None:
         raise conflict("no_policy", "No approval policy exists for this risk tier.")
     # Locked until commit, so an administrator's policy_update (same lock) cannot
-    # change the policy between our reading it and the review freezing it.
+    # change the policy between our reading it and the review freezing it. The
+    # foreign key alone does not protect it: PostgreSQL checks the (deferred) key
+    # only at commit, when our audit event already holds the chain head that
+    # policy_update waits for, and the two transactions deadlock.
     policy = ApprovalPolicy.objects.select_for_update().get(pk=policy.pk)
     review = _locked_review(version)
     if review is None:

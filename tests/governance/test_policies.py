@@ -4,8 +4,10 @@ every write in the audit trail, a policy a review froze never changed."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
+from django.db import connection, connections, transaction
 from django.test import Client
 
 from common.errors import DomainError
@@ -117,3 +119,42 @@ def test_the_default_policies_are_seeded_from_the_code(monkeypatch):
         "medium",
         "high",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs real row locks")
+def test_an_update_waits_for_a_submission_freezing_the_policy_then_is_refused(personas, admin):
+    version = high_risk_version(personas)
+    policy = policies.policy_current(risk_tier="high")
+    submitted, release = threading.Event(), threading.Event()
+    outcome: list = []
+
+    def submit_and_hold():
+        try:
+            with transaction.atomic():
+                reviews.review_submit(actor=personas.owner, version=version)
+                submitted.set()
+                release.wait(10)  # the review is not committed yet: only the lock protects
+        finally:
+            connections.close_all()
+
+    def update():
+        try:
+            submitted.wait(10)
+            outcome.append(policies.policy_update(actor=admin, policy=policy, validity_days=1))
+        except DomainError as exc:
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit_and_hold), threading.Thread(target=update)]
+    for thread in threads:
+        thread.start()
+    threads[1].join(timeout=1)
+    assert threads[1].is_alive(), "the update did not wait for the policy lock"
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert isinstance(outcome[0], DomainError) and outcome[0].code == "policy_in_use"
+    policy.refresh_from_db()
+    assert policy.validity_days == 90
