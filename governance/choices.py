@@ -18,6 +18,17 @@ class ReviewState(models.TextChoices):
 
 
 OPEN_REVIEW_STATES = frozenset({ReviewState.IN_REVIEW})
+# The one table of allowed review transitions (governance.reviews._transition).
+REVIEW_TRANSITIONS: dict[str, frozenset[str]] = {
+    ReviewState.DRAFT: frozenset({ReviewState.IN_REVIEW}),
+    ReviewState.IN_REVIEW: frozenset(
+        {ReviewState.APPROVED, ReviewState.REJECTED, ReviewState.CHANGES_REQUESTED}
+    ),
+    ReviewState.CHANGES_REQUESTED: frozenset({ReviewState.DRAFT}),
+    # Evidence changed after approval: back to review, the affected sign-offs void.
+    ReviewState.APPROVED: frozenset({ReviewState.IN_REVIEW}),
+    ReviewState.REJECTED: frozenset(),
+}
 # A decision was taken (``Review.decided_at`` is set).
 DECIDED_REVIEW_STATES = frozenset({ReviewState.APPROVED, ReviewState.REJECTED})
 

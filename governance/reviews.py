@@ -1,9 +1,10 @@
 """The review workflow: submission, e-signed sign-offs, evidence, the deploy gate, expiry.
 
 One service owns ``Review.state`` (``_transition``): it checks the allowed
-transitions table, expects the row to be locked by the caller
-(``select_for_update``), appends a ``ReviewTransition`` row and an audit event,
-and publishes ``governance.review.<state>`` after commit.
+transitions table (``governance.choices.REVIEW_TRANSITIONS``), expects the row
+to be locked by the caller (``select_for_update``), appends a
+``ReviewTransition`` row and an audit event, and publishes
+``governance.review.<state>`` after commit.
 
 Lock order everywhere: the policy a submission freezes, the review row, then
 sign-offs/evidence, then (last) the audit chain head inside ``audit_record``.
@@ -32,7 +33,13 @@ from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.evidence import EvidenceItem
 from common.permissions import require
-from governance.choices import ReviewState, SignOffDecision, SignOffMeaning, SignOffRole
+from governance.choices import (
+    REVIEW_TRANSITIONS,
+    ReviewState,
+    SignOffDecision,
+    SignOffMeaning,
+    SignOffRole,
+)
 from governance.models import ApprovalPolicy, Evidence, Review, ReviewTransition, SignOff
 from governance.policies import policy_current
 from governance.selectors import latest_evidence, review_checklist, roles_of
@@ -42,14 +49,6 @@ from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 S = ReviewState
-ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    S.DRAFT: frozenset({S.IN_REVIEW}),
-    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.CHANGES_REQUESTED}),
-    S.CHANGES_REQUESTED: frozenset({S.DRAFT}),
-    # Evidence changed after approval: back to review, the affected sign-offs void.
-    S.APPROVED: frozenset({S.IN_REVIEW}),
-    S.REJECTED: frozenset(),
-}
 REVIEW_FIELDS = ("state", "policy", "submitted_at", "decided_at", "approved_until")
 SIGNOFF_FIELDS = ("role", "decision", "meaning", "comment", "evidence_sha256", "valid")
 
@@ -63,12 +62,12 @@ def _actor_name(actor: Any) -> str:
 
 def _transition(review: Review, *, to: str, actor: Any, reason: str = "") -> None:
     """The one writer of ``review.state``; the caller holds the row lock."""
-    if to not in ALLOWED_TRANSITIONS[review.state]:
+    if to not in REVIEW_TRANSITIONS[review.state]:
         raise conflict(
             "invalid_transition",
             f"A review that is {review.state} cannot become {to}.",
             state=review.state,
-            allowed=sorted(ALLOWED_TRANSITIONS[review.state]),
+            allowed=sorted(REVIEW_TRANSITIONS[review.state]),
         )
     before = snapshot(review, REVIEW_FIELDS)
     from_state = review.state
