@@ -17,7 +17,7 @@ from sklearn import metrics as skm
 
 from common.errors import DomainError
 from common.events import register_event_listener
-from common.jobs import job_claim
+from common.jobs import job_claim, job_fail
 from common.models import AuditEvent
 from monitoring import checks, drift, performance, profiles, services
 from monitoring.models import Alert, CheckRun, Monitor, ReferenceProfile, RetrainingSignal
@@ -427,3 +427,16 @@ def test_labels_posted_before_the_windows_predictions_are_not_read(
     joined = labelled_rows(monitored.registered_model, monitored, [batch])
     assert sorted(joined["request_id"]) == sorted(ids[100:])
     assert labelled_rows(monitored.registered_model, monitored, []).empty
+
+
+def test_a_check_that_fails_for_good_is_recorded_in_the_trail_by_its_failure_handler(
+    monitored: Any, personas: Any
+) -> None:
+    monitor = make_monitor(monitored, personas.owner, checks=["drift"])
+    run, _ = services.check_run_request(actor=personas.owner, monitor=monitor, window_end=END)
+    job = job_claim(CheckRun, run.pk)
+    assert job is not None
+    assert job_fail(job, error="the window could not be read", retry=False) == "failed"
+    event = AuditEvent.objects.get(action="monitoring.check.fail")
+    assert event.object_id == str(run.pk) and event.actor == "system:monitoring.worker"
+    assert event.after == {"error": "the window could not be read"}
