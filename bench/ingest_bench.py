@@ -86,6 +86,8 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
 
     from common.jobs import job_claim
+    from monitoring import checks as mon_checks
+    from monitoring import profiles as mon_profiles
     from monitoring import services as mon
     from monitoring.models import CheckRun, PredictionBatch
     from registry import services as reg
@@ -124,7 +126,7 @@ def main() -> None:
     )
     assert version.status == "ready", version.status_reason
     started = time.perf_counter()
-    mon.reference_profile_ensure(actor=owner, version=version)
+    mon_profiles.reference_profile_ensure(actor=owner, version=version)
     print(
         f"reference profile (50,000 rows x {args.columns}): {time.perf_counter() - started:.2f} s"
     )
@@ -190,7 +192,7 @@ def main() -> None:
             window_end=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=i + 1),
         )
         started = time.perf_counter()
-        run = mon.check_run_execute(job=job_claim(CheckRun, run.pk))
+        run = mon_checks.check_run_execute(job=job_claim(CheckRun, run.pk))
         elapsed = time.perf_counter() - started
         batches = PredictionBatch.objects.filter(version=version).count()
         print(

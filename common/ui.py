@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.http import urlencode
 
 from common.errors import DomainError
@@ -38,6 +38,12 @@ def or_404(call: Callable[..., Any], **kwargs: Any) -> Any:
         if exc.status == 404:
             raise Http404(exc.message) from None
         raise
+
+
+def error_response(error: DomainError) -> JsonResponse:
+    """A refusal outside any form (an htmx button, a page the user may not open),
+    in the API's one error shape ``{"error": {"code", "message", "details"}}``."""
+    return JsonResponse(error.as_dict(), status=error.status)
 
 
 def paginate(request: HttpRequest, queryset: Any, per_page: int = 25) -> Page:

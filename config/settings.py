@@ -245,8 +245,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "common.models.JobStatus",
         "VersionStatusEnum": "registry.choices.VersionStatus",
-        "ReviewStateEnum": "governance.models.review.ReviewState",
-        "SignOffRoleEnum": "governance.models.review.SignOffRole",
+        "ReviewStateEnum": "governance.choices.ReviewState",
+        "SignOffRoleEnum": "governance.choices.SignOffRole",
         "DatasetRoleEnum": "registry.choices.DatasetRole",
     },
 }

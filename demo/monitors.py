@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from common.jobs import job_claim
 from common.storage import local_blob_path
-from monitoring import services
+from monitoring import checks, services
 from monitoring.models import CheckRun, Monitor
 from registry.artifacts import load_estimator
 
@@ -107,7 +107,7 @@ def _simulate(command: Any, users: dict[str, Any], model: Any, version: Any, nam
         with transaction.atomic():
             job = job_claim(CheckRun, run.pk)
         if job is not None:  # in-process: the worker may not be running yet
-            services.check_run_execute(job=job)
+            checks.check_run_execute(job=job)
     Monitor.objects.filter(pk=monitor.pk).update(next_run_at=today + dt.timedelta(days=1))
     alerts = monitor.alerts.count()
     command.stdout.write(f"monitoring: {model.name}/{name}: {DAYS} days, {alerts} alert(s)")

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from governance import reviews
-from governance.models import Review, ReviewState
+from governance import policies, reviews, selectors
+from governance.choices import ReviewState
+from governance.models import Review
 from registry import services as registry_services
 from registry.choices import VersionStatus
 
@@ -26,7 +27,7 @@ NOTE = "[demo data: recorded by the demo loader without an e-signature]"
 
 
 def _evidence_ok(version: Any, kinds: list[str]) -> bool:
-    latest = reviews.latest_evidence(version=version)
+    latest = selectors.latest_evidence(version=version)
     return all(kind in latest and latest[kind].passed is not False for kind in kinds)
 
 
@@ -41,7 +42,7 @@ def _review(command: Any, users: dict[str, Any], model: Any, *, signers: list[st
     """Submit the best ready version and record the given sign-offs; deploy if approved."""
     if Review.objects.filter(version__registered_model=model).exists():
         return
-    policy = reviews.policy_current(risk_tier=model.risk_tier)
+    policy = policies.policy_current(risk_tier=model.risk_tier)
     ready = list(model.versions.filter(status=VersionStatus.READY).order_by("-number"))
     if not ready:
         return
@@ -68,7 +69,7 @@ def _review(command: Any, users: dict[str, Any], model: Any, *, signers: list[st
         command.stdout.write(f"  governance: {version} approved and deployed to production")
     else:
         missing = [
-            i["requirement"] for i in reviews.review_checklist(review=review) if not i["met"]
+            i["requirement"] for i in selectors.review_checklist(review=review) if not i["met"]
         ]
         command.stdout.write(f"  governance: {version} in review, missing {', '.join(missing)}")
 

@@ -29,10 +29,14 @@ class ModelCardAdmin(ReadOnlyAdmin):
 # --- review workflow: read-only for auditors, with exports ------------------------
 
 
+from typing import Any  # noqa: E402
+
+from django import forms  # noqa: E402
 from django.http import HttpRequest  # noqa: E402
 
 from common.admin import ExportingReadOnlyAdmin  # noqa: E402
-from governance import reviews  # noqa: E402
+from governance import policies  # noqa: E402
+from governance.choices import SignOffRole  # noqa: E402
 from governance.models import (  # noqa: E402
     ApprovalPolicy,
     Evidence,
@@ -44,9 +48,26 @@ from governance.models import (  # noqa: E402
 )
 
 
+class ApprovalPolicyForm(forms.ModelForm):
+    def clean_required_roles(self) -> Any:
+        # The services refuse unknown roles too; here it is a form error, not a 500.
+        roles = self.cleaned_data["required_roles"]
+        if (
+            not isinstance(roles, list)
+            or not roles
+            or any(r not in SignOffRole.values for r in roles)
+        ):
+            raise forms.ValidationError(
+                f"Give a list of sign-off roles among {', '.join(SignOffRole.values)}."
+            )
+        return roles
+
+
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
-    """Superusers add new versions; a used policy is never editable."""
+    """Superusers add new versions, or correct one no review used; both through services."""
+
+    form = ApprovalPolicyForm
 
     list_display = ("risk_tier", "version", "required_roles", "required_evidence", "validity_days")
     list_filter = ("risk_tier",)
@@ -63,6 +84,10 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return request.user.is_superuser
 
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> tuple[str, ...]:
+        # A version is numbered within its tier: moving it to another tier is a new policy.
+        return ("risk_tier",) if obj is not None else ()
+
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return request.user.is_superuser and (obj is None or not obj.is_used())  # type: ignore[attr-defined]
 
@@ -70,9 +95,15 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
         self, request: HttpRequest, obj: ApprovalPolicy, form: object, change: bool
     ) -> None:
         if change:
-            super().save_model(request, obj, form, change)  # refused by the model once used
+            # Only an unused policy gets here (has_change_permission); the service
+            # checks it again under the row lock and records the edit in the trail.
+            policies.policy_update(
+                actor=request.user,
+                policy=obj,
+                **{name: getattr(obj, name) for name in policies.EDITABLE_FIELDS},
+            )
             return
-        created = reviews.policy_create(
+        created = policies.policy_create(
             actor=request.user,
             risk_tier=obj.risk_tier,
             required_roles=obj.required_roles,

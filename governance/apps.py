@@ -1,4 +1,3 @@
-import importlib
 from typing import Any
 
 from django.apps import AppConfig
@@ -6,16 +5,16 @@ from django.db.models.signals import post_migrate
 
 
 def ensure_default_policies(sender: Any, using: str = "default", **kwargs: Any) -> None:
-    """Version 1 of each tier's policy, as migration 0003 seeds it.
+    """Version 1 of each tier's policy, from ``governance.policies.DEFAULT_POLICIES``.
 
     Also after a test database flush (which empties the table the data
     migration filled, and then sends post_migrate); never touches a tier that
     has a policy.
     """
     from governance.models import ApprovalPolicy
+    from governance.policies import DEFAULT_POLICIES
 
-    defaults = importlib.import_module("governance.migrations.0003_seed_policies").DEFAULTS
-    for tier, fields in defaults.items():
+    for tier, fields in DEFAULT_POLICIES.items():
         if not ApprovalPolicy.objects.using(using).filter(risk_tier=tier).exists():
             ApprovalPolicy.objects.using(using).create(risk_tier=tier, version=1, **fields)
 
@@ -39,11 +38,11 @@ class GovernanceConfig(AppConfig):
 
         from common.evidence import register_evidence_recorder, register_threshold_provider
         from common.ui import register_home_section
-        from governance import review_views, reviews, webhooks
+        from governance import policies, review_views, reviews, webhooks
         from registry.gates import register_alias_gate
 
         register_evidence_recorder(reviews.evidence_record)
-        register_threshold_provider(reviews.policy_thresholds_for)
+        register_threshold_provider(policies.policy_thresholds_for)
         register_alias_gate(reviews.deploy_gate)
         register_event_listener(webhooks.on_event)
         register_version_panel(review_views.review_panel, order=10)

@@ -11,109 +11,29 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from common.errors import DomainError
-from common.permissions import user_can
-from governance import fairness_audits, model_cards
+from common.permissions import require, user_can
+from common.ui import error_response
+from governance import fairness_audits, model_cards, selectors
+from governance.charts import group_chart, group_label
 from governance.forms import FairnessAuditForm, MitigationForm, ModelCardForm
 from governance.models import ModelCard
 from registry.models import ModelVersion
 from registry.views import version_or_404
-
-# --------------------------------------------------------------------------- charts
-
-
-def group_label(group: dict[str, Any]) -> str:
-    """``{"sex": "F", "age_band": "18-30"}`` -> ``"F & 18-30"``."""
-    return " & ".join(str(v) for v in group.values())
-
-
-GROUP_METRIC = {"classification": "selection_rate", "regression": "rmse"}
-
-
-def group_chart(scope: dict[str, Any], task: str, thresholds: dict[str, Any]) -> dict[str, Any]:
-    """Per-group bars of the metric the main rule is about, with its threshold line.
-
-    Classification: selection rate per group; the line is the four-fifths rule
-    (ratio floor x the highest included rate): a bar below it fails the
-    demographic-parity ratio. Regression: RMSE per group; the line is the
-    ratio ceiling x the lowest included RMSE. Excluded (too small) groups are grey.
-    """
-    metric = GROUP_METRIC[task]
-    groups = scope["groups"]
-    labels = [group_label(g["group"]) for g in groups]
-    values = [g["metrics"].get(metric) for g in groups]
-    included = [
-        v for g, v in zip(groups, values, strict=True) if not g["excluded"] and v is not None
-    ]
-    colours = ["#b8bcc4" if g["excluded"] else "#2f6fde" for g in groups]
-    shapes, annotations = [], []
-    if included:
-        if task == "classification":
-            floor = thresholds.get("demographic_parity_ratio_min", 0.8)
-            line = floor * max(included) if floor is not None else None
-            label = f"{floor} x highest rate"
-        else:
-            ceiling = thresholds.get("rmse_ratio_max", 1.25)
-            line = ceiling * min(included) if ceiling is not None else None
-            label = f"{ceiling} x lowest RMSE"
-        if line is not None:
-            shapes.append(
-                {
-                    "type": "line",
-                    "xref": "paper",
-                    "x0": 0,
-                    "x1": 1,
-                    "y0": line,
-                    "y1": line,
-                    "line": {"color": "#c0392b", "dash": "dash"},
-                }
-            )
-            annotations.append(
-                {
-                    "xref": "paper",
-                    "x": 1,
-                    "y": line,
-                    "text": label,
-                    "showarrow": False,
-                    "xanchor": "right",
-                    "yanchor": "bottom",
-                    "font": {"color": "#c0392b"},
-                }
-            )
-    return {
-        "data": [
-            {
-                "type": "bar",
-                "x": labels,
-                "y": values,
-                "marker": {"color": colours},
-                "text": [f"n={g['count']}" for g in groups],
-                "hovertemplate": "%{x}: %{y:.4f} (%{text})<extra></extra>",
-            }
-        ],
-        "layout": {
-            "title": {"text": f"{metric.replace('_', ' ')} by {scope['name']}"},
-            "shapes": shapes,
-            "annotations": annotations,
-            "yaxis": {"rangemode": "tozero"},
-        },
-    }
-
 
 # --------------------------------------------------------------------------- panels
 
 
 def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
     user = request.user
-    audit = fairness_audits.latest_audit(version=version)
-    recent = list(fairness_audits.audit_list(user=user, version=version)[:5])
-    mitigations = list(fairness_audits.mitigation_list(user=user, version=version)[:5])
+    audit = selectors.latest_audit(version=version)
+    recent = list(selectors.audit_list(user=user, version=version)[:5])
+    mitigations = list(selectors.mitigation_list(user=user, version=version)[:5])
     task = version.registered_model.task
     scopes = []
     if audit is not None:
@@ -229,7 +149,7 @@ def fairness_audit_create(request: HttpRequest, name: str, number: int) -> HttpR
 def mitigation_create(request: HttpRequest, name: str, number: int, audit_id: int) -> HttpResponse:
     version = version_or_404(request, name, number)
     try:
-        audit = fairness_audits.audit_get(user=request.user, version=version, pk=audit_id)
+        audit = selectors.audit_get(user=request.user, version=version, pk=audit_id)
     except DomainError as exc:
         raise Http404(exc.message) from None
     form = MitigationForm(request.POST)
@@ -246,8 +166,10 @@ def mitigation_create(request: HttpRequest, name: str, number: int, audit_id: in
 @require_http_methods(["GET", "POST"])
 def model_card_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
     version = version_or_404(request, name, number)
-    if not user_can(request.user, "change", version):
-        raise PermissionDenied("Editing the model card needs the change right on the model.")
+    try:
+        require(request.user, "change", version)
+    except DomainError as exc:
+        return error_response(exc)
     _card, narrative = model_cards.narrative_of(version)
     form = ModelCardForm(request.POST or None, initial=narrative)
     if request.method == "POST" and form.is_valid():

@@ -14,23 +14,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.db import transaction
-from django.db.models import QuerySet
 
 from common.audit import SystemActor, audit_record, canonical_bytes, to_plain_json
 from common.errors import DomainError, conflict
 from common.evidence import FAIRNESS_AUDIT, EvidenceItem, evidence_produced, policy_thresholds
 from common.jobs import job_enqueue, job_finish
 from common.metrics import positive_class
-from common.permissions import get_visible, user_can
+from common.permissions import user_can
 from common.storage import local_blob_path
 from governance import fairness
+from governance.choices import Constraint, MitigationMethod
 from governance.estimators import mitigated_estimator
-from governance.models import (
-    Constraint,
-    FairnessAudit,
-    MitigationMethod,
-    MitigationRun,
-)
+from governance.models import FairnessAudit, MitigationRun
 from registry import services as registry_services
 from registry.artifacts import load_estimator
 from registry.choices import VersionStatus
@@ -412,43 +407,3 @@ def mitigation_follow_up_sweep() -> int:
         follow_up__isnull=True, candidate__status=VersionStatus.READY
     ).values_list("candidate_id", flat=True)
     return sum(mitigation_follow_up(version_id=pk) is not None for pk in list(waiting[:100]))
-
-
-# --------------------------------------------------------------------------- reads
-
-
-def audit_list(*, user: Any, version: ModelVersion) -> QuerySet[FairnessAudit]:
-    return (
-        FairnessAudit.objects.visible_to(user, "view")
-        .filter(version=version)
-        .select_related("dataset", "requested_by", "version__registered_model")
-        .order_by("-queued_at")
-    )
-
-
-def audit_get(*, user: Any, version: ModelVersion, pk: Any) -> FairnessAudit:
-    return get_visible(
-        FairnessAudit.objects.select_related("dataset", "requested_by", "version"),
-        user,
-        f"Fairness audit {pk}",
-        pk=pk,
-        version=version,
-    )
-
-
-def latest_audit(*, version: ModelVersion) -> FairnessAudit | None:
-    return (
-        FairnessAudit.objects.filter(version=version, status="succeeded")
-        .select_related("dataset")
-        .order_by("-finished_at")
-        .first()
-    )
-
-
-def mitigation_list(*, user: Any, version: ModelVersion) -> QuerySet[MitigationRun]:
-    return (
-        MitigationRun.objects.visible_to(user, "view")
-        .filter(version=version)
-        .select_related("audit", "candidate", "follow_up", "requested_by")
-        .order_by("-queued_at")
-    )

@@ -6,15 +6,15 @@ from typing import Any
 
 from django import forms
 
-from governance.fairness_audits import MAX_BOOTSTRAP, MAX_SENSITIVE_COLUMNS
-from governance.models import (
+from governance.choices import (
     Constraint,
     MitigationMethod,
-    ModelCard,
     SignOffDecision,
     SignOffMeaning,
     SignOffRole,
 )
+from governance.fairness_audits import MAX_BOOTSTRAP, MAX_SENSITIVE_COLUMNS
+from governance.models import ModelCard
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion
 

@@ -25,8 +25,8 @@ from common.audit import audit_record, canonical_bytes, snapshot, to_plain_json
 from common.errors import DomainError
 from common.evidence import MODEL_CARD, EvidenceItem, evidence_produced
 from common.permissions import require
-from governance.fairness_audits import latest_audit
 from governance.models import ModelCard
+from governance.selectors import latest_audit
 from registry.models import ModelVersion
 
 SCHEMA_VERSION = 1

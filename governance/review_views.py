@@ -15,12 +15,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
-from common.models import AuditEvent
 from common.permissions import user_can
 from common.ui import add_domain_error, paginate
-from governance import reviews
+from governance import policies, reviews, selectors
+from governance.choices import ReviewState
 from governance.forms import SignOffForm
-from governance.models import Review, ReviewState
+from governance.models import Review
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion
 from registry.views import version_or_404
@@ -29,10 +29,10 @@ from registry.views import version_or_404
 def _metrics_table(version: ModelVersion, review: Review) -> list[dict[str, Any]]:
     """Each metric of the version beside the champion's and the policy threshold."""
     champion = registry_selectors.champion_for(model=version.registered_model)
-    policy = review.policy or reviews.policy_current(risk_tier=version.registered_model.risk_tier)
+    policy = review.policy or policies.policy_current(risk_tier=version.registered_model.risk_tier)
     task = version.registered_model.task
     thresholds = (
-        (reviews.kind_thresholds(policy, "evaluation_report", task) or {}) if policy else {}
+        (policies.kind_thresholds(policy, "evaluation_report", task) or {}) if policy else {}
     )
     rows = []
     for name, value in sorted((version.metrics or {}).items()):
@@ -60,9 +60,9 @@ def review_panel(
     request: HttpRequest, version: ModelVersion, form: SignOffForm | None = None
 ) -> dict[str, Any]:
     user = request.user
-    review = reviews.review_get_or_draft(version=version)
-    mine = reviews.roles_of(user=user, version=version)
-    policy = review.policy or reviews.policy_current(risk_tier=version.registered_model.risk_tier)
+    review = selectors.review_get_or_draft(version=version)
+    mine = selectors.roles_of(user=user, version=version)
+    policy = review.policy or policies.policy_current(risk_tier=version.registered_model.risk_tier)
     needed = set(policy.required_roles) if policy else set()
     filled_by_me = review.pk and review.signoffs.filter(valid=True, signer_id=user.pk).exists()
     can_sign = (
@@ -82,9 +82,9 @@ def review_panel(
         "template": "governance/_review_panel.html",
         "review": review,
         "policy": policy,
-        "checklist": reviews.review_checklist(review=review),
-        "evidence": list(reviews.latest_evidence(version=version).values()),
-        "signoffs": list(review.signoffs.select_related("signer")) if review.pk else [],
+        "checklist": selectors.review_checklist(review=review),
+        "evidence": list(selectors.latest_evidence(version=version).values()),
+        "signoffs": list(selectors.signoff_list(user=user, version=version)) if review.pk else [],
         "transitions": list(review.transitions.all()) if review.pk else [],
         "metrics": _metrics_table(version, review),
         "my_roles": mine,
@@ -141,7 +141,7 @@ def review_submit(request: HttpRequest, name: str, number: int) -> HttpResponse:
 @require_POST
 def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse:
     version = version_or_404(request, name, number)
-    mine = reviews.roles_of(user=request.user, version=version)
+    mine = selectors.roles_of(user=request.user, version=version)
     form = SignOffForm(request.POST, roles=mine)
     if form.is_valid():
         data = form.cleaned_data
@@ -164,14 +164,8 @@ def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse
 
 @login_required
 def review_list(request: HttpRequest) -> HttpResponse:
-    queryset = (
-        Review.objects.visible_to(request.user)
-        .select_related("version__registered_model", "policy")
-        .order_by("-updated_at")
-    )
     state = request.GET.get("state")
-    if state in ReviewState.values:
-        queryset = queryset.filter(state=state)
+    queryset = selectors.review_list(user=request.user, state=state)
     return render(
         request,
         "governance/review_list.html",
@@ -183,7 +177,7 @@ def review_list(request: HttpRequest) -> HttpResponse:
 
 
 def waiting_section(request: HttpRequest) -> dict[str, Any] | None:
-    waiting = list(reviews.waiting_for(user=request.user)[:20])
+    waiting = list(selectors.waiting_for(user=request.user)[:20])
     return {
         "id": "waiting",
         "title": "Waiting for my sign-off",
@@ -193,22 +187,11 @@ def waiting_section(request: HttpRequest) -> dict[str, Any] | None:
 
 
 def decisions_section(request: HttpRequest) -> dict[str, Any] | None:
-    decided = (
-        Review.objects.visible_to(request.user)
-        .filter(state__in=[ReviewState.APPROVED, ReviewState.REJECTED])
-        .select_related("version__registered_model")
-        .order_by("-decided_at")[:10]
-    )
-    deployments = AuditEvent.objects.filter(action="registry.alias.set").order_by("-seq")[:10]
-    visible_models = set(
-        registry_selectors.model_list(user=request.user).values_list("name", flat=True)
-    )
-    shown = [e for e in deployments if e.object_repr.split("@")[0] in visible_models]
     return {
         "id": "decisions",
         "title": "Recent decisions and deployments",
         "template": "governance/_home_decisions.html",
-        "reviews": decided,
-        "deployments": shown,
+        "reviews": selectors.recent_decisions(user=request.user),
+        "deployments": selectors.recent_deployments(user=request.user),
         "reviews_url": reverse("governance:review-list"),
     }

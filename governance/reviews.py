@@ -1,12 +1,16 @@
-"""The review workflow: policies, submission, e-signed sign-offs, evidence, the deploy gate.
+"""The review workflow: submission, e-signed sign-offs, evidence, the deploy gate, expiry.
 
 One service owns ``Review.state`` (``_transition``): it checks the allowed
-transitions table, expects the row to be locked by the caller
-(``select_for_update``), appends a ``ReviewTransition`` row and an audit event,
-and publishes ``governance.review.<state>`` after commit.
+transitions table (``governance.choices.REVIEW_TRANSITIONS``), expects the row
+to be locked by the caller (``select_for_update``), appends a
+``ReviewTransition`` row and an audit event, and publishes
+``governance.review.<state>`` after commit.
 
-Lock order everywhere: the review row, then sign-offs/evidence, then (last) the
-audit chain head inside ``audit_record``.
+Lock order everywhere: the policy a submission freezes, the review row, then
+sign-offs/evidence, then (last) the audit chain head inside ``audit_record``.
+
+``SignOff.valid`` has one writer too (``_signoff_invalidate``): a sign-off is
+voided when the version is resubmitted or evidence it signed changes.
 
 Roles (see README "Governance"):
 - owner: the model's owner, or anyone holding "manage" on the model;
@@ -22,185 +26,31 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from common.audit import SystemActor, audit_record, snapshot
 from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.evidence import EvidenceItem
-from common.permissions import require, user_can
-from governance.models import (
-    ApprovalPolicy,
-    Evidence,
-    Review,
+from common.permissions import require
+from governance.choices import (
+    REVIEW_TRANSITIONS,
     ReviewState,
-    ReviewTransition,
-    SignOff,
     SignOffDecision,
     SignOffMeaning,
     SignOffRole,
 )
+from governance.models import ApprovalPolicy, Evidence, Review, ReviewTransition, SignOff
+from governance.policies import policy_current
+from governance.selectors import latest_evidence, review_checklist, roles_of
 from registry import selectors as registry_selectors
 from registry.choices import VersionStatus
 from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 S = ReviewState
-ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    S.DRAFT: frozenset({S.IN_REVIEW}),
-    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.CHANGES_REQUESTED}),
-    S.CHANGES_REQUESTED: frozenset({S.DRAFT}),
-    # Evidence changed after approval: back to review, the affected sign-offs void.
-    S.APPROVED: frozenset({S.IN_REVIEW}),
-    S.REJECTED: frozenset(),
-}
 REVIEW_FIELDS = ("state", "policy", "submitted_at", "decided_at", "approved_until")
 SIGNOFF_FIELDS = ("role", "decision", "meaning", "comment", "evidence_sha256", "valid")
-
-
-# --- policies -------------------------------------------------------------------
-
-
-def policy_current(*, risk_tier: str) -> ApprovalPolicy | None:
-    return ApprovalPolicy.objects.filter(risk_tier=risk_tier).order_by("-version").first()
-
-
-@transaction.atomic
-def policy_create(*, actor: Any, risk_tier: str, **fields: Any) -> ApprovalPolicy:
-    """A new version of a tier's policy; earlier versions are never edited."""
-    if not (isinstance(actor, SystemActor) or getattr(actor, "is_superuser", False)):
-        raise DomainError("permission_denied", "Only administrators add policies.", status=403)
-    roles = fields.get("required_roles", [])
-    if not roles or any(r not in SignOffRole.values for r in roles):
-        raise DomainError("invalid", "Unknown or no sign-off roles.", details={"roles": roles})
-    last = ApprovalPolicy.objects.select_for_update().filter(risk_tier=risk_tier)
-    number = max([p.version for p in last] or [0]) + 1
-    policy = ApprovalPolicy.objects.create(
-        risk_tier=risk_tier,
-        version=number,
-        created_by=None if isinstance(actor, SystemActor) else actor,
-        **fields,
-    )
-    audit_record(
-        actor=actor,
-        action="governance.policy.created",
-        obj=policy,
-        after=snapshot(
-            policy, ("risk_tier", "version", "required_roles", "required_evidence", "thresholds")
-        ),
-    )
-    return policy
-
-
-def policy_thresholds_for(version: Any, kind: str) -> dict[str, Any] | None:
-    """Threshold provider (common.evidence): the frozen policy, else the tier's current one."""
-    review = Review.objects.filter(version_id=version.pk).select_related("policy").first()
-    policy = review.policy if review and review.policy else None
-    if policy is None:
-        policy = policy_current(risk_tier=version.registered_model.risk_tier)
-    if policy is None:
-        return None
-    return kind_thresholds(policy, kind, version.registered_model.task)
-
-
-def kind_thresholds(policy: ApprovalPolicy, kind: str, task: str) -> dict[str, Any] | None:
-    """``thresholds["<kind>:<task>"]`` (``evaluation_report:classification``), else ``[kind]``."""
-    answer = policy.thresholds.get(f"{kind}:{task}")
-    return answer if answer is not None else policy.thresholds.get(kind)
-
-
-# --- selectors ------------------------------------------------------------------
-
-
-def review_get_or_draft(*, version: ModelVersion) -> Review:
-    review = Review.objects.filter(version=version).first()
-    return review or Review(version=version, state=S.DRAFT)
-
-
-def latest_evidence(*, version: ModelVersion) -> dict[str, Evidence]:
-    latest: dict[str, Evidence] = {}
-    for item in Evidence.objects.filter(version=version).order_by("produced_at", "pk"):
-        latest[item.kind] = item
-    return latest
-
-
-def roles_of(*, user: Any, version: ModelVersion) -> list[str]:
-    """The sign-off roles ``user`` may hold on ``version``'s model."""
-    if not getattr(user, "is_authenticated", False):
-        return []
-    model = version.registered_model
-    roles = []
-    if model.owner_id == user.pk or user_can(user, "manage", model):
-        roles.append(SignOffRole.OWNER.value)
-    if user_can(user, "approve", model):
-        groups = set(user.groups.values_list("name", flat=True))
-        if settings.GOVERNANCE_VALIDATOR_GROUP in groups:
-            roles.append(SignOffRole.VALIDATOR.value)
-        if settings.GOVERNANCE_COMPLIANCE_GROUP in groups:
-            roles.append(SignOffRole.COMPLIANCE.value)
-    return roles
-
-
-def review_checklist(*, review: Review) -> list[dict[str, Any]]:
-    """Each requirement of the frozen policy: met or missing, and why."""
-    policy = review.policy or policy_current(risk_tier=review.version.registered_model.risk_tier)
-    if policy is None:
-        return [{"requirement": "policy", "met": False, "why": "No policy for this risk tier."}]
-    items: list[dict[str, Any]] = []
-    valid = (
-        {s.role: s for s in review.signoffs.filter(valid=True).select_related("signer")}
-        if review.pk
-        else {}
-    )
-    for role in policy.required_roles:
-        signoff = valid.get(role)
-        if signoff is None:
-            why = f"No valid sign-off by the {SignOffRole(role).label.lower()} yet."
-            met = False
-        elif signoff.decision != SignOffDecision.APPROVE:
-            why = f"{signoff.signer.get_username()} decided {signoff.decision}."
-            met = False
-        else:
-            why = f"Approved by {signoff.signer.get_username()} ({signoff.meaning})."
-            met = True
-        items.append({"requirement": f"signoff:{role}", "met": met, "why": why})
-    evidence = latest_evidence(version=review.version)
-    for kind in policy.required_evidence:
-        item = evidence.get(kind)
-        if item is None:
-            met, why = False, f"No {kind.replace('_', ' ')} filed."
-        elif item.passed is False:
-            met, why = False, f"Latest {kind.replace('_', ' ')} failed: {item.summary}"
-        else:
-            met, why = True, item.summary or f"{kind.replace('_', ' ')} present"
-        items.append(
-            {
-                "requirement": f"evidence:{kind}",
-                "met": met,
-                "why": why,
-                "sha256": item.sha256 if item else None,
-            }
-        )
-    return items
-
-
-def waiting_for(*, user: Any) -> QuerySet[Review]:
-    """Reviews in review where ``user`` holds a required role nobody has filled yet."""
-    candidates = (
-        Review.objects.visible_to(user, "view")
-        .filter(state=S.IN_REVIEW)
-        .select_related("version__registered_model", "policy")
-    )
-    pks = []
-    for review in candidates[:200]:
-        filled = set(review.signoffs.filter(valid=True).values_list("role", flat=True))
-        mine = set(roles_of(user=user, version=review.version))
-        if review.signoffs.filter(valid=True, signer_id=user.pk).exists():
-            continue
-        if (set(review.policy.required_roles) - filled) & mine:
-            pks.append(review.pk)
-    return Review.objects.filter(pk__in=pks).select_related("version__registered_model")
 
 
 # --- transitions ------------------------------------------------------------------
@@ -212,12 +62,12 @@ def _actor_name(actor: Any) -> str:
 
 def _transition(review: Review, *, to: str, actor: Any, reason: str = "") -> None:
     """The one writer of ``review.state``; the caller holds the row lock."""
-    if to not in ALLOWED_TRANSITIONS[review.state]:
+    if to not in REVIEW_TRANSITIONS[review.state]:
         raise conflict(
             "invalid_transition",
             f"A review that is {review.state} cannot become {to}.",
             state=review.state,
-            allowed=sorted(ALLOWED_TRANSITIONS[review.state]),
+            allowed=sorted(REVIEW_TRANSITIONS[review.state]),
         )
     before = snapshot(review, REVIEW_FIELDS)
     from_state = review.state
@@ -282,6 +132,12 @@ def review_submit(*, actor: Any, version: ModelVersion) -> Review:
     policy = policy_current(risk_tier=version.registered_model.risk_tier)
     if policy is None:
         raise conflict("no_policy", "No approval policy exists for this risk tier.")
+    # Locked until commit, so an administrator's policy_update (same lock) cannot
+    # change the policy between our reading it and the review freezing it. The
+    # foreign key alone does not protect it: PostgreSQL checks the (deferred) key
+    # only at commit, when our audit event already holds the chain head that
+    # policy_update waits for, and the two transactions deadlock.
+    policy = ApprovalPolicy.objects.select_for_update().get(pk=policy.pk)
     review = _locked_review(version)
     if review is None:
         try:
@@ -300,9 +156,8 @@ def review_submit(*, actor: Any, version: ModelVersion) -> Review:
             state=review.state,
         )
     # Earlier sign-offs judged an earlier submission.
-    review.signoffs.filter(valid=True).update(
-        valid=False, invalidated_reason="resubmitted", invalidated_at=timezone.now()
-    )
+    for signoff in review.signoffs.filter(valid=True):
+        _signoff_invalidate(signoff, actor=actor, reason="resubmitted")
     review.policy = policy
     review.submitted_by = None if isinstance(actor, SystemActor) else actor
     review.submitted_at = timezone.now()
@@ -439,6 +294,30 @@ def _maybe_approve(review: Review, *, actor: Any) -> None:
 
 def _refuse(code: str, message: str, status: int = 403, **details: Any) -> DomainError:
     return DomainError(code, message, details=details, status=status)
+
+
+def _signoff_invalidate(signoff: SignOff, *, actor: Any, reason: str) -> bool:
+    """The one writer of ``SignOff.valid``: True to False, never back (signing again
+    makes a new row). Returns whether this call voided the sign-off.
+
+    The caller holds the review's row lock. The UPDATE is conditional on the
+    expected old value, so a sign-off is voided, and audited, once.
+    """
+    now = timezone.now()
+    voided = SignOff.objects.filter(pk=signoff.pk, valid=True).update(
+        valid=False, invalidated_at=now, invalidated_reason=reason
+    )
+    if not voided:
+        return False
+    signoff.valid, signoff.invalidated_at, signoff.invalidated_reason = False, now, reason
+    audit_record(
+        actor=actor,
+        action="governance.signoff.invalidated",
+        obj=signoff,
+        before={"valid": True},
+        after={"valid": False, "reason": reason},
+    )
+    return True
 
 
 def signoff_create(
@@ -625,18 +504,9 @@ def evidence_record(*, actor: Any, item: EvidenceItem) -> Evidence:
         signed = signoff.evidence_sha256.get(item.kind)
         if signed == item.sha256 or (signed is None and item.kind not in required):
             continue
-        signoff.valid = False
-        signoff.invalidated_at = timezone.now()
-        signoff.invalidated_reason = f"{item.kind} changed after signing ({item.sha256[:12]})"
-        signoff.save(update_fields=["valid", "invalidated_at", "invalidated_reason"])
-        audit_record(
-            actor=actor,
-            action="governance.signoff.invalidated",
-            obj=signoff,
-            before={"valid": True},
-            after={"valid": False, "reason": signoff.invalidated_reason},
-        )
-        voided.append(signoff.role)
+        reason = f"{item.kind} changed after signing ({item.sha256[:12]})"
+        if _signoff_invalidate(signoff, actor=actor, reason=reason):
+            voided.append(signoff.role)
     if voided and review.state == S.APPROVED:
         _transition(
             review,

@@ -97,7 +97,7 @@ def feature_overlay(
     profile_row = ReferenceProfile.objects.filter(version=monitor.version).first()
     if profile_row is None:
         return None
-    from monitoring.services import profile_load
+    from monitoring.profiles import profile_load
 
     profile = profile_load(profile_row)
     names = [n for n, p in profile.columns.items() if not isinstance(p, drift.UnsupportedProfile)]

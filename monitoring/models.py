@@ -163,7 +163,7 @@ class CheckRun(BackgroundJob):
 
     permission_root = "monitor__registered_model"
     task_name = "monitoring.tasks.heavy_run_check"
-    failure_handler = "monitoring.services.check_run_failed"
+    failure_handler = "monitoring.checks.check_run_failed"
 
     monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="runs")
     window_start = models.DateTimeField()

@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 
 from common.jobs import JobLost, job_claim, job_fail
-from monitoring import services
+from monitoring import checks, services
 from monitoring.models import CheckRun
 
 logger = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ def heavy_run_check(job_id: int) -> None:
     if job is None:
         return
     try:
-        services.check_run_execute(job=job)
+        checks.check_run_execute(job=job)
     except JobLost:
         logger.warning("check run %s was taken over by another attempt", job_id)
     except Exception as exc:

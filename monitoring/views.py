@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
 from common.permissions import user_can
-from common.ui import or_404
+from common.ui import error_response, or_404
 from monitoring import charts, selectors, services
 from monitoring.choices import ACTIVE_ALERT_STATUSES
 from monitoring.models import CheckRun
@@ -87,7 +87,7 @@ def alert_action(request: HttpRequest, name: str, pk: int, action: str) -> HttpR
             )
     except DomainError as exc:
         if exc.status == 403:
-            return HttpResponse(exc.message, status=403)
+            return error_response(exc)
         messages.error(request, exc.message)
     if request.htmx:
         return alerts_fragment(request, name)
@@ -104,7 +104,7 @@ def run_now(request: HttpRequest, name: str, pk: int) -> HttpResponse:
         messages.success(request, "Check queued; it appears here when a worker has run it.")
     except DomainError as exc:
         if exc.status == 403:
-            return HttpResponse(exc.message, status=403)
+            return error_response(exc)
         messages.error(request, exc.message)
     return redirect(reverse("monitoring:dashboard", args=[model.name]) + f"?monitor={monitor.pk}")
 

@@ -4,8 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from governance.choices import Constraint, MitigationMethod
 from governance.fairness_audits import MAX_BOOTSTRAP, MAX_SENSITIVE_COLUMNS
-from governance.models import Constraint, FairnessAudit, MitigationMethod, MitigationRun, ModelCard
+from governance.models import FairnessAudit, MitigationRun, ModelCard
 
 JOB_FIELDS = ["status", "error", "queued_at", "started_at", "finished_at", "attempts"]
 

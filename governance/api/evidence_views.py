@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import fairness_audits, model_cards
+from governance import fairness_audits, model_cards, selectors
 from governance.api.evidence_serializers import (
     FairnessAuditRequestSerializer,
     FairnessAuditSerializer,
@@ -44,7 +44,7 @@ class FairnessAuditViewSet(VersionScoped, viewsets.GenericViewSet):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return FairnessAudit.objects.none()
-        return fairness_audits.audit_list(user=self.request.user, version=self._version())
+        return selectors.audit_list(user=self.request.user, version=self._version())
 
     def list(self, request: Request, model_name: str, number: int) -> Response:
         page = self.paginate_queryset(self.get_queryset())
@@ -69,7 +69,7 @@ class FairnessAuditViewSet(VersionScoped, viewsets.GenericViewSet):
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     def retrieve(self, request: Request, model_name: str, number: int, pk: str) -> Response:
-        job = fairness_audits.audit_get(user=request.user, version=self._version(), pk=pk)
+        job = selectors.audit_get(user=request.user, version=self._version(), pk=pk)
         return Response(self.get_serializer(job).data)
 
 
@@ -80,7 +80,7 @@ class MitigationViewSet(VersionScoped, viewsets.GenericViewSet):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return MitigationRun.objects.none()
-        return fairness_audits.mitigation_list(user=self.request.user, version=self._version())
+        return selectors.mitigation_list(user=self.request.user, version=self._version())
 
     def list(self, request: Request, model_name: str, number: int) -> Response:
         page = self.paginate_queryset(self.get_queryset())
@@ -88,7 +88,7 @@ class MitigationViewSet(VersionScoped, viewsets.GenericViewSet):
 
     @extend_schema(request=MitigationRequestSerializer, responses={202: MitigationSerializer})
     def create(self, request: Request, model_name: str, number: int, audit_id: int) -> Response:
-        audit = fairness_audits.audit_get(user=request.user, version=self._version(), pk=audit_id)
+        audit = selectors.audit_get(user=request.user, version=self._version(), pk=audit_id)
         body = MitigationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = fairness_audits.mitigation_start(

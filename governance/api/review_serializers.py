@@ -4,35 +4,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from common.audit import HASHED_FIELDS
-from common.models import AuditEvent
-from governance.models import (
-    ApprovalPolicy,
-    Review,
-    SignOff,
-    SignOffDecision,
-    SignOffMeaning,
-    SignOffRole,
-    Webhook,
-    WebhookDelivery,
-)
-
-
-class PolicySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = ApprovalPolicy
-        fields = [
-            "id",
-            "risk_tier",
-            "version",
-            "required_roles",
-            "required_evidence",
-            "thresholds",
-            "validity_days",
-            "independent_validator",
-            "description",
-            "created_at",
-        ]
+from governance.api.policy_serializers import PolicySerializer
+from governance.choices import SignOffDecision, SignOffMeaning, SignOffRole
+from governance.models import Review, SignOff
+from governance.selectors import review_checklist
 
 
 class SignOffSerializer(serializers.ModelSerializer):
@@ -85,8 +60,6 @@ class ReviewSerializer(serializers.ModelSerializer):
         ]
 
     def get_checklist(self, obj: Review) -> list[dict[str, Any]]:
-        from governance.reviews import review_checklist
-
         return ChecklistItemSerializer(review_checklist(review=obj), many=True).data
 
     def get_signoffs(self, obj: Review) -> list[dict[str, Any]]:
@@ -104,31 +77,3 @@ class SignOffRequestSerializer(serializers.Serializer):
     meaning = serializers.ChoiceField(choices=SignOffMeaning.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     password = serializers.CharField(write_only=True)
-
-
-class AuditEventSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = AuditEvent
-        fields = [*HASHED_FIELDS, "hash"]  # what the chain covers, and the link itself
-
-
-class WebhookSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Webhook
-        fields = ["id", "name", "url", "events", "active", "secret", "created_at"]
-        read_only_fields = ["id", "active", "secret", "created_at"]
-
-
-class WebhookDeliverySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = WebhookDelivery
-        fields = [
-            "id",
-            "event",
-            "status",
-            "attempts",
-            "response_status",
-            "error",
-            "queued_at",
-            "finished_at",
-        ]

@@ -1,6 +1,12 @@
 from django.urls import path
 
-from governance.api import evidence_views, review_views
+from governance.api import (
+    audit_trail_views,
+    evidence_views,
+    policy_views,
+    review_views,
+    webhook_views,
+)
 
 version = "models/<str:model_name>/versions/<int:number>"
 audits = evidence_views.FairnessAuditViewSet
@@ -17,35 +23,35 @@ urlpatterns = [
         review_views.SignOffViewSet.as_view({"get": "list", "post": "create"}),
         name="signoff-list",
     ),
-    path("policies/", review_views.PolicyViewSet.as_view({"get": "list"}), name="policy-list"),
+    path("policies/", policy_views.PolicyViewSet.as_view({"get": "list"}), name="policy-list"),
     path(
         "policies/<int:pk>/",
-        review_views.PolicyViewSet.as_view({"get": "retrieve"}),
+        policy_views.PolicyViewSet.as_view({"get": "retrieve"}),
         name="policy-detail",
     ),
     path(
         "audit/events/",
-        review_views.AuditEventViewSet.as_view({"get": "list"}),
+        audit_trail_views.AuditEventViewSet.as_view({"get": "list"}),
         name="audit-event-list",
     ),
     path(
         "audit/events/<int:seq>/",
-        review_views.AuditEventViewSet.as_view({"get": "retrieve"}),
+        audit_trail_views.AuditEventViewSet.as_view({"get": "retrieve"}),
         name="audit-event-detail",
     ),
     path(
         "webhooks/",
-        review_views.WebhookViewSet.as_view({"get": "list", "post": "create"}),
+        webhook_views.WebhookViewSet.as_view({"get": "list", "post": "create"}),
         name="webhook-list",
     ),
     path(
         "webhooks/<int:pk>/",
-        review_views.WebhookViewSet.as_view({"delete": "destroy"}),
+        webhook_views.WebhookViewSet.as_view({"delete": "destroy"}),
         name="webhook-detail",
     ),
     path(
         "webhooks/<int:pk>/deliveries/",
-        review_views.WebhookViewSet.as_view({"get": "deliveries"}),
+        webhook_views.WebhookViewSet.as_view({"get": "deliveries"}),
         name="webhook-deliveries",
     ),
     path(

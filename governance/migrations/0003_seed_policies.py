@@ -1,6 +1,9 @@
 """Default approval policies, version 1 of each risk tier.
 
-Later versions are added by administrators (``reviews.policy_create`` or the
+``DEFAULTS`` is this migration's frozen copy of ``governance.policies.DEFAULT_POLICIES``
+as it was when the migration was written; it never changes with the code.
+
+Later versions are added by administrators (``policies.policy_create`` or the
 admin); a policy a review used is never edited.
 """
 

@@ -1,9 +1,13 @@
-"""Governance models, in two unrelated groups.
+"""Governance models, one module per aggregate (re-exported here).
 
-``review``: approval policies, reviews and their history, sign-offs, evidence
-items, notifications. ``audits``: fairness audits, mitigation runs and model
-cards, the evidence producers that live in governance.
+``policies``: approval policies. ``reviews``: reviews and their history,
+sign-offs, evidence items. ``fairness``: fairness audits and mitigation runs.
+``model_cards``: the narrative half of model cards. ``webhooks``: outgoing
+webhooks and their delivery log. Enumerations live in ``governance.choices``.
 """
 
-from governance.models.audits import *  # noqa: F403
-from governance.models.review import *  # noqa: F403
+from governance.models.fairness import *  # noqa: F403
+from governance.models.model_cards import *  # noqa: F403
+from governance.models.policies import *  # noqa: F403
+from governance.models.reviews import *  # noqa: F403
+from governance.models.webhooks import *  # noqa: F403

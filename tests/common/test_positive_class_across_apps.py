@@ -22,6 +22,7 @@ from governance.tasks import heavy_fairness_audit
 from lifecycle.models import Evaluation
 from lifecycle.services import evaluation_start
 from lifecycle.tasks import heavy_evaluate
+from monitoring import checks
 from monitoring import services as monitoring
 from monitoring.models import CheckRun
 from registry.models import ModelVersion
@@ -111,7 +112,7 @@ def monitor_check(
     )
     job = job_claim(CheckRun, run.pk)
     assert job is not None
-    run = monitoring.check_run_execute(job=job)
+    run = checks.check_run_execute(job=job)
     assert run.metrics["status"] == "ok", run.metrics
     return run.metrics
 

@@ -113,3 +113,14 @@ def test_the_ui_edits_and_exports_the_card(model, personas, client):
     client.force_login(personas.viewer)
     assert client.get(edit).status_code == 403
     assert "Edit narrative" not in client.get("/models/credit/versions/1/").content.decode()
+
+
+def test_a_viewer_opening_the_card_editor_gets_the_one_error_shape(model, personas, client):
+    ready_version(model, personas.bot)
+    client.force_login(personas.viewer)  # may see the model, not change it
+    edit = "/models/credit/versions/1/model-card/edit/"
+    for response in (client.get(edit), client.post(edit, NARRATIVE)):
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "permission_denied"
+        assert response.json()["error"]["details"] == {"action": "change"}
+    assert not ModelCard.objects.exists()

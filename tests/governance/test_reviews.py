@@ -12,7 +12,7 @@ from django.utils import timezone
 from common.errors import DomainError
 from common.evidence import policy_thresholds
 from common.models import AuditEvent
-from governance import reviews
+from governance import policies, reviews, selectors
 from governance.models import ApprovalPolicy, Review, ReviewTransition, SignOff
 from registry import services as registry_services
 from registry.models import Alias
@@ -65,10 +65,10 @@ class TestPolicies:
         assert excinfo.value.code == "policy_in_use"
         assert ApprovalPolicy.objects.get(pk=policy.pk).validity_days == 90
         with pytest.raises(DomainError):
-            reviews.policy_create(actor=personas.owner, risk_tier="high", required_roles=["owner"])
+            policies.policy_create(actor=personas.owner, risk_tier="high", required_roles=["owner"])
         admin = personas.owner
         admin.is_superuser = True
-        newer = reviews.policy_create(
+        newer = policies.policy_create(
             actor=admin, risk_tier="high", required_roles=["owner"], validity_days=30
         )
         assert newer.version == 2
@@ -81,7 +81,7 @@ class TestPolicies:
         reviews.review_submit(actor=personas.owner, version=version)
         admin = personas.owner
         admin.is_superuser = True
-        reviews.policy_create(
+        policies.policy_create(
             actor=admin,
             risk_tier="high",
             required_roles=["owner"],
@@ -107,7 +107,7 @@ class TestFullHighRiskReview:
         assert state_of(version) == "in_review"
         sign(personas.validator, version, meaning="validated")
         assert state_of(version) == "in_review"
-        checklist = {i["requirement"]: i["met"] for i in reviews.review_checklist(review=review)}
+        checklist = {i["requirement"]: i["met"] for i in selectors.review_checklist(review=review)}
         assert checklist["signoff:compliance"] is False and checklist["signoff:owner"] is True
         sign(personas.compliance, version)
         review.refresh_from_db()
@@ -150,7 +150,7 @@ class TestFullHighRiskReview:
             sign(user, version)
         review = Review.objects.get(version=version)
         assert review.state == "in_review"
-        missing = [i for i in reviews.review_checklist(review=review) if not i["met"]]
+        missing = [i for i in selectors.review_checklist(review=review) if not i["met"]]
         assert [i["requirement"] for i in missing] == ["evidence:fairness_audit"]
         assert "failed" in missing[0]["why"]
 
@@ -316,3 +316,28 @@ class TestEvidenceChanges:
         # The model card was required and not signed: the signers must see it.
         assert state_of(version) == "in_review"
         assert SignOff.objects.filter(valid=True).count() == 0
+
+
+class TestResubmission:
+    def test_resubmitting_voids_each_earlier_sign_off_once_with_an_audit_event(self, personas):
+        version = high_risk_version(personas)
+        reviews.review_submit(actor=personas.owner, version=version)
+        sign(personas.owner, version)
+        sign(personas.validator, version, decision="request_changes", meaning="validated")
+        assert state_of(version) == "changes_requested"
+
+        reviews.review_submit(actor=personas.owner, version=version)
+
+        assert state_of(version) == "in_review"
+        voided = list(SignOff.objects.filter(review__version=version))
+        assert {(s.role, s.valid, s.invalidated_reason) for s in voided} == {
+            ("owner", False, "resubmitted"),
+            ("validator", False, "resubmitted"),
+        }
+        events = AuditEvent.objects.filter(action="governance.signoff.invalidated")
+        assert sorted(e.object_id for e in events) == sorted(str(s.pk) for s in voided)
+        assert {e.actor for e in events} == {"owner"}
+        assert all(e.after == {"valid": False, "reason": "resubmitted"} for e in events)
+        # The voided sign-offs stay voided: a later evidence change does not touch them.
+        file_evidence(version, "model_card", tag="2")
+        assert AuditEvent.objects.filter(action="governance.signoff.invalidated").count() == 2

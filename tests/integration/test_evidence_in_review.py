@@ -9,13 +9,13 @@ import pytest
 from django.db import transaction
 
 from common.events import publish_event
-from governance import fairness_audits, model_cards, reviews, webhooks
+from governance import fairness_audits, model_cards, reviews, selectors, webhooks
 from governance.models import Evidence, FairnessAudit, WebhookDelivery
 from governance.tasks import heavy_fairness_audit
 from lifecycle import services as lifecycle_services
 from lifecycle.models import Evaluation
 from lifecycle.tasks import heavy_evaluate
-from monitoring import services as monitoring_services
+from monitoring import profiles as monitoring_profiles
 from registry import services as registry_services
 from tests.conftest import create_model, csv_bytes, grant, ready_version
 from tests.evidence_support import audit_frame, upload
@@ -47,8 +47,8 @@ def version(personas):
 
 
 def checklist(version) -> dict[str, dict]:
-    review = reviews.review_get_or_draft(version=version)
-    return {item["requirement"]: item for item in reviews.review_checklist(review=review)}
+    review = selectors.review_get_or_draft(version=version)
+    return {item["requirement"]: item for item in selectors.review_checklist(review=review)}
 
 
 def test_each_producer_files_into_the_review_under_the_frozen_policy(personas, version):
@@ -84,7 +84,7 @@ def test_each_producer_files_into_the_review_under_the_frozen_policy(personas, v
     assert audit.min_group_size == policy.thresholds["fairness_audit"]["min_group_size"]
 
     card = model_cards.model_card_update(actor=personas.owner, version=version, fields=NARRATIVE)
-    baseline = monitoring_services.reference_profile_ensure(actor=personas.bot, version=version)
+    baseline = monitoring_profiles.reference_profile_ensure(actor=personas.bot, version=version)
     assert baseline is not None
 
     filed = {e.kind: e for e in Evidence.objects.filter(version=version)}

@@ -112,7 +112,7 @@ def test_the_vocabulary_names_every_strategy_with_its_parameters():
 
 
 def test_mitigation_choices_are_governances_own():
-    from governance.models import Constraint, MitigationMethod
+    from governance.choices import Constraint, MitigationMethod
 
     assert tuple(MitigationMethod.values) == st.MITIGATION_METHODS
     assert tuple(Constraint.values) == st.MITIGATION_CONSTRAINTS

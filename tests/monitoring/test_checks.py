@@ -17,9 +17,9 @@ from sklearn import metrics as skm
 
 from common.errors import DomainError
 from common.events import register_event_listener
-from common.jobs import job_claim
+from common.jobs import job_claim, job_fail
 from common.models import AuditEvent
-from monitoring import drift, performance, services
+from monitoring import checks, drift, performance, profiles, services
 from monitoring.models import Alert, CheckRun, Monitor, ReferenceProfile, RetrainingSignal
 from tests.conftest import client_for, ready_version, training_frame
 from tests.monitoring.conftest import prediction_frame
@@ -50,7 +50,7 @@ def run_check(monitor: Monitor, end: dt.datetime = END) -> CheckRun:
     run, _ = services.check_run_request(actor=monitor.created_by, monitor=monitor, window_end=end)
     job = job_claim(CheckRun, run.pk)
     assert job is not None
-    return services.check_run_execute(job=job)
+    return checks.check_run_execute(job=job)
 
 
 def make_monitor(version: Any, actor: Any, **kwargs: Any) -> Monitor:
@@ -81,7 +81,7 @@ def test_the_drift_check_equals_the_drift_engine_on_the_window(
     run = run_check(monitor)
     assert run.status == "succeeded"
     assert run.row_count == 5000
-    profile = services.profile_load(ReferenceProfile.objects.get(version=monitored))
+    profile = profiles.profile_load(ReferenceProfile.objects.get(version=monitored))
     window = pd.concat([a, b])[["age", "income", "score"]]
     expected = drift.compare_summary(
         profile,
@@ -427,3 +427,16 @@ def test_labels_posted_before_the_windows_predictions_are_not_read(
     joined = labelled_rows(monitored.registered_model, monitored, [batch])
     assert sorted(joined["request_id"]) == sorted(ids[100:])
     assert labelled_rows(monitored.registered_model, monitored, []).empty
+
+
+def test_a_check_that_fails_for_good_is_recorded_in_the_trail_by_its_failure_handler(
+    monitored: Any, personas: Any
+) -> None:
+    monitor = make_monitor(monitored, personas.owner, checks=["drift"])
+    run, _ = services.check_run_request(actor=personas.owner, monitor=monitor, window_end=END)
+    job = job_claim(CheckRun, run.pk)
+    assert job is not None
+    assert job_fail(job, error="the window could not be read", retry=False) == "failed"
+    event = AuditEvent.objects.get(action="monitoring.check.fail")
+    assert event.object_id == str(run.pk) and event.actor == "system:monitoring.worker"
+    assert event.after == {"error": "the window could not be read"}

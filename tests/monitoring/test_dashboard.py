@@ -11,6 +11,7 @@ from django.test import Client
 
 from common.jobs import job_claim
 from monitoring import services
+from monitoring.checks import check_run_execute
 from monitoring.choices import CheckKind
 from monitoring.models import Alert, CheckRun
 from tests.conftest import log_in, shot
@@ -50,7 +51,7 @@ def populate(monitored: Any, personas: Any, checks: list[str] | None = None) -> 
         run, _ = services.check_run_request(
             actor=personas.owner, monitor=monitor, window_end=DAY + dt.timedelta(days=day + 1)
         )
-        services.check_run_execute(job=job_claim(CheckRun, run.pk))
+        check_run_execute(job=job_claim(CheckRun, run.pk))
     return monitor
 
 
@@ -102,6 +103,30 @@ def test_htmx_alert_actions_return_the_fragment(monitored: Any, personas: Any) -
     assert "Acknowledged" in fragment
     alert.refresh_from_db()
     assert alert.status == "acknowledged" and alert.acknowledged_by == personas.owner
+
+
+@pytest.mark.django_db
+def test_a_viewer_refused_an_alert_action_or_a_check_gets_the_one_error_shape(
+    monitored: Any, personas: Any
+) -> None:
+    monitor = populate(monitored, personas)
+    alert = Alert.objects.get()
+    runs = CheckRun.objects.count()
+    viewer = web(personas.viewer)
+    for url in (
+        f"/monitoring/models/credit/alerts/{alert.pk}/acknowledge/",
+        f"/monitoring/models/credit/alerts/{alert.pk}/resolve/",
+        f"/monitoring/models/credit/monitors/{monitor.pk}/run/",
+    ):
+        response = viewer.post(url, HTTP_HX_REQUEST="true")
+        assert response.status_code == 403
+        assert response["Content-Type"] == "application/json"
+        error = response.json()["error"]
+        assert error["code"] == "permission_denied"
+        assert error["details"] == {"action": "change"} and "not allowed" in error["message"]
+    alert.refresh_from_db()
+    assert alert.status == "open"
+    assert CheckRun.objects.count() == runs
 
 
 @pytest.mark.browser

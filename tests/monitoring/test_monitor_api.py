@@ -10,6 +10,7 @@ import pytest
 
 from common.jobs import job_claim
 from monitoring import services
+from monitoring.checks import check_run_execute
 from monitoring.models import Alert, CheckRun, Monitor
 from tests.conftest import ROOT, client_for
 from tests.monitoring.conftest import prediction_frame
@@ -38,7 +39,7 @@ def test_owner_creates_a_monitor_and_runs_it(monitored: Any, personas: Any) -> N
     run = owner.post(f"{BASE}{body['id']}/run/")
     assert run.status_code == 202 and run.json()["status"] == "queued"
     job = job_claim(CheckRun, run.json()["id"])
-    services.check_run_execute(job=job)
+    check_run_execute(job=job)
     checks = owner.get(f"{BASE}{body['id']}/checks/").json()
     assert checks["results"][0]["status"] == "succeeded"
     assert client_for(personas.viewer).get(f"{BASE}{body['id']}/").status_code == 200
@@ -93,7 +94,7 @@ def _alert(monitored: Any, personas: Any) -> Alert:
     run, _ = services.check_run_request(
         actor=personas.owner, monitor=monitor, window_end=dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
     )
-    services.check_run_execute(job=job_claim(CheckRun, run.pk))
+    check_run_execute(job=job_claim(CheckRun, run.pk))
     return Alert.objects.get()
 
 

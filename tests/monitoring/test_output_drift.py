@@ -17,7 +17,8 @@ import skops.io as sio
 from scipy import stats
 
 from common.models import AuditEvent
-from monitoring import drift, outputs, services
+from monitoring import drift, outputs, profiles, services
+from monitoring.checks import check_run_execute
 from monitoring.models import Alert, ReferenceProfile
 from registry.artifacts import load_estimator
 from tests.conftest import FEATURES, create_model, grant, ready_version, training_frame
@@ -51,10 +52,10 @@ def model_frame(version: Any, n: int, *, seed: int, skew: float = 1.0, prefix: s
 def test_the_baseline_holds_the_models_outputs_on_its_training_rows(
     monitored: Any, personas: Any
 ) -> None:
-    row = services.reference_profile_ensure(actor=personas.owner, version=monitored)
+    row = profiles.reference_profile_ensure(actor=personas.owner, version=monitored)
     assert row.outputs_columns == ["prediction", "probability", "label"]
     assert row.outputs_note == ""
-    reference = services.outputs_profile_load(row)
+    reference = profiles.outputs_profile_load(row)
     train = training_frame(n=2000)
     estimator = estimator_of(monitored)
     predicted = estimator.predict(train[FEATURES])
@@ -351,7 +352,7 @@ def test_the_api_takes_row_windows_and_methods_and_returns_output_drift(
     assert (body["window_rows"], body["drift_method"]) == (500, "summary")
     ingest(monitored, personas.bot, model_frame(monitored, 600, seed=60, prefix="x"), "x")
     run = owner.post(f"/api/v1/models/credit/monitors/{body['id']}/run/").json()
-    services.check_run_execute(job=job_claim(CheckRun, run["id"]))
+    check_run_execute(job=job_claim(CheckRun, run["id"]))
     checks = owner.get(f"/api/v1/models/credit/monitors/{body['id']}/checks/").json()
     latest = checks["results"][0]
     assert latest["row_count"] == 600
@@ -374,8 +375,8 @@ def test_a_model_that_cannot_predict_on_its_training_rows_leaves_a_reason() -> N
 
 
 def test_the_outputs_profile_round_trips_through_storage(monitored: Any, personas: Any) -> None:
-    row = services.reference_profile_ensure(actor=personas.owner, version=monitored)
-    loaded = services.outputs_profile_load(row)
+    row = profiles.reference_profile_ensure(actor=personas.owner, version=monitored)
+    loaded = profiles.outputs_profile_load(row)
     buffer = io.BytesIO()
     loaded.save(buffer)
     buffer.seek(0)
@@ -395,7 +396,7 @@ def test_weights_decide_the_drift_share(monitored: Any, personas: Any, method: s
     window = prediction_frame(3000, seed=70, shift=1.0, prefix="w")  # age and income move
     ingest(monitored, personas.bot, window, "w")
     run = run_check(monitor)
-    profile = services.profile_load(ReferenceProfile.objects.get(version=monitored))
+    profile = profiles.profile_load(ReferenceProfile.objects.get(version=monitored))
     th = drift.Thresholds(p_value=0.05, psi=0.1, drift_share=0.3)
     current = window[FEATURES]
     expected = (

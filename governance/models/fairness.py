@@ -1,15 +1,16 @@
-"""Fairness audits, mitigation runs and model cards: evidence made in governance."""
+"""Fairness audits and their mitigation runs: evidence made in governance."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 
-from common.models import BackgroundJob, TimeStampedModel
+from common.models import BackgroundJob
 from common.permissions import PermissionManager
+from governance.choices import Constraint, MitigationMethod
 from registry.models import Dataset, ModelVersion
 
-__all__ = ["Constraint", "FairnessAudit", "MitigationMethod", "MitigationRun", "ModelCard"]
+__all__ = ["FairnessAudit", "MitigationRun"]
 
 
 class FairnessAudit(BackgroundJob):
@@ -51,16 +52,6 @@ class FairnessAudit(BackgroundJob):
         return f"fairness audit #{self.pk} of {self.version}"
 
 
-class MitigationMethod(models.TextChoices):
-    THRESHOLD_OPTIMIZER = "threshold_optimizer", "ThresholdOptimizer (post-processing)"
-    EXPONENTIATED_GRADIENT = "exponentiated_gradient", "ExponentiatedGradient (reduction)"
-
-
-class Constraint(models.TextChoices):
-    DEMOGRAPHIC_PARITY = "demographic_parity", "demographic parity"
-    EQUALIZED_ODDS = "equalized_odds", "equalized odds"
-
-
 class MitigationRun(BackgroundJob):
     """A failed audit's mitigation: a new candidate version, then its own audit.
 
@@ -94,44 +85,3 @@ class MitigationRun(BackgroundJob):
 
     def __str__(self) -> str:
         return f"mitigation #{self.pk} of {self.version} ({self.method})"
-
-
-class ModelCard(TimeStampedModel):
-    """The narrative half of a version's model card; the rest is generated.
-
-    One per version (a card is versioned with the model version it describes).
-    ``sha256`` is the digest of the full card as last filed as evidence.
-    """
-
-    permission_root = "version__registered_model"
-    NARRATIVE_FIELDS = (
-        "intended_use",
-        "out_of_scope_use",
-        "limitations",
-        "ethical_considerations",
-        "caveats",
-    )
-    # What a card needs before it counts as complete evidence.
-    REQUIRED_FIELDS = ("intended_use", "out_of_scope_use", "limitations", "ethical_considerations")
-
-    version = models.OneToOneField(
-        ModelVersion, on_delete=models.PROTECT, related_name="model_card"
-    )
-    intended_use = models.TextField(blank=True)
-    out_of_scope_use = models.TextField(blank=True)
-    limitations = models.TextField(blank=True)
-    ethical_considerations = models.TextField(blank=True)
-    caveats = models.TextField(blank=True)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
-    )
-    sha256 = models.CharField(max_length=64, blank=True)
-
-    objects = PermissionManager()
-
-    def __str__(self) -> str:
-        return f"model card of {self.version}"
-
-    @property
-    def missing_fields(self) -> list[str]:
-        return [f for f in self.REQUIRED_FIELDS if not getattr(self, f).strip()]

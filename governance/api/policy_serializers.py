@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from governance.models import ApprovalPolicy
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalPolicy
+        fields = [
+            "id",
+            "risk_tier",
+            "version",
+            "required_roles",
+            "required_evidence",
+            "thresholds",
+            "validity_days",
+            "independent_validator",
+            "description",
+            "created_at",
+        ]
