@@ -46,7 +46,6 @@ _CONTAINERS_AND_SCALARS = {
     "builtins.frozenset",
     "builtins.int",
     "builtins.list",
-    "builtins.NoneType",
     # The type itself, e.g. make_column_selector(dtype_include=object).
     "builtins.object",
     "builtins.set",
@@ -128,8 +127,6 @@ _ESTIMATORS = {
     "sklearn.linear_model._huber.HuberRegressor",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.linear_model._logistic.LogisticRegressionCV",
-    "sklearn.linear_model._passive_aggressive.PassiveAggressiveClassifier",
-    "sklearn.linear_model._passive_aggressive.PassiveAggressiveRegressor",
     "sklearn.linear_model._perceptron.Perceptron",
     "sklearn.linear_model._quantile.QuantileRegressor",
     "sklearn.linear_model._ridge.Ridge",

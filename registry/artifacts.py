@@ -241,6 +241,10 @@ def member_name_problem(name: str, pattern: re.Pattern[str] = _SKOPS_MEMBER) -> 
     return None
 
 
+def _size(n: int) -> str:
+    return f"{n / MiB:g} MB" if n >= MiB else f"{n} bytes"
+
+
 class _Budget:
     """The bytes an artifact may declare and inflate, over all its archives."""
 
@@ -253,7 +257,7 @@ class _Budget:
         self.declared += size
         if self.declared > self.limit:
             raise ArtifactRejected(
-                f"The archive declares more than {self.limit // MiB} MB of uncompressed "
+                f"The archive declares more than {_size(self.limit)} of uncompressed "
                 "content (ARTIFACT_MAX_UNCOMPRESSED_MB); it is refused before inflating."
             )
 
@@ -261,7 +265,7 @@ class _Budget:
         self.inflated += size
         if self.inflated > self.limit:
             raise ArtifactRejected(
-                f"The archive inflates to more than {self.limit // MiB} MB "
+                f"The archive inflates to more than {_size(self.limit)} "
                 "(ARTIFACT_MAX_UNCOMPRESSED_MB); inflating stopped at the limit."
             )
 
@@ -493,7 +497,7 @@ def _check_reads(reads: list[tuple[Any, Any]], sizes: dict[str, int], limit: int
         total += sizes[name]
         if total > limit:
             raise ArtifactRejected(
-                f"The skops schema reads its members to more than {limit // MiB} MB "
+                f"The skops schema reads its members to more than {_size(limit)} "
                 "(ARTIFACT_MAX_UNCOMPRESSED_MB)."
             )
     unused = sorted(set(sizes) - used - {"schema.json"})
