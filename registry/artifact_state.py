@@ -297,10 +297,15 @@ def _check_hgb_preprocessor(model: Any, n_features: int, where: str) -> None:
     covered = np.zeros(n_features, dtype=np.int64)
     for _name, transformer, columns in _fitted(preprocessor, "transformers_") or []:
         selected = np.zeros(n_features, dtype=bool)
-        try:
-            selected[np.asarray(columns)] = True
-        except (IndexError, ValueError, TypeError):
-            raise StateRejected(f"{where}: its preprocessor selects unknown columns") from None
+        picked = np.asarray(columns)
+        if picked.dtype == bool and picked.shape == (n_features,):
+            selected = picked.copy()
+        elif picked.size and picked.dtype.kind in "iu":
+            if picked.min() < 0 or picked.max() >= n_features:
+                raise StateRejected(f"{where}: its preprocessor selects unknown columns")
+            selected[picked] = True
+        elif picked.size:
+            raise StateRejected(f"{where}: its preprocessor selects columns in an unexpected way")
         count = int(selected.sum())
         if isinstance(transformer, str) and transformer == "drop":
             if count:

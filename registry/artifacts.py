@@ -201,7 +201,9 @@ _SKOPS_MEMBER = re.compile(
     r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.bin)$"
 )
 # What scipy.sparse.save_npz writes inside a sparse matrix's .npz.
-_NPZ_MEMBER = re.compile(r"^(?:data|indices|indptr|offsets|row|col|coords|format|shape)\.npy$")
+_NPZ_MEMBER = re.compile(
+    r"^(?:data|indices|indptr|offsets|row|col|coords|format|shape|_is_array)\.npy$"
+)
 _NPZ_MAX_MEMBERS = 16
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _METHODS = {

@@ -807,6 +807,9 @@ ZOO: dict[str, Case] = {
     "logistic regression multiclass": on(lr(), y="classes"),
     "logistic regression cv": on(linear_model.LogisticRegressionCV(Cs=3, cv=3, max_iter=300)),
     "logistic regression sparsified": on(lr(), then=lambda m: m.sparsify()),
+    "logistic regression with a sparse-array coef": on(
+        lr(), then=lambda m: setattr(m, "coef_", sp.csr_array(m.coef_))
+    ),
     "sgd hinge": on(linear_model.SGDClassifier(random_state=0)),
     "sgd log loss": on(linear_model.SGDClassifier(loss="log_loss", random_state=0)),
     "sgd modified huber early stopping": on(
