@@ -266,6 +266,15 @@ MAX_METADATA_BYTES = 256 * 1024
 # A monitor with drift_method "auto" reads its window's raw rows (exact KS) up to
 # this many rows, and merges the per-batch summaries above it.
 MONITOR_ROWS_METHOD_MAX_ROWS = env_int("MONITOR_ROWS_METHOD_MAX_ROWS", 1_000_000)
+# Model artifacts (registry/artifacts.py, docs/artifacts.md): what a skops
+# archive may hold, checked on its directory before anything is inflated, and
+# the exact type names an operator adds to the allow-list (comma-separated).
+ARTIFACT_MAX_MEMBERS = env_int("ARTIFACT_MAX_MEMBERS", 20_000)
+ARTIFACT_MAX_UNCOMPRESSED_BYTES = (
+    env_int("ARTIFACT_MAX_UNCOMPRESSED_MB", 2 * MAX_UPLOAD_BYTES // (1024 * 1024)) * 1024 * 1024
+)
+ARTIFACT_MAX_RATIO = env_int("ARTIFACT_MAX_RATIO", 100)
+ARTIFACT_EXTRA_TYPES = env_list("ARTIFACT_EXTRA_TYPES")
 
 # --- storage ----------------------------------------------------------------
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))

@@ -195,7 +195,9 @@ def model_card_export(request: HttpRequest, name: str, number: int) -> HttpRespo
     fmt = request.GET.get("format", "html")
     filename = f"{version.registered_model.name}-v{version.number}-model-card"
     if fmt == "json":
-        response: HttpResponse = JsonResponse(card, json_dumps_params={"indent": 2})
+        response: HttpResponse = JsonResponse(
+            model_cards.card_escaped(card), json_dumps_params={"indent": 2}
+        )
     elif fmt == "md":
         response = HttpResponse(
             model_cards.card_render(card, "md"), content_type="text/markdown; charset=utf-8"

@@ -139,9 +139,27 @@ def card_digest(card: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(card)).hexdigest()
 
 
+def card_escaped(value: Any) -> Any:
+    """The card with ``&``, ``<`` and ``>`` escaped in every string (keys too).
+
+    For the Markdown and JSON exports, whose text (narrative fields, names,
+    descriptions) would otherwise reach a downstream renderer as raw HTML; the
+    printable HTML export is escaped by its template instead.
+    """
+    if isinstance(value, str):
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if isinstance(value, dict):
+        return {card_escaped(k): card_escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [card_escaped(v) for v in value]
+    return value
+
+
 def card_render(card: dict[str, Any], fmt: str) -> str:
-    """Markdown or printable HTML from the plain card."""
+    """Markdown (HTML escaped, see ``card_escaped``) or printable HTML from the plain card."""
     template = {"md": "governance/model_card.md", "html": "governance/model_card_print.html"}[fmt]
+    if fmt == "md":
+        card = card_escaped(card)
     return render_to_string(template, {"card": card, "generated_at": timezone.now()})
 
 

@@ -144,7 +144,7 @@ class ModelCardView(VersionScoped, APIView):
             if fmt == "md":
                 response["Content-Disposition"] = f'attachment; filename="{name}"'
             return response
-        return Response(card)
+        return Response(model_cards.card_escaped(card))
 
     @extend_schema(request=ModelCardNarrativeSerializer, responses={200: OpenApiTypes.OBJECT})
     def patch(self, request: Request, model_name: str, number: int) -> Response:
@@ -154,4 +154,4 @@ class ModelCardView(VersionScoped, APIView):
         model_cards.model_card_update(
             actor=request.user, version=version, fields=body.validated_data
         )
-        return Response(model_cards.card_build(version))
+        return Response(model_cards.card_escaped(model_cards.card_build(version)))

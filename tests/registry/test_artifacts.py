@@ -130,9 +130,14 @@ def test_a_regressor_cannot_be_registered_for_a_classification_model(tmp_path):
         inspect(write(tmp_path, sio.dumps(ridge)))
 
 
-def test_a_clusterer_is_neither_classifier_nor_regressor(tmp_path):
-    kmeans = KMeans(n_clusters=2, n_init=1, random_state=0).fit(training_frame()[FEATURES])
+def test_a_classifier_cannot_be_registered_for_a_regression_model(tmp_path):
     with pytest.raises(ArtifactRejected, match="not a regressor"):
+        inspect(write(tmp_path, classifier_bytes()), task="regression")
+
+
+def test_a_clusterer_is_refused_by_the_allow_list_before_it_is_built(tmp_path):
+    kmeans = KMeans(n_clusters=2, n_init=1, random_state=0).fit(training_frame()[FEATURES])
+    with pytest.raises(ArtifactRejected, match=r"allow-list: sklearn\.cluster\._kmeans\.KMeans"):
         inspect(write(tmp_path, sio.dumps(kmeans)), task="regression")
 
 
