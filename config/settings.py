@@ -332,6 +332,9 @@ ALWAYS_PROTECTED_ALIASES = env_list("ALWAYS_PROTECTED_ALIASES", "production")
 # anyone with the "manage" right on the model.
 GOVERNANCE_VALIDATOR_GROUP = env_str("GOVERNANCE_VALIDATOR_GROUP", "model-validation")
 GOVERNANCE_COMPLIANCE_GROUP = env_str("GOVERNANCE_COMPLIANCE_GROUP", "compliance")
+# Group whose members (with "approve" on the model) hold the risk role: a policy may
+# name it instead of compliance to approve lowering a model's risk tier.
+GOVERNANCE_RISK_GROUP = env_str("GOVERNANCE_RISK_GROUP", "risk")
 # Owners and teams are told this many days before an approval expires (and when it has).
 GOVERNANCE_EXPIRY_WARNING_DAYS = env_int("GOVERNANCE_EXPIRY_WARNING_DAYS", 30)
 # Risk tiers whose sign-offs may be given through the REST API (with the

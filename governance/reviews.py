@@ -30,6 +30,7 @@ from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.evidence import EvidenceItem
 from common.permissions import require, user_can
+from governance import evidence_rules
 from governance.models import (
     ApprovalPolicy,
     Evidence,
@@ -172,6 +173,13 @@ def review_checklist(*, review: Review) -> list[dict[str, Any]]:
             met, why = False, f"No {kind.replace('_', ' ')} filed."
         elif item.passed is False:
             met, why = False, f"Latest {kind.replace('_', ' ')} failed: {item.summary}"
+        elif (
+            objection := evidence_rules.objection(
+                item,
+                policy_answer=kind_thresholds(policy, kind, review.version.registered_model.task),
+            )
+        ) is not None:
+            met, why = False, objection
         else:
             met, why = True, item.summary or f"{kind.replace('_', ' ')} present"
         items.append(
@@ -459,12 +467,18 @@ def signoff_create(
     a login, so django-axes neither counts it nor locks the account out; the
     refusal is logged instead.
     """
-    model = version.registered_model
-    if via_api and model.risk_tier not in settings.GOVERNANCE_API_SIGNOFF_TIERS:
+    # The tier of the frozen policy, not the model's tier now: a tier lowered after
+    # submission must not open the API channel to a review frozen under a higher one.
+    tier = (
+        Review.objects.filter(version=version, policy__isnull=False)
+        .values_list("policy__risk_tier", flat=True)
+        .first()
+    ) or version.registered_model.risk_tier
+    if via_api and tier not in settings.GOVERNANCE_API_SIGNOFF_TIERS:
         raise _refuse(
             "ui_only",
-            f"Sign-offs for {model.risk_tier}-risk models are given in the web UI only.",
-            risk_tier=model.risk_tier,
+            f"Sign-offs for {tier}-risk reviews are given in the web UI only.",
+            risk_tier=tier,
         )
     if not actor.check_password(password or ""):
         logger.warning("wrong signature password by %s on %s", actor.get_username(), version)

@@ -30,6 +30,7 @@ class PolicySerializer(serializers.ModelSerializer):
             "thresholds",
             "validity_days",
             "independent_validator",
+            "tier_lowering_role",
             "description",
             "created_at",
         ]

@@ -12,6 +12,7 @@ from django.utils import timezone
 from common.errors import DomainError
 from common.models import BackgroundJob, TimeStampedModel
 from common.permissions import PermissionManager
+from governance.models.risk_tiers import TierLoweringRole
 
 __all__ = [
     "OPEN_REVIEW_STATES",
@@ -75,6 +76,12 @@ class ApprovalPolicy(models.Model):
     validity_days = models.PositiveIntegerField(default=180)
     independent_validator = models.BooleanField(
         default=False, help_text="The validator must not be on the model's owning team."
+    )
+    tier_lowering_role = models.CharField(
+        max_length=20,
+        choices=TierLoweringRole.choices,
+        default=TierLoweringRole.COMPLIANCE,
+        help_text="Who approves lowering a model's risk tier from this tier.",
     )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
