@@ -62,6 +62,9 @@ def _refuse_insecure_production() -> None:
         problems.append("SECRET_KEY must be set to a random value of at least 50 characters")
     if not ALLOWED_HOSTS:
         problems.append("ALLOWED_HOSTS must list the host names this server answers to")
+    hash_key = env_str("MONITORING_HASH_KEY")
+    if hash_key and (len(hash_key) < 32 or len(set(hash_key)) < 5):
+        problems.append("MONITORING_HASH_KEY, when set, must be a random value of 32+ characters")
     if problems:
         raise ImproperlyConfigured(
             "Refusing to start with DEBUG off: " + "; ".join(problems) + ". "
@@ -247,6 +250,7 @@ SPECTACULAR_SETTINGS = {
         "ReviewStateEnum": "governance.models.review.ReviewState",
         "SignOffRoleEnum": "governance.models.review.SignOffRole",
         "DatasetRoleEnum": "registry.choices.DatasetRole",
+        "TierLoweringRoleEnum": "governance.models.risk_tiers.TierLoweringRole",
     },
 }
 
@@ -265,6 +269,14 @@ MAX_METADATA_BYTES = 256 * 1024
 # A monitor with drift_method "auto" reads its window's raw rows (exact KS) up to
 # this many rows, and merges the per-batch summaries above it.
 MONITOR_ROWS_METHOD_MAX_ROWS = env_int("MONITOR_ROWS_METHOD_MAX_ROWS", 1_000_000)
+# Prediction and label batches older than this (by when they were stored) are
+# deleted by the daily retention sweep, unless a model's data policy says
+# otherwise or an open review, an active alert or an unfinished check needs them.
+MONITORING_RETENTION_DAYS = env_int("MONITORING_RETENTION_DAYS", 365)
+# Key of the HMAC-SHA256 that replaces the columns a model's data policy hashes.
+# Without it, hashing cannot be configured and batches of such models are refused.
+# Changing it changes every hash: drift windows then restart from the new batches.
+MONITORING_HASH_KEY = env_str("MONITORING_HASH_KEY")
 
 # --- storage ----------------------------------------------------------------
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))

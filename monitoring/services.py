@@ -30,7 +30,7 @@ from common.evidence import DRIFT_BASELINE, EvidenceItem, evidence_produced
 from common.jobs import job_enqueue, job_finish
 from common.permissions import require
 from common.storage import local_blob_path, open_blob, store_blob
-from monitoring import drift, outputs, performance
+from monitoring import data_policy, drift, outputs, performance, privacy
 from monitoring.choices import (
     ACTIVE_ALERT_STATUSES,
     ALERT_TRANSITIONS,
@@ -80,9 +80,19 @@ def rejected(exc: BatchRejected) -> DomainError:
 _profile_cache: dict[str, drift.Profile] = {}
 
 
-def profile_load(profile: ReferenceProfile) -> drift.Profile:
-    """The stored features profile (cached per process by digest: blobs never change)."""
-    return _load_profile_blob(profile.storage_key, profile.sha256)
+def profile_load(
+    profile: ReferenceProfile, rules: privacy.ColumnRules | None = None
+) -> drift.Profile:
+    """The stored features profile (cached per process by digest: blobs never change),
+    seen through the model's column rules (its hashed columns hashed like the batches;
+    ``rules`` defaults to the rules in force now)."""
+    stored = _load_profile_blob(profile.storage_key, profile.sha256)
+    if rules is None:
+        model_id = ModelVersion.objects.values_list("registered_model_id", flat=True).get(
+            pk=profile.version_id
+        )
+        rules = data_policy.rules_for(model_id=model_id)
+    return privacy.profile_view(stored, rules)
 
 
 def _load_profile_blob(key: str, digest: str) -> drift.Profile:
@@ -272,11 +282,14 @@ def prediction_batch_ingest(
     if version.status != VersionStatus.READY:
         raise conflict("version_not_ready", f"{version} is not ready; it cannot serve predictions.")
     existing = PredictionBatch.objects.filter(version=version, batch_id=batch_id).first()
+    rules = data_policy.rules_for(model_id=version.registered_model_id)
+    data_policy.refuse_without_key(rules)
     try:
         clean, span = validate_predictions(
             table,
             signature=version.signature.get("inputs", []),
             task=version.registered_model.task,
+            rules=rules,  # dropped and hashed before anything below stores the table
         )
     except BatchRejected as exc:
         raise rejected(exc) from None
@@ -292,7 +305,7 @@ def prediction_batch_ingest(
         if profile_row is not None:
             features = [c for c in profile_row.columns if c in clean.column_names]
             summary = drift.summarize(
-                clean.select(features).to_pandas(), profile_load(profile_row)
+                clean.select(features).to_pandas(), profile_load(profile_row, rules)
             ).to_dict()
             output_summary = _output_summary(profile_row, version, clean)
         key, digest = stored.result()
@@ -619,10 +632,15 @@ def _drift_result(
     """Data drift of the features over the window."""
     if profile_row is None:
         return {"status": "not_computable", "reason": "no reference profile"}
+    profile = profile_load(profile_row)
+    # Batches stored under other column rules are not comparable (monitoring.privacy).
+    comparable = privacy.summarized_on(batches, profile)
+    skipped = len(batches) - len(comparable)
+    left_out = {"left_out_batches": skipped} if skipped else {}
+    batches = comparable
     rows = sum(b.row_count for b in batches)
     if (short := _too_few(monitor, rows)) is not None:
-        return short
-    profile = profile_load(profile_row)
+        return {**short, **left_out}
     if _reads_rows(monitor, rows):
         result = drift.compare(
             profile,
@@ -642,7 +660,7 @@ def _drift_result(
             thresholds=_thresholds(monitor),
             weights=monitor.weights or None,
         )
-    return {**result.to_dict(), "status": "ok"}
+    return {**result.to_dict(), "status": "ok", **left_out}
 
 
 def _outputs_result(result: drift.DriftResult) -> dict[str, Any]:
