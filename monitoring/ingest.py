@@ -202,8 +202,8 @@ def validate_predictions(
 ) -> tuple[pa.Table, tuple[Any, Any] | None]:
     """The stored table and (first, last) timestamp, or BatchRejected with the problems.
 
-    ``rules``: the model's dropped and hashed inputs, applied before anything else
-    sees the table's values (see the module docstring).
+    ``rules``: the model's dropped inputs are removed before validation, its hashed
+    inputs hashed after it; the returned table is what may be stored.
     """
     problems = Problems()
     if table.num_rows == 0:

@@ -400,3 +400,44 @@ def test_the_owner_cannot_drop_an_alias_protection_to_move_it_to_an_unapproved_v
     assert excinfo.value.code == "protection_admin_only"
     alias = Alias.objects.get(registered_model=model, name="gold")
     assert alias.protected and alias.version == approved
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_lowering_is_requested_and_signed_on_the_model_page_in_a_browser(page, personas):
+    from playwright.sync_api import expect
+
+    from tests.conftest import log_in, shot
+
+    model = create_model(personas.owner, risk_tier="high")
+    grant(model, personas.compliance, "approver")
+
+    log_in(page, "owner")
+    page.goto("/models/credit/")
+    page.locator("#panel-risk-tier summary", has_text="Request a lower tier").click()
+    form = page.locator("#risk-tier-request")
+    form.locator("select[name=risk_tier]").select_option("medium")
+    form.locator("textarea[name=reason]").fill("Scores internal leads only since 2026-10")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#risk-tier-pending")).to_contain_text("high → medium")
+    expect(page.locator("#risk-tier-decide")).to_have_count(0)  # not the requester's to sign
+    expect(page.locator("#risk-tier-current")).to_contain_text("High")
+    page.context.clear_cookies()
+
+    log_in(page, "compliance")
+    page.goto("/models/credit/")
+    decide = page.locator("#risk-tier-decide")
+    decide.locator("select[name=decision]").select_option("approve")
+    decide.locator("input[name=password]").fill("wrong")
+    decide.locator("button[type=submit]").click()
+    expect(page.locator("ul.messages")).to_contain_text("password is wrong")
+    assert tier_of(model) == "high"
+    decide = page.locator("#risk-tier-decide")
+    decide.locator("select[name=decision]").select_option("approve")
+    decide.locator("textarea[name=comment]").fill("Confirmed with the business owner")
+    decide.locator("input[name=password]").fill(PASSWORD)
+    decide.locator("button[type=submit]").click()
+    expect(page.locator("#risk-tier-current")).to_contain_text("Medium")
+    expect(page.locator("#panel-risk-tier")).to_contain_text("Confirmed with the business owner")
+    shot(page, "risk-tier-lowered")
+    assert tier_of(model) == "medium"
