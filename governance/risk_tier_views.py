@@ -6,7 +6,7 @@ to the model page with the outcome as a message.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -30,7 +30,7 @@ class RiskTierRequestForm(forms.Form):
 
     def __init__(self, *args: Any, current: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["risk_tier"].choices = [
+        cast(forms.ChoiceField, self.fields["risk_tier"]).choices = [
             (value, label)
             for value, label in RiskTier.choices
             if risk_tiers.is_lowering(current, value)

@@ -54,7 +54,11 @@ from registry.models import RegisteredModel
 
 logger = logging.getLogger(__name__)
 
-TIER_RANK = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2}
+TIER_RANK: dict[str, int] = {
+    RiskTier.LOW.value: 0,
+    RiskTier.MEDIUM.value: 1,
+    RiskTier.HIGH.value: 2,
+}
 S = RiskTierChangeState
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.APPROVED, S.REJECTED, S.WITHDRAWN}),
@@ -313,8 +317,9 @@ def _decide(*, actor: Any, change: RiskTierChange, to: str, comment: str) -> Ris
     if to == S.APPROVED:
         # The registry's one writer of the tier, with the approved change as the
         # authority that lets the gate through. Reviews already frozen keep their policy.
+        applier: Any = SystemActor(f"governance.risk_tier_change#{change.pk}")
         registry_services.registered_model_update(
-            actor=SystemActor(f"governance.risk_tier_change#{change.pk}"),
+            actor=applier,
             model=model,
             authority=change,
             risk_tier=change.to_tier,

@@ -34,7 +34,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -163,7 +163,11 @@ def _hashed_column_profile(
     )
 
 
-B = TypeVar("B")
+class _Summarized(Protocol):
+    summary: dict[str, Any]
+
+
+B = TypeVar("B", bound=_Summarized)
 
 
 def summarized_on(batches: Sequence[B], profile: drift.Profile) -> list[B]:
@@ -174,7 +178,5 @@ def summarized_on(batches: Sequence[B], profile: drift.Profile) -> list[B]:
     """
     fingerprint = profile.fingerprint
     return [
-        b
-        for b in batches
-        if not getattr(b, "summary", None) or b.summary.get("profile_fingerprint") == fingerprint
+        b for b in batches if not b.summary or b.summary.get("profile_fingerprint") == fingerprint
     ]

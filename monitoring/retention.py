@@ -54,7 +54,10 @@ from registry.models import RegisteredModel
 
 logger = logging.getLogger(__name__)
 SWEEPER = SystemActor("monitoring.retention")
-MAX_BATCHES_PER_MODEL = 1000  # per sweep and kind; the next sweep continues
+# Batches of one kind deleted in one transaction (one audit event); a model with more
+# gets up to MAX_ROUNDS transactions per sweep, and the next sweep continues.
+MAX_BATCHES_PER_MODEL = 1000
+MAX_ROUNDS = 20
 LISTED = 100  # batch ids named in the audit event (the count is always exact)
 
 
@@ -63,29 +66,33 @@ def retention_sweep(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     totals = {"models": 0, "prediction_batches": 0, "label_batches": 0}
     for model_id in _models_with_expired_batches(now):
-        deleted = retention_sweep_model(model_id=model_id, now=now)
-        if deleted["prediction_batches"] or deleted["label_batches"]:
-            totals["models"] += 1
+        swept = False
+        for _round in range(MAX_ROUNDS):
+            deleted = retention_sweep_model(model_id=model_id, now=now)
             totals["prediction_batches"] += deleted["prediction_batches"]
             totals["label_batches"] += deleted["label_batches"]
+            swept = swept or any(deleted.values())
+            if max(deleted.values()) < MAX_BATCHES_PER_MODEL:
+                break
+        totals["models"] += int(swept)
     return totals
 
 
 def _models_with_expired_batches(now: datetime) -> list[int]:
-    policies = DataPolicy.objects.filter(retention_days__isnull=False)
-    shortest = min(
-        [settings.MONITORING_RETENTION_DAYS, *policies.values_list("retention_days", flat=True)]
+    days = DataPolicy.objects.filter(retention_days__isnull=False).values_list(
+        "retention_days", flat=True
     )
+    shortest = min([settings.MONITORING_RETENTION_DAYS, *(d for d in days if d)])
     oldest = now - timedelta(days=shortest)
     ids = set(
-        PredictionBatch.objects.filter(created_at__lt=oldest).values_list(
-            "version__registered_model_id", flat=True
-        )
+        PredictionBatch.objects.filter(created_at__lt=oldest)
+        .values_list("version__registered_model_id", flat=True)
+        .distinct()
     )
     ids.update(
-        LabelBatch.objects.filter(created_at__lt=oldest).values_list(
-            "registered_model_id", flat=True
-        )
+        LabelBatch.objects.filter(created_at__lt=oldest)
+        .values_list("registered_model_id", flat=True)
+        .distinct()
     )
     return sorted(ids)
 
