@@ -422,3 +422,15 @@ def test_the_sweep_keeps_what_an_alert_an_unfinished_check_or_an_open_review_sti
     )
     retention.retention_sweep(now=NOW)
     assert not PredictionBatch.objects.exists()
+
+
+def test_without_debug_a_weak_hash_key_refuses_to_start() -> None:
+    import secrets
+
+    from tests.common.test_settings import run_django
+
+    base = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(64), "ALLOWED_HOSTS": "mg.example"}
+    weak = run_django({**base, "MONITORING_HASH_KEY": "short"}, "check")
+    assert weak.returncode != 0 and "MONITORING_HASH_KEY" in weak.stderr
+    strong = run_django({**base, "MONITORING_HASH_KEY": secrets.token_urlsafe(32)}, "check")
+    assert strong.returncode == 0, strong.stderr[-2000:]
