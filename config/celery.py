@@ -65,6 +65,10 @@ app.conf.beat_schedule = {
         "task": "common.tasks.purge_expired_tokens",
         "schedule": crontab(minute=17, hour=3),
     },
+    "monitoring-retention-sweep": {
+        "task": "monitoring.tasks.retention_sweep",
+        "schedule": crontab(minute=41, hour=2),
+    },
 }
 
 app.autodiscover_tasks()

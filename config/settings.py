@@ -62,6 +62,9 @@ def _refuse_insecure_production() -> None:
         problems.append("SECRET_KEY must be set to a random value of at least 50 characters")
     if not ALLOWED_HOSTS:
         problems.append("ALLOWED_HOSTS must list the host names this server answers to")
+    hash_key = env_str("MONITORING_HASH_KEY")
+    if hash_key and (len(hash_key) < 32 or len(set(hash_key)) < 5):
+        problems.append("MONITORING_HASH_KEY, when set, must be a random value of 32+ characters")
     if problems:
         raise ImproperlyConfigured(
             "Refusing to start with DEBUG off: " + "; ".join(problems) + ". "
@@ -248,6 +251,7 @@ SPECTACULAR_SETTINGS = {
         "ReviewStateEnum": "governance.choices.ReviewState",
         "SignOffRoleEnum": "governance.choices.SignOffRole",
         "DatasetRoleEnum": "registry.choices.DatasetRole",
+        "TierLoweringRoleEnum": "governance.models.risk_tiers.TierLoweringRole",
     },
 }
 
@@ -275,6 +279,14 @@ ARTIFACT_MAX_UNCOMPRESSED_BYTES = (
 )
 ARTIFACT_MAX_RATIO = env_int("ARTIFACT_MAX_RATIO", 100)
 ARTIFACT_EXTRA_TYPES = env_list("ARTIFACT_EXTRA_TYPES")
+# Prediction and label batches older than this (by when they were stored) are
+# deleted by the daily retention sweep, unless a model's data policy says
+# otherwise or an open review, an active alert or an unfinished check needs them.
+MONITORING_RETENTION_DAYS = env_int("MONITORING_RETENTION_DAYS", 365)
+# Key of the HMAC-SHA256 that replaces the columns a model's data policy hashes.
+# Without it, hashing cannot be configured and batches of such models are refused.
+# Changing it changes every hash: drift windows then restart from the new batches.
+MONITORING_HASH_KEY = env_str("MONITORING_HASH_KEY")
 
 # --- storage ----------------------------------------------------------------
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))
@@ -342,6 +354,9 @@ ALWAYS_PROTECTED_ALIASES = env_list("ALWAYS_PROTECTED_ALIASES", "production")
 # anyone with the "manage" right on the model.
 GOVERNANCE_VALIDATOR_GROUP = env_str("GOVERNANCE_VALIDATOR_GROUP", "model-validation")
 GOVERNANCE_COMPLIANCE_GROUP = env_str("GOVERNANCE_COMPLIANCE_GROUP", "compliance")
+# Group whose members (with "approve" on the model) hold the risk role: a policy may
+# name it instead of compliance to approve lowering a model's risk tier.
+GOVERNANCE_RISK_GROUP = env_str("GOVERNANCE_RISK_GROUP", "risk")
 # Owners and teams are told this many days before an approval expires (and when it has).
 GOVERNANCE_EXPIRY_WARNING_DAYS = env_int("GOVERNANCE_EXPIRY_WARNING_DAYS", 30)
 # Risk tiers whose sign-offs may be given through the REST API (with the

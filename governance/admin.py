@@ -78,6 +78,7 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
         "thresholds",
         "validity_days",
         "independent_validator",
+        "tier_lowering_role",
         "description",
     )
 
@@ -111,6 +112,7 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
             thresholds=obj.thresholds,
             validity_days=obj.validity_days,
             independent_validator=obj.independent_validator,
+            tier_lowering_role=obj.tier_lowering_role,
             description=obj.description,
         )
         obj.pk, obj.version = created.pk, created.version

@@ -48,3 +48,11 @@ class GovernanceConfig(AppConfig):
         register_version_panel(review_views.review_panel, order=10)
         register_home_section(review_views.waiting_section, order=10)
         register_home_section(review_views.decisions_section, order=50)
+
+        from governance import risk_tier_views, risk_tiers
+        from registry.gates import register_data_hold, register_model_change_gate
+        from registry.views import register_model_panel
+
+        register_model_change_gate(risk_tiers.model_change_gate)
+        register_data_hold(risk_tiers.versions_under_open_review)
+        register_model_panel(risk_tier_views.risk_tier_panel, order=10)

@@ -53,3 +53,17 @@ class MitigationMethod(models.TextChoices):
 class Constraint(models.TextChoices):
     DEMOGRAPHIC_PARITY = "demographic_parity", "demographic parity"
     EQUALIZED_ODDS = "equalized_odds", "equalized odds"
+
+
+class TierLoweringRole(models.TextChoices):
+    """Who may approve lowering a model's tier (named by the tier's policy)."""
+
+    COMPLIANCE = "compliance", "Compliance officer"
+    RISK = "risk", "Risk officer"
+
+
+class RiskTierChangeState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"

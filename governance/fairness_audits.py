@@ -228,7 +228,13 @@ def fairness_audit_run(*, job: FairnessAudit) -> FairnessAudit:
                 passed=job.passed,
                 summary=audit_summary(job),
                 source=f"governance.fairnessaudit:{job.pk}",
-                details={"status": report["status"], "failed_rules": failed_rules(job)},
+                details={
+                    "status": report["status"],
+                    "failed_rules": failed_rules(job),
+                    # What it was judged by and on (governance.evidence_rules).
+                    "thresholds": {**job.thresholds, "min_group_size": job.min_group_size},
+                    "sensitive_features": list(job.sensitive_columns),
+                },
             ),
         )
     return job

@@ -65,6 +65,7 @@ EDITABLE_FIELDS = (
     "thresholds",
     "validity_days",
     "independent_validator",
+    "tier_lowering_role",
     "description",
 )
 

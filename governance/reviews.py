@@ -338,12 +338,18 @@ def signoff_create(
     a login, so django-axes neither counts it nor locks the account out; the
     refusal is logged instead.
     """
-    model = version.registered_model
-    if via_api and model.risk_tier not in settings.GOVERNANCE_API_SIGNOFF_TIERS:
+    # The tier of the frozen policy, not the model's tier now: a tier lowered after
+    # submission must not open the API channel to a review frozen under a higher one.
+    tier = (
+        Review.objects.filter(version=version, policy__isnull=False)
+        .values_list("policy__risk_tier", flat=True)
+        .first()
+    ) or version.registered_model.risk_tier
+    if via_api and tier not in settings.GOVERNANCE_API_SIGNOFF_TIERS:
         raise _refuse(
             "ui_only",
-            f"Sign-offs for {model.risk_tier}-risk models are given in the web UI only.",
-            risk_tier=model.risk_tier,
+            f"Sign-offs for {tier}-risk reviews are given in the web UI only.",
+            risk_tier=tier,
         )
     if not actor.check_password(password or ""):
         logger.warning("wrong signature password by %s on %s", actor.get_username(), version)

@@ -18,6 +18,7 @@ from django.db.models.functions import Cast
 from common.errors import DomainError
 from common.models import AuditEvent
 from common.permissions import can_globally, get_visible, user_can
+from governance import evidence_rules
 from governance.choices import DECIDED_REVIEW_STATES, ReviewState, SignOffDecision, SignOffRole
 from governance.models import (
     Evidence,
@@ -27,7 +28,7 @@ from governance.models import (
     SignOff,
     Webhook,
 )
-from governance.policies import policy_current
+from governance.policies import kind_thresholds, policy_current
 from registry.models import Alias, ModelVersion
 
 S = ReviewState
@@ -94,6 +95,13 @@ def review_checklist(*, review: Review) -> list[dict[str, Any]]:
             met, why = False, f"No {kind.replace('_', ' ')} filed."
         elif item.passed is False:
             met, why = False, f"Latest {kind.replace('_', ' ')} failed: {item.summary}"
+        elif (
+            objection := evidence_rules.objection(
+                item,
+                policy_answer=kind_thresholds(policy, kind, review.version.registered_model.task),
+            )
+        ) is not None:
+            met, why = False, objection
         else:
             met, why = True, item.summary or f"{kind.replace('_', ' ')} present"
         items.append(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import evidence_views, review_views
+from governance import evidence_views, review_views, risk_tier_views
 
 app_name = "governance"
 
@@ -23,4 +23,19 @@ urlpatterns = [
     ),
     path(f"{version}/model-card/", evidence_views.model_card_export, name="model-card-export"),
     path(f"{version}/model-card/edit/", evidence_views.model_card_edit, name="model-card-edit"),
+    path(
+        "models/<slug:name>/risk-tier-changes/",
+        risk_tier_views.risk_tier_change_request,
+        name="risk-tier-change-request",
+    ),
+    path(
+        "models/<slug:name>/risk-tier-changes/<int:pk>/decide/",
+        risk_tier_views.risk_tier_change_decide,
+        name="risk-tier-change-decide",
+    ),
+    path(
+        "models/<slug:name>/risk-tier-changes/<int:pk>/withdraw/",
+        risk_tier_views.risk_tier_change_withdraw,
+        name="risk-tier-change-withdraw",
+    ),
 ]

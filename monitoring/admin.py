@@ -6,6 +6,7 @@ from common.admin import ReadOnlyAdmin
 from monitoring.models import (
     Alert,
     CheckRun,
+    DataPolicy,
     LabelBatch,
     Monitor,
     PredictionBatch,
@@ -71,3 +72,19 @@ class ReferenceProfileAdmin(ReadOnlyAdmin):
 class RetrainingSignalAdmin(ReadOnlyAdmin):
     list_display = ("registered_model", "version", "reason", "created_at", "consumed_at")
     list_select_related = ("registered_model", "version")
+
+
+@admin.register(DataPolicy)
+class DataPolicyAdmin(ReadOnlyAdmin):
+    """Retention and column rules per model (changed through the API, audited)."""
+
+    list_display = (
+        "registered_model",
+        "retention_days",
+        "dropped_columns",
+        "hashed_columns",
+        "updated_by",
+        "updated_at",
+    )
+    list_select_related = ("registered_model", "updated_by")
+    search_fields = ("registered_model__name",)

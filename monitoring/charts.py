@@ -6,6 +6,7 @@ from typing import Any
 
 from monitoring import drift
 from monitoring.models import CheckRun, Monitor, ReferenceProfile
+from monitoring.privacy import summarized_on
 from monitoring.windows import window_batches
 
 
@@ -104,7 +105,7 @@ def feature_overlay(
     if not names:
         return None
     feature = feature if feature in names else names[0]
-    batches = window_batches(monitor, run.window_start, run.window_end)
+    batches = summarized_on(window_batches(monitor, run.window_start, run.window_end), profile)
     summaries = [drift.Summary.from_dict(b.summary) for b in batches if b.summary]
     if not summaries:
         return None

@@ -16,7 +16,7 @@ from django.db import transaction
 
 from common.audit import audit_record
 from common.jobs import job_finish
-from monitoring import drift, outputs, performance
+from monitoring import drift, outputs, performance, privacy
 from monitoring.choices import AlertKind, CheckKind, DriftMethod
 from monitoring.models import CheckRun, Monitor, PredictionBatch, ReferenceProfile
 from monitoring.profiles import outputs_profile_load, predicted_profile, profile_load
@@ -56,10 +56,15 @@ def _drift_result(
     """Data drift of the features over the window."""
     if profile_row is None:
         return {"status": "not_computable", "reason": "no reference profile"}
+    profile = profile_load(profile_row)
+    # Batches stored under other column rules are not comparable (monitoring.privacy).
+    comparable = privacy.summarized_on(batches, profile)
+    skipped = len(batches) - len(comparable)
+    left_out = {"left_out_batches": skipped} if skipped else {}
+    batches = comparable
     rows = sum(b.row_count for b in batches)
     if (short := _too_few(monitor, rows)) is not None:
-        return short
-    profile = profile_load(profile_row)
+        return {**short, **left_out}
     if _reads_rows(monitor, rows):
         result = drift.compare(
             profile,
@@ -79,7 +84,7 @@ def _drift_result(
             thresholds=_thresholds(monitor),
             weights=monitor.weights or None,
         )
-    return {**result.to_dict(), "status": "ok"}
+    return {**result.to_dict(), "status": "ok", **left_out}
 
 
 def _outputs_result(result: drift.DriftResult) -> dict[str, Any]:

@@ -14,6 +14,11 @@ Prediction batch columns:
     probability  optional, float in [0, 1]: probability of the positive class (for ROC AUC)
 Label batch columns: request_id (unique, no nulls) and label (no nulls).
 Unknown columns are refused, so a typo is never silently ignored.
+
+The model's column rules (``monitoring.privacy.ColumnRules``) apply here, to the
+validated table, so nothing the rules forbid reaches storage: dropped inputs are
+not required and are removed, hashed inputs are replaced by their keyed hash
+(strings, whatever the signature's dtype).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from monitoring.privacy import NO_RULES, ColumnRules, apply_rules
 
 MAX_PROBLEMS = 10
 
@@ -185,13 +192,25 @@ def _numeric(table: pa.Table, name: str, problems: Problems) -> pa.ChunkedArray 
 
 
 def validate_predictions(
-    table: pa.Table, *, signature: list[dict[str, str]], task: str
+    table: pa.Table,
+    *,
+    signature: list[dict[str, str]],
+    task: str,
+    rules: ColumnRules = NO_RULES,
 ) -> tuple[pa.Table, tuple[Any, Any] | None]:
-    """The stored table and (first, last) timestamp, or BatchRejected with the problems."""
+    """The stored table and (first, last) timestamp, or BatchRejected with the problems.
+
+    ``rules``: the model's dropped inputs are removed before validation, its hashed
+    inputs hashed after it; the returned table is what may be stored.
+    """
     problems = Problems()
     if table.num_rows == 0:
         raise BatchRejected("The prediction batch has no rows.")
     _column_names(table, problems)
+    if rules.dropped:
+        problems.raise_if_any("prediction")  # dropping by name needs unique names
+        signature = [c for c in signature if c["name"] not in rules.dropped]
+        table = table.drop_columns([c for c in table.column_names if c in rules.dropped])
     features = [c["name"] for c in signature]
     expected = {"request_id", "prediction", *features}
     allowed = expected | {"timestamp", "probability"}
@@ -244,7 +263,7 @@ def validate_predictions(
                 problems.add("column 'probability' must hold probabilities in [0, 1]")
             out["probability"] = proba
     problems.raise_if_any("prediction")
-    result = pa.table(out)
+    result = apply_rules(pa.table(out), rules, features=features)
     span = None
     if stamps is not None:
         bounds = pc.min_max(stamps)

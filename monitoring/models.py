@@ -262,3 +262,36 @@ class RetrainingSignal(models.Model):
 
     def __str__(self) -> str:
         return f"retrain {self.registered_model.name}: {self.reason[:40]}"
+
+
+class DataPolicy(models.Model):
+    """What monitoring keeps of a model's logged data, and for how long.
+
+    ``dropped_columns`` are removed from prediction batches and ``hashed_columns``
+    replaced by a keyed hash (HMAC-SHA256 with ``MONITORING_HASH_KEY``) at
+    ingestion, before the batch's Parquet file or summary is stored: a change
+    applies to batches posted afterwards. Batches older than ``retention_days``
+    (``MONITORING_RETENTION_DAYS`` when empty) are deleted by the retention sweep
+    (monitoring/retention.py). A model without a row has the defaults.
+    """
+
+    permission_root = "registered_model"
+
+    registered_model = models.OneToOneField(
+        "registry.RegisteredModel", on_delete=models.CASCADE, related_name="data_policy"
+    )
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    dropped_columns = models.JSONField(default=list, blank=True)
+    hashed_columns = models.JSONField(default=list, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = PermissionManager()
+
+    class Meta:
+        verbose_name_plural = "data policies"
+
+    def __str__(self) -> str:
+        return f"data policy of {self.registered_model}"

@@ -17,7 +17,7 @@ from django.db import transaction
 from common.audit import audit_record
 from common.evidence import DRIFT_BASELINE, EvidenceItem, evidence_produced
 from common.storage import local_blob_path, open_blob, store_blob
-from monitoring import drift, outputs
+from monitoring import data_policy, drift, outputs, privacy
 from monitoring.models import ReferenceProfile
 from registry.artifacts import load_estimator
 from registry.models import ModelVersion
@@ -25,9 +25,19 @@ from registry.models import ModelVersion
 _profile_cache: dict[str, drift.Profile] = {}
 
 
-def profile_load(profile: ReferenceProfile) -> drift.Profile:
-    """The stored features profile (cached per process by digest: blobs never change)."""
-    return _load_profile_blob(profile.storage_key, profile.sha256)
+def profile_load(
+    profile: ReferenceProfile, rules: privacy.ColumnRules | None = None
+) -> drift.Profile:
+    """The stored features profile (cached per process by digest: blobs never change),
+    seen through the model's column rules (its hashed columns hashed like the batches;
+    ``rules`` defaults to the rules in force now)."""
+    stored = _load_profile_blob(profile.storage_key, profile.sha256)
+    if rules is None:
+        model_id = ModelVersion.objects.values_list("registered_model_id", flat=True).get(
+            pk=profile.version_id
+        )
+        rules = data_policy.rules_for(model_id=model_id)
+    return privacy.profile_view(stored, rules)
 
 
 def _load_profile_blob(key: str, digest: str) -> drift.Profile:

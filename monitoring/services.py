@@ -29,7 +29,7 @@ from common.events import publish_event
 from common.jobs import job_enqueue
 from common.permissions import require
 from common.storage import store_blob
-from monitoring import drift, outputs
+from monitoring import data_policy, drift, outputs
 from monitoring.choices import (
     ACTIVE_ALERT_STATUSES,
     ALERT_TRANSITIONS,
@@ -125,11 +125,14 @@ def prediction_batch_ingest(
     if version.status != VersionStatus.READY:
         raise conflict("version_not_ready", f"{version} is not ready; it cannot serve predictions.")
     existing = PredictionBatch.objects.filter(version=version, batch_id=batch_id).first()
+    rules = data_policy.rules_for(model_id=version.registered_model_id)
+    data_policy.refuse_without_key(rules)
     try:
         clean, span = validate_predictions(
             table,
             signature=version.signature.get("inputs", []),
             task=version.registered_model.task,
+            rules=rules,  # dropped and hashed before anything below stores the table
         )
     except BatchRejected as exc:
         raise rejected(exc) from None
@@ -145,7 +148,7 @@ def prediction_batch_ingest(
         if profile_row is not None:
             features = [c for c in profile_row.columns if c in clean.column_names]
             summary = drift.summarize(
-                clean.select(features).to_pandas(), profile_load(profile_row)
+                clean.select(features).to_pandas(), profile_load(profile_row, rules)
             ).to_dict()
             output_summary = _output_summary(profile_row, version, clean)
         key, digest = stored.result()

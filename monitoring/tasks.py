@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 
 from common.jobs import JobLost, job_claim, job_fail
-from monitoring import checks, services
+from monitoring import checks, retention, services
 from monitoring.models import CheckRun
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,12 @@ def heavy_run_check(job_id: int) -> None:
 @shared_task(name="monitoring.tasks.claim_due_monitors")
 def claim_due_monitors() -> int:
     return services.monitors_claim_due()
+
+
+@shared_task(name="monitoring.tasks.retention_sweep")
+def retention_sweep() -> dict[str, int]:
+    """Delete expired prediction and label batches that nothing holds (monitoring.retention)."""
+    return retention.retention_sweep()
 
 
 @shared_task(name="monitoring.tasks.email_alert", autoretry_for=(OSError,), max_retries=3)

@@ -29,7 +29,7 @@ from common.permissions import can_globally, require
 from common.storage import local_blob_path, sha256_of, store_blob
 from registry.artifacts import ArtifactRejected, inspect_artifact
 from registry.choices import VERSION_TRANSITIONS, RiskTier, Task, VersionStatus
-from registry.gates import check_alias_gates
+from registry.gates import check_alias_gates, check_model_change_gates
 from registry.models import Alias, Dataset, ModelVersion, RegisteredModel, RegistrationJob
 from registry.tables import TableRejected, convert_to_parquet, read_head, sniff_format
 
@@ -169,9 +169,15 @@ def registered_model_create(
 
 @transaction.atomic
 def registered_model_update(
-    *, actor: AbstractBaseUser, model: RegisteredModel, **changes: Any
+    *, actor: AbstractBaseUser, model: RegisteredModel, authority: Any = None, **changes: Any
 ) -> RegisteredModel:
-    """Edit description/tags (change right); risk tier, owner and team need manage."""
+    """Edit description/tags (change right); risk tier, owner and team need manage.
+
+    Every model-change gate (registry.gates) sees the change under the row lock
+    and may refuse it: governance refuses a lowered risk tier unless
+    ``authority`` is the approved change that allows it (see
+    governance/risk_tiers.py). A refused change writes nothing.
+    """
     editable = {"description", "tags", "risk_tier", "owner", "team"}
     unknown = set(changes) - editable
     if unknown:
@@ -189,6 +195,7 @@ def registered_model_update(
         changes["tags"] = clean_tags(changes["tags"])
     if "risk_tier" in changes and changes["risk_tier"] not in RiskTier.values:
         raise DomainError("invalid", f"Unknown risk tier {changes['risk_tier']!r}.")
+    check_model_change_gates(actor=actor, model=model, changes=changes, authority=authority)
     for field, value in changes.items():
         setattr(model, field, value)
     model.save()
@@ -601,6 +608,28 @@ def _alias_action(protected: bool) -> str:
     return "deploy" if protected else "register"
 
 
+def _require_admin_to_drop_protection(
+    actor: AbstractBaseUser, model: RegisteredModel, name: str
+) -> None:
+    """Only an administrator takes a protection away (the flag, or a flagged alias).
+
+    Otherwise the model's owner (manage + deploy) could unprotect an alias, or
+    delete it and let anyone with ``register`` recreate it unprotected, and then
+    point it at a version that was never approved: a weaker gate of their choosing.
+    Deleting a name in ALWAYS_PROTECTED_ALIASES stays a deploy-right action: the
+    setting keeps the name protected when it comes back.
+    """
+    if isinstance(actor, SystemActor) or getattr(actor, "is_superuser", False):
+        return
+    raise DomainError(
+        "protection_admin_only",
+        f"Only an administrator removes the protection of {model.name}@{name} "
+        "(unprotecting or deleting a protected alias).",
+        details={"alias": name, "requirement": "administrator"},
+        status=403,
+    )
+
+
 @transaction.atomic
 def alias_set(
     *,
@@ -637,6 +666,7 @@ def alias_set(
     require(actor, _alias_action(currently_protected or will_be_protected), model)
     if currently_protected and not will_be_protected:
         require(actor, "manage", model)
+        _require_admin_to_drop_protection(actor, model, name)
     version = ModelVersion.objects.filter(registered_model=model, number=version_number).first()
     if version is None:
         raise DomainError(
@@ -688,6 +718,8 @@ def alias_delete(*, actor: AbstractBaseUser, model: RegisteredModel, name: str) 
     if alias is None:
         raise DomainError("not_found", f"{model.name}@{name} does not exist.", status=404)
     require(actor, _alias_action(alias.protected), model)
+    if alias.protected and name not in settings.ALWAYS_PROTECTED_ALIASES:
+        _require_admin_to_drop_protection(actor, model, name)
     before = {"version": alias.version.number, "protected": alias.protected}
     alias_pk, alias_repr = alias.pk, str(alias)
     alias.delete()

@@ -17,6 +17,7 @@ class PolicySerializer(serializers.ModelSerializer):
             "thresholds",
             "validity_days",
             "independent_validator",
+            "tier_lowering_role",
             "description",
             "created_at",
         ]

@@ -5,12 +5,15 @@ from governance.api import (
     evidence_views,
     policy_views,
     review_views,
+    risk_tier_views,
     webhook_views,
 )
 
 version = "models/<str:model_name>/versions/<int:number>"
 audits = evidence_views.FairnessAuditViewSet
 mitigations = evidence_views.MitigationViewSet
+tier_changes = risk_tier_views.RiskTierChangeViewSet
+tier_change = "models/<str:model_name>/risk-tier-changes/<int:pk>"
 
 urlpatterns = [
     path(
@@ -71,4 +74,29 @@ urlpatterns = [
     ),
     path(f"{version}/mitigations/", mitigations.as_view({"get": "list"}), name="mitigation-list"),
     path(f"{version}/model-card", evidence_views.ModelCardView.as_view(), name="model-card"),
+    path(
+        "models/<str:model_name>/risk-tier-changes/",
+        tier_changes.as_view({"get": "list", "post": "create"}),
+        name="risk-tier-change-list",
+    ),
+    path(
+        f"{tier_change}/",
+        tier_changes.as_view({"get": "retrieve"}),
+        name="risk-tier-change-detail",
+    ),
+    path(
+        f"{tier_change}/approve/",
+        tier_changes.as_view({"post": "approve"}),
+        name="risk-tier-change-approve",
+    ),
+    path(
+        f"{tier_change}/reject/",
+        tier_changes.as_view({"post": "reject"}),
+        name="risk-tier-change-reject",
+    ),
+    path(
+        f"{tier_change}/withdraw/",
+        tier_changes.as_view({"post": "withdraw"}),
+        name="risk-tier-change-withdraw",
+    ),
 ]

@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from common.errors import DomainError
+from governance.choices import TierLoweringRole
 
 __all__ = ["ApprovalPolicy"]
 
@@ -31,6 +32,12 @@ class ApprovalPolicy(models.Model):
     validity_days = models.PositiveIntegerField(default=180)
     independent_validator = models.BooleanField(
         default=False, help_text="The validator must not be on the model's owning team."
+    )
+    tier_lowering_role = models.CharField(
+        max_length=20,
+        choices=TierLoweringRole.choices,
+        default=TierLoweringRole.COMPLIANCE,
+        help_text="Who approves lowering a model's risk tier from this tier.",
     )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

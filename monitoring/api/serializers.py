@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from monitoring.choices import CheckKind, DriftMethod
@@ -177,3 +178,31 @@ class ABResultSerializer(serializers.Serializer):
 
     def to_representation(self, instance: Any) -> Any:
         return {k: instance.get(k) for k in self.fields}
+
+
+class DataPolicySerializer(serializers.Serializer):
+    """A model's data policy (``monitoring.data_policy.DataPolicyView``)."""
+
+    model = serializers.CharField(source="model.name", read_only=True)
+    retention_days = serializers.IntegerField(
+        allow_null=True, help_text="Days a batch is kept; null: MONITORING_RETENTION_DAYS."
+    )
+    effective_retention_days = serializers.IntegerField(read_only=True)
+    dropped_columns = serializers.ListField(child=serializers.CharField())
+    hashed_columns = serializers.ListField(child=serializers.CharField())
+    hash_key_configured = serializers.SerializerMethodField()
+    updated_by = serializers.CharField(
+        source="updated_by.username", read_only=True, allow_null=True
+    )
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    def get_hash_key_configured(self, obj: Any) -> bool:
+        return bool(settings.MONITORING_HASH_KEY)
+
+
+class DataPolicyUpdateSerializer(serializers.Serializer):
+    """The whole policy (PUT): every field is required, ``retention_days`` may be null."""
+
+    retention_days = serializers.IntegerField(allow_null=True, min_value=1)
+    dropped_columns = serializers.ListField(child=serializers.CharField(max_length=200))
+    hashed_columns = serializers.ListField(child=serializers.CharField(max_length=200))

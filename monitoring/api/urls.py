@@ -28,6 +28,11 @@ urlpatterns = [
         name="monitor-checks",
     ),
     path("models/<str:model_name>/ab/", views.ABComparisonView.as_view(), name="ab-comparison"),
+    path(
+        "models/<str:model_name>/data-policy",
+        views.DataPolicyView.as_view(),
+        name="data-policy",
+    ),
     path("alerts/", views.AlertListView.as_view(), name="alert-list"),
     path(
         "alerts/<int:pk>/acknowledge/",

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.errors import DomainError
-from monitoring import selectors, services
+from monitoring import data_policy, selectors, services
 from monitoring.api import serializers as s
 from monitoring.filtersets import AlertFilterSet
 from monitoring.ingest import BatchRejected, read_file, read_json_columns
@@ -252,3 +252,26 @@ class ABComparisonView(GenericAPIView):
             alpha=q["alpha"],
         )
         return Response(s.ABResultSerializer(result).data)
+
+
+class DataPolicyView(GenericAPIView):
+    """What monitoring keeps of the model's logged batches: retention, dropped and hashed
+    columns. ``GET`` with the view right; ``PUT`` (the whole policy) with ``manage``,
+    audited; a change applies to batches posted afterwards."""
+
+    serializer_class = s.DataPolicySerializer
+    queryset = PredictionBatch.objects.none()
+
+    def get(self, request: Request, model_name: str) -> Response:
+        model = registry_selectors.model_get(user=request.user, name=model_name)
+        return Response(self.get_serializer(data_policy.data_policy_get(model=model)).data)
+
+    @extend_schema(request=s.DataPolicyUpdateSerializer, responses=s.DataPolicySerializer)
+    def put(self, request: Request, model_name: str) -> Response:
+        model = registry_selectors.model_get(user=request.user, name=model_name)
+        body = s.DataPolicyUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        policy = data_policy.data_policy_update(
+            actor=request.user, model=model, **body.validated_data
+        )
+        return Response(self.get_serializer(policy).data)

@@ -44,6 +44,7 @@ def change_form(policy, **changes):
         "required_evidence": json.dumps(policy.required_evidence),
         "thresholds": json.dumps(policy.thresholds),
         "validity_days": policy.validity_days,
+        "tier_lowering_role": policy.tier_lowering_role,
         "description": policy.description,
         **changes,
     }

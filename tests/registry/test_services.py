@@ -6,6 +6,7 @@ import io
 import threading
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection, connections
 
 from common.errors import DomainError
@@ -315,7 +316,13 @@ class TestAliases:
             services.alias_set(
                 actor=deployer, model=model, name="production", version_number=1, protected=False
             )
-        services.alias_delete(actor=deployer, model=model, name="production")
+        # Deleting a flagged alias takes its protection away: administrators only
+        # (tests/security/test_governance.py); here no name is always protected.
+        with pytest.raises(DomainError) as excinfo:
+            services.alias_delete(actor=deployer, model=model, name="production")
+        assert excinfo.value.code == "protection_admin_only"
+        admin = User.objects.create_superuser("admin", "admin@example.com", "x")
+        services.alias_delete(actor=admin, model=model, name="production")
         assert not Alias.objects.exists()
 
     def test_alias_names_are_validated(self, model, personas):
