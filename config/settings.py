@@ -100,6 +100,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "common.middleware.ApiErrorShapeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "common.middleware.RequestIdMiddleware",
@@ -259,7 +260,15 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_HANDLERS = ["common.uploads.LimitedUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_JSON_MB", 10) * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
-FILE_UPLOAD_TEMP_DIR = None
+# Request JSON (bodies, the metadata field) nests at most this many arrays/objects.
+MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64)
+# Uploads spool to files in this one directory (Django deletes each when its
+# request ends). A process killed mid-request leaves its file behind: every web
+# process deletes files older than UPLOAD_TMP_MAX_AGE_SECONDS (longer than any
+# request may last) when it starts, and a beat sweep does so periodically.
+FILE_UPLOAD_TEMP_DIR = env_str("UPLOAD_TMP_DIR", str(VAR_DIR / "tmp" / "uploads"))
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+UPLOAD_TMP_MAX_AGE_SECONDS = env_int("UPLOAD_TMP_MAX_AGE_SECONDS", 3600)
 MAX_DATASET_COLUMNS = env_int("MAX_DATASET_COLUMNS", 2000)
 MAX_METADATA_BYTES = 256 * 1024
 # A monitor with drift_method "auto" reads its window's raw rows (exact KS) up to
