@@ -65,6 +65,14 @@ app.conf.beat_schedule = {
         "task": "common.tasks.purge_expired_tokens",
         "schedule": crontab(minute=17, hour=3),
     },
+    "sweep-upload-tmp": {
+        "task": "common.tasks.sweep_upload_tmp",
+        "schedule": crontab(minute="*/15"),
+    },
+    "purge-idempotency-keys": {
+        "task": "common.tasks.purge_idempotency_keys",
+        "schedule": crontab(minute=41),
+    },
 }
 
 app.autodiscover_tasks()

@@ -115,6 +115,11 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Test-only fault injection (common/faults.py): honoured only with DEBUG on.
+MODELGATE_FAULT = env_str("MODELGATE_FAULT") if DEBUG else ""
+if MODELGATE_FAULT:
+    MIDDLEWARE.insert(0, "common.faults.FaultInjectionMiddleware")
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -226,6 +231,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Idempotency-Key: how long a key and its answer are kept for replays (common/idempotency.py).
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env_int("API_TOKEN_TTL_HOURS", 10)),
     "AUTO_REFRESH": False,

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import socket
+import time
 from typing import Any
+from unittest import mock
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from common.auth import token_issue
 from common.parsers import JSONTooDeep, json_loads
-from tests.conftest import client_for
+from common.uploads import upload_tmp_sweep
+from tests.conftest import client_for, create_model, wait_for
 from tests.security.requests_support import World, png_bytes, seed_world
+from tests.security.web_support import multipart, start_web, stop_web
 
 pytestmark = pytest.mark.django_db
 
@@ -235,3 +243,93 @@ def test_ui_pages_keep_django_error_pages(settings: Any, db: Any) -> None:
     response = quiet(APIClient()).get("/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+# --- spooled uploads left behind by a killed process ---------------------------------------
+
+
+def test_the_sweep_deletes_only_upload_files_older_than_the_longest_request(
+    settings: Any, tmp_path: Any
+) -> None:
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.UPLOAD_TMP_MAX_AGE_SECONDS = 3600
+    abandoned = tmp_path / "tmpa1b2c3.upload.csv"
+    in_flight = tmp_path / "tmpd4e5f6.upload.skops"
+    not_ours = tmp_path / "notes.txt"
+    for path in (abandoned, in_flight, not_ours):
+        path.write_bytes(b"x" * 1024)
+    two_hours_ago = time.time() - 7200
+    for path in (abandoned, not_ours):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    assert upload_tmp_sweep() == 1
+    assert not abandoned.exists()
+    assert in_flight.exists() and not_ours.exists()
+
+
+def test_uploads_spool_to_the_one_upload_directory(
+    world: World, settings: Any, tmp_path: Any
+) -> None:
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(folder)
+    seen: list[str] = []
+    from registry import services
+
+    real = services.dataset_upload
+
+    def spy(**kwargs: Any) -> Any:
+        seen.append(kwargs["upload"].temporary_file_path())
+        return real(**kwargs)
+
+    with mock.patch.object(services, "dataset_upload", spy):
+        upload = io.BytesIO(b"a,b\n1,2\n")
+        upload.name = "d.csv"
+        response = client_for(world.root).post(
+            "/api/v1/datasets/",
+            {"model": world.model.name, "name": "small", "role": "evaluation", "file": upload},
+            format="multipart",
+        )
+    assert response.status_code == 201
+    assert os.path.dirname(seen[0]) == str(folder)
+    assert list(folder.iterdir()) == []  # deleted when the request ended
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_left_by_a_web_worker_killed_mid_upload_is_deleted_when_the_next_one_starts(
+    personas: Any, worker_env: dict[str, str], tmp_path: Any
+) -> None:
+    model = create_model(personas.owner)
+    token, _expiry = token_issue(user=personas.owner)
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    web = start_web(
+        {**worker_env, "UPLOAD_TMP_DIR": str(uploads), "UPLOAD_TMP_MAX_AGE_SECONDS": "2"},
+        tmp_path / "web.log",
+    )
+    try:
+        # Announce a 42 MB dataset, send its first 8 MB and stall, as a slow client does.
+        body, content_type = multipart(
+            {"model": model.name, "name": "big", "role": "training"},
+            {"file": ("big.csv", b"a,b\n" + b"1,2\n" * (42 * 1024 * 1024 // 4))},
+        )
+        sock = socket.create_connection(("127.0.0.1", web.port))
+        head = (
+            f"POST /api/v1/datasets/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Token {token}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body[: 8 * 1024 * 1024])
+        spooled = wait_for(
+            lambda: [p for p in uploads.iterdir() if p.stat().st_size > 4 * 1024 * 1024],
+            timeout=30,
+            message="the upload to spool to disk",
+        )[0]
+        time.sleep(2.5)  # older than UPLOAD_TMP_MAX_AGE_SECONDS: nothing writes to it any more
+        (killed,) = web.worker_pids()
+        os.kill(killed, signal.SIGKILL)
+        sock.close()
+        wait_for(lambda: web.worker_pids() not in ([], [killed]), message="a new worker")
+        wait_for(lambda: not spooled.exists(), timeout=30, message="the sweep at worker start")
+        assert "Deleted 1 abandoned upload file(s)" in web.output()
+    finally:
+        stop_web(web)
