@@ -68,6 +68,7 @@ PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     location=OpenApiParameter.HEADER,
     required=False,
+    pattern=r"^[!-~]{1,255}$",
     description=(
         "Any unique string (1-255 visible ASCII characters), e.g. a UUID. A retry with the "
         "same key and the same request returns the first answer instead of acting twice; "
