@@ -85,7 +85,7 @@ class LimitedJSONParser(parsers.JSONParser):
                 details={"limit_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
                 status=413,
             )
-        encoding = parsers.get_encoding(parser_context)
+        encoding = parsers.get_encoding(parser_context)  # type: ignore[attr-defined]
         raw = stream.read() if stream is not None else b""
         try:
             return json_loads(raw.decode(encoding))
