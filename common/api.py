@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.core.signals import got_request_exception
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -15,6 +16,7 @@ from rest_framework.views import set_rollback
 from common.errors import DomainError
 
 logger = logging.getLogger(__name__)
+request_logger = logging.getLogger("django.request")
 
 _DRF_CODES = {
     exceptions.NotAuthenticated: "not_authenticated",
@@ -60,7 +62,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=413,
         )
     if not isinstance(exc, exceptions.APIException):
-        return None  # a real bug: let Django log it and answer 500
+        return _server_error(exc, context)
 
     set_rollback()
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
@@ -76,6 +78,43 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
     return Response(body, status=exc.status_code, headers=headers)
+
+
+def _server_error(exc: Exception, context: dict[str, Any]) -> Response:
+    """A bug: logged and signalled as Django would, answered in the one error shape.
+
+    Never left to Django: with DEBUG on (``make run``) it would answer its debug
+    page, tracebacks and settings included, to whoever sent the request.
+    """
+    set_rollback()
+    request = getattr(context.get("request"), "_request", None)
+    request_logger.error(
+        "Internal Server Error: %s",
+        getattr(request, "path", "?"),
+        exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"status_code": 500, "request": request},
+    )
+    # Error reporters listen to this signal, and so does Django's test client,
+    # which re-raises the exception in the test that caused it.
+    got_request_exception.send(sender=None, request=request)
+    return Response(
+        error_body("server_error", "The server failed; the error has been logged."), status=500
+    )
+
+
+def error_for_status(status: int) -> dict[str, Any]:
+    """The error body for a bare HTTP status (a response Django made, not a view)."""
+    codes = {
+        400: ("bad_request", "The request is malformed."),
+        403: ("permission_denied", "You are not allowed to do this."),
+        404: ("not_found", "No such endpoint."),
+        405: ("method_not_allowed", "This method is not allowed here."),
+        413: ("payload_too_large", "The request body is larger than the limit."),
+    }
+    if status >= 500:
+        return error_body("server_error", "The server failed; the error has been logged.")
+    code, message = codes.get(status, ("error", f"The request failed with status {status}."))
+    return error_body(code, message)
 
 
 def json_404(request: Any, exception: Exception | None = None) -> JsonResponse:

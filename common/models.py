@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -111,3 +112,33 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain head at #{self.seq}"
+
+
+class IdempotencyKey(models.Model):
+    """One ``Idempotency-Key`` of one user at one endpoint, with the answer it got.
+
+    Written by ``common.idempotency`` only, in the transaction of the change it
+    answers: a key is committed exactly when its change is, and always with its
+    answer. The unique constraint is also the lock that makes a concurrent
+    duplicate wait for the first request and then replay its answer.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    #: "METHOD /path": a key is scoped to the operation and the object it names.
+    endpoint = models.CharField(max_length=512)
+    #: SHA-256 over the method, query string and body (fields and file bytes).
+    request_sha256 = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "endpoint", "key"], name="idempotency_key_once_per_user_endpoint"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} at {self.endpoint}"

@@ -69,6 +69,14 @@ app.conf.beat_schedule = {
         "task": "monitoring.tasks.retention_sweep",
         "schedule": crontab(minute=41, hour=2),
     },
+    "sweep-upload-tmp": {
+        "task": "common.tasks.sweep_upload_tmp",
+        "schedule": crontab(minute="*/15"),
+    },
+    "purge-idempotency-keys": {
+        "task": "common.tasks.purge_idempotency_keys",
+        "schedule": crontab(minute=41),
+    },
 }
 
 app.autodiscover_tasks()

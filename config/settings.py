@@ -104,6 +104,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "common.middleware.ApiErrorShapeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "common.middleware.RequestIdMiddleware",
@@ -117,6 +118,11 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
+
+# Test-only fault injection (common/faults.py): honoured only with DEBUG on.
+MODELGATE_FAULT = env_str("MODELGATE_FAULT") if DEBUG else ""
+if MODELGATE_FAULT:
+    MIDDLEWARE.insert(0, "common.faults.FaultInjectionMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -229,6 +235,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Idempotency-Key: how long a key and its answer are kept for replays (common/idempotency.py).
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env_int("API_TOKEN_TTL_HOURS", 10)),
     "AUTO_REFRESH": False,
@@ -264,7 +272,15 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_HANDLERS = ["common.uploads.LimitedUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_JSON_MB", 10) * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
-FILE_UPLOAD_TEMP_DIR = None
+# Request JSON (bodies, the metadata field) nests at most this many arrays/objects.
+MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64)
+# Uploads spool to files in this one directory (Django deletes each when its
+# request ends). A process killed mid-request leaves its file behind: every web
+# process deletes files older than UPLOAD_TMP_MAX_AGE_SECONDS (longer than any
+# request may last) when it starts, and a beat sweep does so periodically.
+FILE_UPLOAD_TEMP_DIR = env_str("UPLOAD_TMP_DIR", str(VAR_DIR / "tmp" / "uploads"))
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+UPLOAD_TMP_MAX_AGE_SECONDS = env_int("UPLOAD_TMP_MAX_AGE_SECONDS", 3600)
 MAX_DATASET_COLUMNS = env_int("MAX_DATASET_COLUMNS", 2000)
 MAX_METADATA_BYTES = 256 * 1024
 # A monitor with drift_method "auto" reads its window's raw rows (exact KS) up to

@@ -101,7 +101,9 @@ def read_file(path: str, head: bytes, *, max_columns: int) -> pa.Table:
                     f"The batch has {len(parquet.schema_arrow)} columns; "
                     f"the limit is {max_columns}."
                 )
-            return parquet.read()
+            table = parquet.read()
+            table.column_names  # noqa: B018  (names decode lazily: see below)
+            return table
         # Count the CSV header's columns before parsing anything else.
         with open(path, "rb") as fh:
             header = fh.readline(1024 * 1024)
@@ -109,14 +111,22 @@ def read_file(path: str, head: bytes, *, max_columns: int) -> pa.Table:
             raise BatchRejected(
                 f"The batch has {header.count(b',') + 1} columns; the limit is {max_columns}."
             )
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             path,
             convert_options=pacsv.ConvertOptions(
                 column_types={"request_id": pa.string()}, strings_can_be_null=False
             ),
         )
+        # Column names are decoded as UTF-8 only when first read: a binary file
+        # (a PNG posted as CSV) must fail here, not later as a 500.
+        table.column_names  # noqa: B018
+        return table
     except BatchRejected:
         raise
+    except UnicodeDecodeError:
+        raise BatchRejected(
+            "The file cannot be read as CSV or Parquet: it is not UTF-8 text."
+        ) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
         raise BatchRejected(f"The file cannot be read as CSV or Parquet: {exc}") from None
 

@@ -60,18 +60,29 @@ def _check_columns(schema: pa.Schema, max_columns: int) -> None:
         raise TableRejected(f"The table has duplicate column names: {duplicates}.")
 
 
+def _plain(exc: Exception) -> str:
+    """An exception's message without the bytes of the file that caused it."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"the file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at {exc.start})"
+    return str(exc)
+
+
 def _batches(path: str, fmt: str) -> tuple[pa.Schema, Any]:
     if fmt == "csv":
         try:
             reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE))
+            # Column names are decoded as UTF-8 only when first read: a binary
+            # file (a PNG posted as CSV) fails here, not later as a 500.
+            reader.schema.names  # noqa: B018
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
-            raise TableRejected(f"The CSV cannot be parsed: {exc}") from None
+            raise TableRejected(f"The CSV cannot be parsed: {_plain(exc)}") from None
         return reader.schema, reader
     if fmt == "parquet":
         try:
             parquet = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise TableRejected(f"The Parquet file cannot be read: {exc}") from None
+            parquet.schema_arrow.names  # noqa: B018  (as above)
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+            raise TableRejected(f"The Parquet file cannot be read: {_plain(exc)}") from None
         return parquet.schema_arrow, parquet.iter_batches(batch_size=65536)
     raise TableRejected(f"Unsupported format {fmt!r}: use csv or parquet.")
 
@@ -94,8 +105,14 @@ def convert_to_parquet(src: str, fmt: str, dest: str, *, max_columns: int) -> Ta
             for batch in batches:
                 writer.write_batch(batch)
                 rows += batch.num_rows
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
-        raise TableRejected(f"The {fmt.upper()} file cannot be read: {exc}") from None
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowTypeError,
+        pa.ArrowNotImplementedError,
+        OSError,
+        UnicodeDecodeError,
+    ) as exc:
+        raise TableRejected(f"The {fmt.upper()} file cannot be read: {_plain(exc)}") from None
     if rows == 0:
         raise TableRejected("The table has no rows.")
     return TableInfo(schema=describe_schema(schema), row_count=rows)

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.errors import DomainError
+from common.idempotency import idempotent
 from monitoring import data_policy, selectors, services
 from monitoring.api import serializers as s
 from monitoring.filtersets import AlertFilterSet
@@ -89,6 +90,7 @@ class PredictionBatchView(GenericAPIView):
         responses={201: s.PredictionBatchSerializer, 200: s.PredictionBatchSerializer},
         description=BATCH_DOC,
     )
+    @idempotent
     def post(self, request: Request, model_name: str, number: int) -> Response:
         version = self._version(model_name, number)
         batch_id, table = _batch_table(request)
@@ -116,6 +118,7 @@ class LabelBatchView(GenericAPIView):
             "columns or a CSV/Parquet file, joined with predictions by request id."
         ),
     )
+    @idempotent
     def post(self, request: Request, model_name: str) -> Response:
         model = registry_selectors.model_get(user=request.user, name=model_name)
         batch_id, table = _batch_table(request)

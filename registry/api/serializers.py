@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -9,6 +8,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.parsers import json_loads
 from registry.artifacts import SIGNATURE_DTYPES
 from registry.choices import DatasetRole, RiskTier, Task
 from registry.models import Alias, Dataset, ModelVersion, RegisteredModel
@@ -142,8 +142,8 @@ class MetadataJSONField(serializers.Field):
         if len(data) > settings.MAX_METADATA_BYTES:
             raise serializers.ValidationError("metadata is larger than 256 KiB.")
         try:
-            parsed = json.loads(data) if data.strip() else {}
-        except json.JSONDecodeError as exc:
+            parsed = json_loads(data) if data.strip() else {}
+        except ValueError as exc:  # malformed, NaN/Infinity, or nested too deep
             raise serializers.ValidationError(f"metadata is not valid JSON: {exc}") from None
         if not isinstance(parsed, dict):
             raise serializers.ValidationError("metadata must be a JSON object.")

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from common.authentication import Rider
 from common.errors import DomainError
+from common.idempotency import idempotent
 from common.storage import open_blob
 from registry import selectors, services
 from registry.api import serializers as s
@@ -153,6 +154,7 @@ class ModelVersionViewSet(viewsets.GenericViewSet):
             "tags). The version is `pending` until a worker has validated it."
         ),
     )
+    @idempotent
     def create(self, request: Request, model_name: str) -> Response:
         model = self._model()
         serializer = s.VersionRegisterSerializer(data=request.data)
@@ -230,6 +232,7 @@ class DatasetViewSet(viewsets.GenericViewSet):
         request={"multipart/form-data": s.DatasetUploadSerializer},
         responses={201: s.DatasetSerializer},
     )
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = s.DatasetUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
