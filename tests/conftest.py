@@ -351,6 +351,8 @@ def worker_env(
             "ARTIFACT_ROOT": settings.STORAGES["artifacts"]["OPTIONS"]["location"],
             "DEBUG": "1",
             "SECRET_KEY": settings.SECRET_KEY,
+            # Jobs beat every half second and are stale after four missed beats.
+            "JOB_HEARTBEAT_SECONDS": "0.5",
             "JOB_STALE_AFTER_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",
         }
