@@ -290,7 +290,7 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(env: dict[str, str], log: Path, *extra: str) -> WorkerProcess:
+def start_worker(env: dict[str, str], log: Path, *extra: str, app: str = "config") -> WorkerProcess:
     handle = log.open("ab")
     process = subprocess.Popen(
         [
@@ -298,7 +298,7 @@ def start_worker(env: dict[str, str], log: Path, *extra: str) -> WorkerProcess:
             "-m",
             "celery",
             "-A",
-            "config",
+            app,
             "worker",
             "-Q",
             "quick,heavy",
