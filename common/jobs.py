@@ -3,10 +3,10 @@
 Allowed transitions::
 
     queued  -> running            (claim: a worker takes the job)
-    running -> succeeded | failed (the job's service finished / gave up)
+    running -> succeeded | failed (the job's service finished / gave up, or the
+                                   sweep gives up on a job that keeps dying)
     running -> queued             (retry after an error, or the sweep found its
                                    worker dead: heartbeat older than the limit)
-    queued  -> failed             (the sweep gives up on a job that keeps dying)
 
 Every write is a conditional UPDATE on the expected old state (and, for a
 running job, on its attempt number), so a late message or a worker that comes
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 J = TypeVar("J", bound=BackgroundJob)
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED}),
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING}),
     JobStatus.RUNNING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.QUEUED}),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.FAILED: frozenset(),
