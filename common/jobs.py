@@ -69,7 +69,7 @@ def job_enqueue(job: BackgroundJob, *, countdown: int | None = None) -> None:
 def job_claim(model: type[J], job_id: int) -> J | None:
     """Take a queued job; None when it is gone, finished or running elsewhere."""
     now = timezone.now()
-    claimed = model.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+    claimed = model._default_manager.filter(pk=job_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING,
         attempts=F("attempts") + 1,
         started_at=now,
@@ -78,7 +78,7 @@ def job_claim(model: type[J], job_id: int) -> J | None:
     )
     if not claimed:
         return None
-    return model.objects.get(pk=job_id)
+    return model._default_manager.get(pk=job_id)
 
 
 def _running(job: BackgroundJob) -> Any:
@@ -87,7 +87,7 @@ def _running(job: BackgroundJob) -> Any:
 
 def _attempt(model: type[BackgroundJob], pk: Any, attempts: int) -> Any:
     """The job's row while this attempt still owns it (running, same attempt number)."""
-    return model.objects.filter(pk=pk, status=JobStatus.RUNNING, attempts=attempts)
+    return model._default_manager.filter(pk=pk, status=JobStatus.RUNNING, attempts=attempts)
 
 
 def job_heartbeat(job: BackgroundJob, *, log: str = "") -> bool:
@@ -173,10 +173,10 @@ class Heartbeat(threading.Thread):
     next interval.
     """
 
-    def __init__(self, job: BackgroundJob, interval: float | None = None) -> None:
+    def __init__(self, job: BackgroundJob) -> None:
         super().__init__(name=f"heartbeat-{type(job).__name__}-{job.pk}", daemon=True)
         self.model, self.pk, self.attempts = type(job), job.pk, job.attempts
-        self.interval = settings.JOB_HEARTBEAT_SECONDS if interval is None else interval
+        self.interval = settings.JOB_HEARTBEAT_SECONDS
         self.lost = threading.Event()
         self._stopped = threading.Event()
 
@@ -251,7 +251,7 @@ def job_run(
         logger.exception("%s failed", name)
         job_fail(job, error=f"{type(exc).__name__}: {exc}", retry=True)
     else:
-        if job.status == JobStatus.RUNNING:
+        if _running(job).exists():
             logger.error("%s returned without recording an outcome", name)
             job_fail(job, error="The job returned without recording its outcome.", retry=False)
     finally:
@@ -291,7 +291,8 @@ def requeue_stale_jobs() -> dict[str, int]:
     lost = "The worker running this job was lost too many times."
     counts = {"requeued": 0, "failed": 0, "resent": 0}
     for model in job_models():
-        for job in model.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before):
+        rows = model._default_manager
+        for job in rows.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before):
             with transaction.atomic():
                 if job.attempts >= settings.JOB_MAX_ATTEMPTS:
                     if _running(job).update(
@@ -303,10 +304,10 @@ def requeue_stale_jobs() -> dict[str, int]:
                 elif _running(job).update(status=JobStatus.QUEUED, queued_at=timezone.now()):
                     job_enqueue(job)
                     counts["requeued"] += 1
-        for job in model.objects.filter(status=JobStatus.QUEUED, queued_at__lt=resend_before):
-            if model.objects.filter(
-                pk=job.pk, status=JobStatus.QUEUED, queued_at=job.queued_at
-            ).update(queued_at=timezone.now()):
+        for job in rows.filter(status=JobStatus.QUEUED, queued_at__lt=resend_before):
+            if rows.filter(pk=job.pk, status=JobStatus.QUEUED, queued_at=job.queued_at).update(
+                queued_at=timezone.now()
+            ):
                 _send(job)
                 counts["resent"] += 1
     if any(counts.values()):
