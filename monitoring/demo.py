@@ -67,6 +67,8 @@ def _traffic(version: Any, day: int, *, drift: bool, start: dt.datetime) -> tupl
 def _simulate(command: Any, users: dict[str, Any], model: Any, version: Any, name: str) -> None:
     if Monitor.objects.filter(registered_model=model, name=name).exists():
         return
+    # In-process, like the checks below: a worker builds it otherwise (a ProfileBuild job).
+    services.reference_profile_ensure(actor=services.WORKER, version=version)
     monitor = services.monitor_create(
         actor=users["owner"],
         model=model,
