@@ -550,7 +550,6 @@ def monitor_create(
         )
     if window_hours < 1 or schedule_minutes < 1:
         raise DomainError("invalid", "window_hours and schedule_minutes must be at least 1.")
-    reference_profile_request(version=version)
     with transaction.atomic():
         if Monitor.objects.filter(registered_model=model, name=name).exists():
             raise conflict("exists", f"{model.name} already has a monitor named {name!r}.")
@@ -586,6 +585,7 @@ def monitor_create(
                 "weights": weights,
             },
         )
+        reference_profile_request(version=version)  # a worker builds the baseline if missing
     return monitor
 
 

@@ -91,6 +91,15 @@ def test_an_ingestion_before_the_baseline_stores_the_batch_and_the_build_summari
     assert "2 stored batches summarized" in ProfileBuild.objects.get().log
 
 
+def test_creating_a_monitor_queues_the_build_instead_of_waiting_on_it(bare, personas):
+    ProfileBuild.objects.all().delete()  # as if the ready event had been lost
+    services.monitor_create(
+        actor=personas.owner, model=bare.registered_model, version=bare, name="daily"
+    )
+    assert not ReferenceProfile.objects.exists()
+    assert ProfileBuild.objects.filter(version=bare, status="queued").count() == 1
+
+
 def test_a_batch_stored_while_a_build_runs_gets_a_build_of_its_own(bare, personas):
     """The build may have passed its summary pass: only a *queued* build covers a new batch."""
     build = ProfileBuild.objects.get(version=bare)
