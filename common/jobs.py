@@ -90,19 +90,6 @@ def _attempt(model: type[BackgroundJob], pk: Any, attempts: int) -> Any:
     return model._default_manager.filter(pk=pk, status=JobStatus.RUNNING, attempts=attempts)
 
 
-def job_heartbeat(job: BackgroundJob, *, log: str = "") -> bool:
-    """Tell the sweep this job is alive; False if it was taken away from us.
-
-    ``job_run`` beats from a thread of its own, so a service never has to call
-    this; a long loop may, to append a progress line to the job's log.
-    """
-    changes: dict[str, Any] = {"heartbeat_at": timezone.now()}
-    if log:
-        job.log = (job.log + log + "\n")[-20000:]
-        changes["log"] = job.log
-    return bool(_running(job).update(**changes))
-
-
 class JobLost(Exception):
     """This attempt no longer owns the job (the sweep requeued it); drop its result."""
 
@@ -160,8 +147,8 @@ class Heartbeat(threading.Thread):
     A thread of the worker process with its own database connection, so the
     heartbeat goes on whatever the job computes (numpy and scikit-learn release
     the GIL, and Python switches threads every few milliseconds otherwise), and
-    the maths modules never hear of it. Each beat is the conditional UPDATE of
-    ``job_heartbeat`` (running, this attempt's number): the first one that
+    the maths modules never hear of it. Each beat is a conditional UPDATE
+    (running, this attempt's number), like every write here: the first one that
     matches no row means the attempt lost its claim, and the thread stops for
     good, so it can never keep alive a job that is no longer its own. A daemon:
     it dies with its process, so a killed worker's job goes stale and the sweep
