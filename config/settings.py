@@ -303,6 +303,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = Path(env_str("CELERY_FS_DIR", str(VAR_DIR / "celery")))
     for _sub in ("queue", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
+    # kombu's filesystem transport, writing each message atomically (common/broker.py).
+    CELERY_BROKER_TRANSPORT = "common.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
