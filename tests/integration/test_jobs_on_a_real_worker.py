@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import signal
 import socket
 import subprocess
@@ -264,8 +263,6 @@ def test_a_job_queued_by_a_web_process_killed_after_its_commit_is_resent_and_run
     assert recovered_in < 30
     job = job_of(version)
     assert job.status == "succeeded" and job.attempts == 1
-    # No message left the dead web process: the one the worker received is the
-    # sweep's resend.
-    log = worker.output()
-    assert "'resent': 1" in log
-    assert len(re.findall(r"validate_version\[[^\]]+\] received", log)) == 1
+    # No message left the dead web process: the job ran on the sweep's resend (it
+    # is the only job in the database; ids are never reused).
+    assert "'resent': 1" in worker.output()
