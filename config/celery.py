@@ -12,9 +12,11 @@ them independently.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from celery import Celery
 from celery.schedules import crontab
+from django.conf import settings
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -45,9 +47,14 @@ app.conf.update(
 
 # Every periodic job of the project, in one place.
 app.conf.beat_schedule = {
+    # As often as running jobs beat (JOB_HEARTBEAT_SECONDS, 15 s by default): a
+    # dead worker's job is requeued JOB_STALE_AFTER_SECONDS (+ at most one
+    # interval) after its last beat, a lost message resent JOB_RESEND_AFTER_SECONDS
+    # (+ one interval) after its job became due. Whole seconds: the database
+    # scheduler stores intervals as integers.
     "requeue-stale-jobs": {
         "task": "common.tasks.requeue_stale_jobs",
-        "schedule": crontab(minute="*/2"),
+        "schedule": timedelta(seconds=max(1, round(settings.JOB_HEARTBEAT_SECONDS))),
     },
     "mitigation-follow-ups": {
         "task": "governance.tasks.mitigation_follow_up_sweep",

@@ -341,6 +341,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = Path(env_str("CELERY_FS_DIR", str(VAR_DIR / "celery")))
     for _sub in ("queue", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
+    # kombu's filesystem transport, writing each message atomically (common/broker.py).
+    CELERY_BROKER_TRANSPORT = "common.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
@@ -356,10 +358,21 @@ CELERY_TASK_DEFAULT_QUEUE = "quick"
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_SOFT_TIME_LIMIT", 55 * 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TIME_LIMIT", 60 * 60)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Background jobs whose row says "running" but whose heartbeat is older than
-# this are taken for lost (their worker died) and requeued by the sweep.
-JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 10 * 60)
+# Background jobs (docs/jobs.md). While a job runs, a thread of its worker
+# refreshes its heartbeat every JOB_HEARTBEAT_SECONDS; beat runs the sweep as
+# often. A running job whose heartbeat is older than JOB_STALE_AFTER_SECONDS is
+# taken for lost (its worker died) and requeued; a queued job due for longer
+# than JOB_RESEND_AFTER_SECONDS has its id sent again (the message may never
+# have reached the broker). The stale limit must leave room for missed beats.
+JOB_HEARTBEAT_SECONDS = env_float("JOB_HEARTBEAT_SECONDS", 15)
+JOB_STALE_AFTER_SECONDS = env_float("JOB_STALE_AFTER_SECONDS", 60)
+JOB_RESEND_AFTER_SECONDS = env_float("JOB_RESEND_AFTER_SECONDS", 30)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+if not 0 < 3 * JOB_HEARTBEAT_SECONDS <= JOB_STALE_AFTER_SECONDS:
+    raise ImproperlyConfigured(
+        "JOB_STALE_AFTER_SECONDS must be at least three JOB_HEARTBEAT_SECONDS, or a "
+        "healthy job that misses a beat or two is requeued while it runs."
+    )
 
 # --- governance ---------------------------------------------------------------
 # Aliases that are protected whatever their flag says: only an approved,

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from common.jobs import job_claim
 from common.storage import local_blob_path
-from monitoring import checks, services
+from monitoring import checks, profiles, services
 from monitoring.models import CheckRun, Monitor
 from registry.artifacts import load_estimator
 
@@ -67,6 +67,8 @@ def _traffic(version: Any, day: int, *, drift: bool, start: dt.datetime) -> tupl
 def _simulate(command: Any, users: dict[str, Any], model: Any, version: Any, name: str) -> None:
     if Monitor.objects.filter(registered_model=model, name=name).exists():
         return
+    # In-process, like the checks below: a worker builds it otherwise (a ProfileBuild job).
+    profiles.reference_profile_ensure(actor=services.WORKER, version=version)
     monitor = services.monitor_create(
         actor=users["owner"],
         model=model,

@@ -1,43 +1,28 @@
-"""Thin tasks: take an id, claim the job row, call one service, own retries."""
+"""Thin tasks: each names its job model and its service; ``common.jobs.job_run`` does
+the rest (claim, heartbeat, retries, failure handler). The sweeps are beat's."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from celery import shared_task
 
-from common.jobs import JobLost, job_claim, job_fail
+from common.errors import DomainError
+from common.jobs import job_run
 from governance import fairness_audits
 from governance.models import FairnessAudit, MitigationRun
 from registry.artifacts import ArtifactRejected
 
-logger = logging.getLogger(__name__)
-
-
-def _run(model: Any, job_id: int, service: Any, what: str) -> None:
-    job = job_claim(model, job_id)
-    if job is None:
-        return
-    try:
-        service(job=job)
-    except JobLost:
-        logger.warning("%s %s was taken over by another attempt", what, job_id)
-    except (fairness_audits.AuditInputError, ArtifactRejected) as exc:
-        job_fail(job, error=str(getattr(exc, "reason", exc)), retry=False)
-    except Exception as exc:
-        logger.exception("%s %s failed", what, job_id)
-        job_fail(job, error=f"{type(exc).__name__}: {exc}", retry=True)
+#: Bad data or a refused artifact: the audit or mitigation fails for good.
+BAD_INPUT = (fairness_audits.AuditInputError, ArtifactRejected)
 
 
 @shared_task(name="governance.tasks.heavy_fairness_audit")
 def heavy_fairness_audit(job_id: int) -> None:
-    _run(FairnessAudit, job_id, fairness_audits.fairness_audit_run, "fairness audit")
+    job_run(FairnessAudit, job_id, fairness_audits.fairness_audit_run, permanent=BAD_INPUT)
 
 
 @shared_task(name="governance.tasks.heavy_mitigate")
 def heavy_mitigate(job_id: int) -> None:
-    _run(MitigationRun, job_id, fairness_audits.mitigation_run, "mitigation")
+    job_run(MitigationRun, job_id, fairness_audits.mitigation_run, permanent=BAD_INPUT)
 
 
 @shared_task(name="governance.tasks.mitigation_follow_up_sweep")
@@ -54,18 +39,9 @@ def approval_expiry_sweep() -> int:
 
 @shared_task(name="governance.tasks.deliver_webhook")
 def deliver_webhook(job_id: int) -> None:
-    from common.errors import DomainError
     from governance import webhooks
     from governance.models import WebhookDelivery
 
-    job = job_claim(WebhookDelivery, job_id)
-    if job is None:
-        return
-    try:
-        webhooks.delivery_send(job=job)
-    except JobLost:
-        logger.warning("webhook delivery %s was taken over", job_id)
-    except DomainError as exc:  # the target is now refused: retrying cannot help
-        job_fail(job, error=exc.message, retry=False)
-    except Exception as exc:
-        job_fail(job, error=f"{type(exc).__name__}: {exc}", retry=True)
+    # DomainError: the target is now refused (it resolves to a private address):
+    # retrying cannot help. A network error or a non-2xx answer is retried.
+    job_run(WebhookDelivery, job_id, webhooks.delivery_send, permanent=(DomainError,))

@@ -1,31 +1,22 @@
-"""Thin tasks: take an id, claim the job row, call one service, own retries."""
+"""Thin tasks: each names its job model and its service; ``common.jobs.job_run`` does
+the rest (claim, heartbeat, retries, failure handler)."""
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 
-from common.jobs import JobLost, job_claim, job_fail
+from common.jobs import job_run
 from lifecycle import services
 from lifecycle.evaluation import EvaluationInputError
 from lifecycle.models import Evaluation
 from registry.artifacts import ArtifactRejected
 
-logger = logging.getLogger(__name__)
-
 
 @shared_task(name="lifecycle.tasks.heavy_evaluate")
 def heavy_evaluate(job_id: int) -> None:
-    job = job_claim(Evaluation, job_id)
-    if job is None:
-        return
-    try:
-        services.evaluation_run(job=job)
-    except JobLost:
-        logger.warning("evaluation %s was taken over by another attempt", job_id)
-    except (EvaluationInputError, ArtifactRejected) as exc:
-        job_fail(job, error=str(getattr(exc, "reason", exc)), retry=False)
-    except Exception as exc:
-        logger.exception("evaluation %s failed", job_id)
-        job_fail(job, error=f"{type(exc).__name__}: {exc}", retry=True)
+    job_run(
+        Evaluation,
+        job_id,
+        services.evaluation_run,
+        permanent=(EvaluationInputError, ArtifactRejected),
+    )

@@ -25,14 +25,15 @@ def queue_alert_email(name: str, payload: dict) -> None:
         current_app.send_task("monitoring.tasks.email_alert", args=[payload["alert"]])
 
 
-REFERENCE_TASK = "monitoring.tasks.heavy_build_reference_profile"
-
-
 def queue_reference_profile(name: str, payload: dict) -> None:
-    """Event listener: a version that became ready gets its drift baseline built
-    by a worker, so the review can count it before any monitor exists. (Creating
-    a monitor or ingesting a batch builds it too, if this message was lost.)"""
+    """Event listener: a version that became ready gets its drift baseline built by a
+    worker (a ``ProfileBuild`` job), so the review can count it before any monitor
+    exists. Should this event be lost (the process died right after the commit),
+    the first ingestion or monitor creation asks for the build instead."""
     if name == "registry.version.ready":
-        from celery import current_app
+        from monitoring import services
+        from registry.models import ModelVersion
 
-        current_app.send_task(REFERENCE_TASK, args=[payload["version_id"]])
+        version = ModelVersion.objects.filter(pk=payload["version_id"]).first()
+        if version is not None:
+            services.reference_profile_request(version=version)

@@ -47,6 +47,29 @@ class ReferenceProfile(models.Model):
         return f"profile of {self.version}"
 
 
+class ProfileBuild(BackgroundJob):
+    """A worker job: build a version's drift baseline (its ``ReferenceProfile``), then
+    summarize on it the prediction batches that were stored before it existed.
+
+    Requested when the version becomes ready, and by ingestion and monitor creation
+    while there is no baseline (``reference_profile_request``), so no request ever
+    waits on it. At most one is queued per version at a time; building is idempotent.
+    """
+
+    permission_root = "version__registered_model"
+    task_name = "monitoring.tasks.heavy_build_profile"
+    failure_handler = "monitoring.services.profile_build_failed"
+
+    version = models.ForeignKey(
+        "registry.ModelVersion", on_delete=models.CASCADE, related_name="profile_builds"
+    )
+
+    objects = PermissionManager()
+
+    def __str__(self) -> str:
+        return f"baseline build of {self.version}"
+
+
 class PredictionBatch(models.Model):
     """One posted batch of predictions for a version (rows in a Parquet blob)."""
 

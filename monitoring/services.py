@@ -26,9 +26,10 @@ from django.utils import timezone
 from common.audit import SystemActor, audit_record
 from common.errors import DomainError, conflict
 from common.events import publish_event
-from common.jobs import job_enqueue
+from common.jobs import job_enqueue, job_finish
+from common.models import JobStatus
 from common.permissions import require
-from common.storage import store_blob
+from common.storage import local_blob_path, store_blob
 from monitoring import data_policy, drift, outputs
 from monitoring.choices import (
     ACTIVE_ALERT_STATUSES,
@@ -44,6 +45,7 @@ from monitoring.models import (
     LabelBatch,
     Monitor,
     PredictionBatch,
+    ProfileBuild,
     ReferenceProfile,
     RetrainingSignal,
 )
@@ -81,16 +83,82 @@ def rejected(exc: BatchRejected) -> DomainError:
 # --- ingestion -------------------------------------------------------------------------
 
 
-def reference_profile_build_for(*, version_id: int) -> bool:
-    """Worker side of ``queue_reference_profile``: True when a baseline exists after."""
-    version = (
-        ModelVersion.objects.select_related("training_dataset", "registered_model")
-        .filter(pk=version_id, status=VersionStatus.READY)
-        .first()
+def reference_profile_request(*, version: ModelVersion) -> ProfileBuild | None:
+    """Have a worker build the version's drift baseline; the job, or None when there is
+    nothing to do (no training dataset; or a baseline and every batch summarized on it).
+
+    At most one build is queued per version: a queued one will see everything that
+    is committed when it runs. Called inside the transaction that stores a batch
+    without a summary, this takes the version row lock until that commits, which
+    orders it with the summary pass of ``reference_profile_build`` (same lock).
+    """
+    if version.training_dataset_id is None:
+        return None
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
+        if (
+            ReferenceProfile.objects.filter(version=version).exists()
+            and not PredictionBatch.objects.filter(version=version, summary={}).exists()
+        ):
+            return None
+        build = ProfileBuild.objects.filter(version=version, status=JobStatus.QUEUED).first()
+        if build is None:
+            build = ProfileBuild.objects.create(version=version)
+            job_enqueue(build)
+    return build
+
+
+def reference_profile_build(*, job: ProfileBuild) -> ProfileBuild:
+    """Worker side of ``reference_profile_request``: the baseline (once), then the
+    summaries of the batches that were stored before it existed."""
+    version = ModelVersion.objects.select_related("training_dataset", "registered_model").get(
+        pk=job.version_id
     )
-    if version is None:
-        return False
-    return reference_profile_ensure(actor=WORKER, version=version) is not None
+    profile_row = reference_profile_ensure(actor=WORKER, version=version)
+    summarized = 0 if profile_row is None else _summarize_stored_batches(version, profile_row)
+    with transaction.atomic():
+        job_finish(
+            job,
+            log=("no training dataset" if profile_row is None else f"baseline {profile_row.pk}")
+            + f"; {summarized} stored batches summarized",
+        )
+    return job
+
+
+def _summarize_stored_batches(version: ModelVersion, profile_row: ReferenceProfile) -> int:
+    """Summarize the version's batches that were stored without a summary (ingested
+    while the baseline was being built): the same summaries as at ingestion."""
+    # Under the version row lock every ingestion that stored a batch without a
+    # summary has committed (we see its batch), or has not yet asked for a build
+    # and will find none queued (this job is running) and queue the next one.
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().get(pk=version.pk)
+        pending = list(
+            PredictionBatch.objects.filter(version=version, summary={}).values_list(
+                "pk", "storage_key"
+            )
+        )
+    profile = profile_load(profile_row)
+    for pk, key in pending:
+        with local_blob_path(key) as path:
+            clean = pq.read_table(path)
+        features = [c for c in profile_row.columns if c in clean.column_names]
+        PredictionBatch.objects.filter(pk=pk, summary={}).update(
+            summary=drift.summarize(clean.select(features).to_pandas(), profile).to_dict(),
+            output_summary=_output_summary(profile_row, version, clean),
+        )
+    return len(pending)
+
+
+def profile_build_failed(*, job: ProfileBuild) -> None:
+    """Failure handler: record in the trail that the version has no baseline yet (the
+    next ingestion or monitor creation asks for a new build)."""
+    audit_record(
+        actor=WORKER,
+        action="monitoring.profile.fail",
+        obj=job,
+        after={"version": job.version_id, "error": job.error[-500:]},
+    )
 
 
 def _store_table(table: pa.Table) -> tuple[str, str]:
@@ -138,7 +206,9 @@ def prediction_batch_ingest(
         raise rejected(exc) from None
     if existing is not None:
         return _same_batch(existing, _store_table(clean)[1]), False
-    profile_row = reference_profile_ensure(actor=actor, version=version)
+    # The baseline is a worker's job: a batch stored before it exists gets its
+    # summaries from that job (see reference_profile_request below).
+    profile_row = ReferenceProfile.objects.filter(version=version).first()
     summary: dict[str, Any] = {}
     output_summary: dict[str, Any] = {}
     # Writing the Parquet blob (Arrow, GIL released) overlaps with the summaries
@@ -174,6 +244,8 @@ def prediction_batch_ingest(
                 obj=batch,
                 after={"batch_id": batch_id, "rows": clean.num_rows, "sha256": digest},
             )
+            if profile_row is None:
+                reference_profile_request(version=version)
     except IntegrityError:  # the same batch id, posted concurrently
         existing = PredictionBatch.objects.get(version=version, batch_id=batch_id)
         return _same_batch(existing, digest), False
@@ -334,7 +406,6 @@ def monitor_create(
         )
     if window_hours < 1 or schedule_minutes < 1:
         raise DomainError("invalid", "window_hours and schedule_minutes must be at least 1.")
-    reference_profile_ensure(actor=actor, version=version)
     with transaction.atomic():
         if Monitor.objects.filter(registered_model=model, name=name).exists():
             raise conflict("exists", f"{model.name} already has a monitor named {name!r}.")
@@ -370,6 +441,7 @@ def monitor_create(
                 "weights": weights,
             },
         )
+        reference_profile_request(version=version)  # a worker builds the baseline if missing
     return monitor
 
 

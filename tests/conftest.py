@@ -289,7 +289,7 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(env: dict[str, str], log: Path, *extra: str) -> WorkerProcess:
+def start_worker(env: dict[str, str], log: Path, *extra: str, app: str = "config") -> WorkerProcess:
     handle = log.open("ab")
     process = subprocess.Popen(
         [
@@ -297,7 +297,7 @@ def start_worker(env: dict[str, str], log: Path, *extra: str) -> WorkerProcess:
             "-m",
             "celery",
             "-A",
-            "config",
+            app,
             "worker",
             "-Q",
             "quick,heavy",
@@ -350,6 +350,8 @@ def worker_env(
             "ARTIFACT_ROOT": settings.STORAGES["artifacts"]["OPTIONS"]["location"],
             "DEBUG": "1",
             "SECRET_KEY": settings.SECRET_KEY,
+            # Jobs beat every half second and are stale after four missed beats.
+            "JOB_HEARTBEAT_SECONDS": "0.5",
             "JOB_STALE_AFTER_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",
         }

@@ -64,3 +64,24 @@ def test_celery_is_configured_for_reliability():
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_time_limit and conf.task_soft_time_limit < conf.task_time_limit
     assert {q.name for q in conf.task_queues} == {"quick", "heavy"}
+
+
+def test_beat_sweeps_for_lost_jobs_as_often_as_running_jobs_beat():
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from config.celery import app
+
+    sweep = app.conf.beat_schedule["requeue-stale-jobs"]
+    assert sweep["task"] == "common.tasks.requeue_stale_jobs"
+    assert sweep["schedule"] == timedelta(seconds=settings.JOB_HEARTBEAT_SECONDS)
+    assert settings.JOB_HEARTBEAT_SECONDS == 15 and settings.JOB_STALE_AFTER_SECONDS == 60
+    assert settings.JOB_RESEND_AFTER_SECONDS == 30
+
+
+def test_a_stale_threshold_under_three_heartbeats_refuses_to_start():
+    env = {"DEBUG": "1", "JOB_HEARTBEAT_SECONDS": "15", "JOB_STALE_AFTER_SECONDS": "30"}
+    result = run_django(env, "check")
+    assert result.returncode != 0
+    assert "JOB_STALE_AFTER_SECONDS must be at least three JOB_HEARTBEAT_SECONDS" in result.stderr

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 
 import pytest
 
-from common.jobs import requeue_stale_jobs
-from registry.models import ModelVersion, RegistrationJob
+from registry.models import ModelVersion
 from tests.conftest import (
     SIGNATURE,
     client_for,
-    start_worker,
-    stop_worker,
     training_frame,
     wait_for,
 )
@@ -54,50 +50,6 @@ def test_a_registration_is_validated_by_the_worker(celery_worker, model, persona
     v2 = client.get("/api/v1/models/credit/versions/2/").json()
     assert "pickle" in v2["status_reason"]
     assert "registry.tasks.validate_version" in celery_worker.output()
-
-
-@pytest.fixture(scope="module")
-def slow_artifact() -> bytes:
-    """A forest large enough that validating it takes a few seconds."""
-    import skops.io as sio
-    from sklearn.ensemble import RandomForestClassifier
-
-    frame = training_frame(300)
-    forest = RandomForestClassifier(n_estimators=3000, max_depth=3, random_state=0, n_jobs=2)
-    return sio.dumps(forest.fit(frame[["age", "income", "score"]], frame["label"]))
-
-
-def test_a_job_survives_its_worker_being_killed(
-    worker_env, tmp_path, model, personas, settings, slow_artifact
-):
-    settings.JOB_STALE_AFTER_SECONDS = 2
-    first = start_worker(worker_env, tmp_path / "first.log")
-    try:
-        assert post_artifact(client_for(personas.bot), slow_artifact).status_code == 202
-        job = RegistrationJob.objects.get(version__number=1)
-        wait_for(
-            lambda: RegistrationJob.objects.get(pk=job.pk).status == "running",
-            timeout=60,
-            interval=0.05,
-            message="the job to start",
-        )
-        stop_worker(first, signal.SIGKILL)  # the whole worker, mid-job: no ack, no cleanup
-    finally:
-        stop_worker(first)
-    assert status_of(1) == "pending"
-    assert RegistrationJob.objects.get(pk=job.pk).status == "running"
-
-    second = start_worker(worker_env, tmp_path / "second.log")
-    try:
-        # beat runs this sweep every two minutes; here we run it as soon as the
-        # dead attempt's heartbeat is stale
-        wait_for(lambda: requeue_stale_jobs()["requeued"] == 1, timeout=30, message="the sweep")
-        wait_for(lambda: status_of(1) == "ready", timeout=120, message="v1 ready after requeue")
-    finally:
-        stop_worker(second)
-    job.refresh_from_db()
-    assert job.status == "succeeded"
-    assert job.attempts == 2
 
 
 def test_an_evaluation_runs_on_the_heavy_queue(celery_worker, model, personas):
@@ -162,3 +114,42 @@ def test_a_fairness_audit_and_its_mitigation_run_on_the_worker(celery_worker, mo
     )
     assert run.candidate.status == "ready" and run.follow_up.version == run.candidate
     assert "governance.tasks.heavy_mitigate" in celery_worker.output()
+
+
+def test_an_upload_never_waits_on_the_drift_baseline_the_worker_builds_and_applies_it(
+    celery_worker, model, personas, settings
+):
+    """The ready event queues the baseline build; a batch posted before it exists is
+    stored at once, without summaries, and summarized by the build."""
+    import pyarrow as pa
+
+    from common.jobs import requeue_stale_jobs
+    from monitoring import services as monitoring_services
+    from monitoring.models import PredictionBatch, ProfileBuild, ReferenceProfile
+    from tests.conftest import ready_version
+    from tests.monitoring.conftest import prediction_frame, upload_training
+
+    dataset = upload_training(model, personas.owner)
+    with pytest.MonkeyPatch.context() as mp:  # the worker is busy elsewhere for now
+        mp.setattr("common.jobs._send", lambda job, countdown=None: None)
+        version = ready_version(
+            model, personas.owner, training_dataset=dataset, target_column="label"
+        )
+        batch, _ = monitoring_services.prediction_batch_ingest(
+            actor=personas.bot,
+            version=version,
+            batch_id="early",
+            table=pa.Table.from_pandas(prediction_frame(300), preserve_index=False),
+        )
+    assert batch.summary == {} and not ReferenceProfile.objects.exists()
+    build = ProfileBuild.objects.get(version=version)  # one build, queued by the ready event
+    settings.JOB_RESEND_AFTER_SECONDS = 0
+    assert requeue_stale_jobs()["resent"] == 1  # its message goes out now
+    wait_for(
+        lambda: PredictionBatch.objects.get(pk=batch.pk).summary,
+        timeout=90,
+        message="the baseline build and its summary of the early batch",
+    )
+    assert ProfileBuild.objects.get(pk=build.pk).status == "succeeded"
+    assert ReferenceProfile.objects.filter(version=version).count() == 1
+    assert "monitoring.tasks.heavy_build_profile" in celery_worker.output()

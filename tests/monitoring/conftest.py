@@ -51,14 +51,20 @@ def prediction_frame(
 
 @pytest.fixture
 def monitored(model: Any, personas: Any) -> Any:
+    """A ready version with its drift baseline, built in-process here as the worker
+    builds it when a version becomes ready (the ``ProfileBuild`` job)."""
+    from monitoring import services
+
     dataset = upload_training(model, personas.owner)
-    return ready_version(
+    version = ready_version(
         model,
         personas.owner,
         training_dataset=dataset,
         target_column="label",
         metrics={"accuracy": 0.9, "f1": 0.85},
     )
+    services.reference_profile_ensure(actor=services.WORKER, version=version)
+    return version
 
 
 __all__ = ["FEATURES", "prediction_frame", "upload_training"]

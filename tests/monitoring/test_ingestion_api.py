@@ -189,14 +189,3 @@ def test_labels_are_ingested_and_idempotent(monitored: Any, personas: Any) -> No
     bad = {"batch_id": "l3", "columns": {"request_id": ["r0"], "truth": [1]}}
     _refused(bot.post(f"/api/v1/models/{name}/labels/", bad, format="json"), "exactly the columns")
     assert LabelBatch.objects.count() == 1
-
-
-def test_the_profile_is_filed_as_drift_baseline_evidence(
-    monitored: Any, personas: Any, filed: Any
-) -> None:
-    post_json(client_for(personas.bot), monitored, "b", prediction_frame(10))
-    profile = ReferenceProfile.objects.get(version=monitored)
-    items = [i for i in filed if i.kind == "drift_baseline"]
-    assert len(items) == 1
-    assert items[0].sha256 == profile.sha256
-    assert items[0].version_id == monitored.pk

@@ -229,6 +229,7 @@ def test_regression_outputs_are_numeric_and_ks_equals_scipy(personas: Any) -> No
     )
     assert ReferenceProfile.objects.filter(version=version).count() == 0
     monitor = make_monitor(version, personas.owner, checks=["prediction_drift", "label_drift"])
+    services.reference_profile_ensure(actor=services.WORKER, version=version)  # the worker's job
     window = prediction_frame(1500, seed=27, shift=0.5, prefix="r").drop(columns=["probability"])
     window["prediction"] = regressor.predict(window[FEATURES])
     ingest(version, personas.bot, window, "p")

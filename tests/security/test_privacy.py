@@ -28,7 +28,7 @@ from common.jobs import job_claim
 from common.models import AuditEvent, JobStatus
 from common.storage import blob_storage
 from governance import reviews
-from monitoring import checks, drift, retention, services
+from monitoring import checks, drift, profiles, retention, services
 from monitoring.models import Alert, CheckRun, LabelBatch, PredictionBatch
 from registry import services as registry_services
 from tests.conftest import client_for, grant, parquet_bytes, ready_version
@@ -77,7 +77,7 @@ def version(model: Any, personas: Any, settings: Any) -> Any:
         upload=io.BytesIO(parquet_bytes(training)),
         filename="training.parquet",
     )
-    return ready_version(
+    ready = ready_version(
         model,
         personas.owner,
         artifact=classifier(training),
@@ -85,6 +85,9 @@ def version(model: Any, personas: Any, settings: Any) -> Any:
         training_dataset=dataset,
         target_column="label",
     )
+    # The drift baseline, in-process: a worker's ProfileBuild job builds it otherwise.
+    profiles.reference_profile_ensure(actor=services.WORKER, version=ready)
+    return ready
 
 
 def predictions(
