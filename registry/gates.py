@@ -27,3 +27,22 @@ def register_alias_gate(gate: AliasGate) -> AliasGate:
 def check_alias_gates(*, actor: Any, alias_name: str, version: ModelVersion) -> None:
     for gate in _alias_gates:
         gate(actor=actor, alias_name=alias_name, version=version)
+
+
+# Guards run on *every* alias move or deletion, protected or not, before the
+# rights and gates: another app that owns an alias (lifecycle's environments own
+# ``model@<environment>``) refuses moves that do not come through its service.
+AliasGuard = Callable[..., None]
+_alias_guards: list[AliasGuard] = []
+
+
+def register_alias_guard(guard: AliasGuard) -> AliasGuard:
+    """Register ``guard(*, actor, model, alias_name)``; usable as a decorator."""
+    if guard not in _alias_guards:
+        _alias_guards.append(guard)
+    return guard
+
+
+def check_alias_guards(*, actor: Any, model: Any, alias_name: str) -> None:
+    for guard in _alias_guards:
+        guard(actor=actor, model=model, alias_name=alias_name)

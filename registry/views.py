@@ -37,6 +37,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         "can": {
             a: user_can(request.user, a, model) for a in ("change", "register", "deploy", "manage")
         },
+        "panels": model_panels(request, model),
     }
     return render(request, "registry/model_detail.html", context)
 
@@ -85,3 +86,18 @@ def my_models_section(request: HttpRequest) -> dict[str, Any] | None:
         "template": "registry/_home_models.html",
         "models": models,
     }
+
+
+# Other apps add panels (deployments) to the model page, the same way.
+_model_panels: list[tuple[int, Any]] = []
+
+
+def register_model_panel(provider: Any, *, order: int = 100) -> None:
+    if all(p is not provider for _, p in _model_panels):
+        _model_panels.append((order, provider))
+        _model_panels.sort(key=lambda item: item[0])
+
+
+def model_panels(request: HttpRequest, model: Any) -> list[dict[str, Any]]:
+    panels = [provider(request, model) for _, provider in _model_panels]
+    return [p for p in panels if p]

@@ -19,7 +19,7 @@ from common.apps import AUDITORS_GROUP
 from common.audit import SystemActor
 from common.jobs import job_claim
 from governance import demo as governance_demo
-from lifecycle import samples
+from lifecycle import demo_environments, samples
 from monitoring import demo as monitoring_demo
 from registry import services
 from registry.choices import DatasetRole, VersionStatus
@@ -92,7 +92,7 @@ class Command(BaseCommand):
         self._evidence(users, credit, diabetes)
         # Each app adds its own demo state (reviews, monitors, evidence) from
         # its ``demo.load``; lifecycle may import them all.
-        for loader in (governance_demo.load, monitoring_demo.load):
+        for loader in (governance_demo.load, monitoring_demo.load, demo_environments.load):
             loader(self, users=users, models={"credit": credit, "diabetes": diabetes})
         self._report(users, passwords)
 
