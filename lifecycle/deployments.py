@@ -381,7 +381,7 @@ def deployment_run(*, job: Deployment, poll_seconds: float = 0.25) -> Deployment
         deployment = Deployment.objects.select_for_update().get(pk=job.pk)
         if deployment.state in t.DEPLOYMENT_TERMINAL:
             job_finish(job, log=f"deployment already {deployment.state}")
-            return deployment
+            return Deployment.objects.get(pk=job.pk)
         if deployment.state == DeploymentState.PENDING:
             _deployment_state(deployment, DeploymentState.WARMING)
             deployment.save(update_fields=["state"])
@@ -428,12 +428,12 @@ def deployment_run(*, job: Deployment, poll_seconds: float = 0.25) -> Deployment
 def _switch(job: Deployment, report: dict[str, Any]) -> Deployment:
     try:
         with transaction.atomic():
-            deployment = Deployment.objects.select_for_update().get(pk=job.pk)
-            environment = _locked(deployment.environment)
+            # Lock order as everywhere here: model, environment, then the deployment.
+            environment = _locked(Deployment.objects.get(pk=job.pk).environment)
             deployment = Deployment.objects.select_for_update().get(pk=job.pk)
             if deployment.state != DeploymentState.WARMING:
                 job_finish(job, log=f"deployment already {deployment.state}")
-                return deployment
+                return Deployment.objects.get(pk=job.pk)
             try:
                 new = t.switched(environment.state(), version=deployment.version_id)
             except t.TransitionRefused as exc:
@@ -455,26 +455,26 @@ def _switch(job: Deployment, report: dict[str, Any]) -> Deployment:
                     "warm_report": report,
                 },
             )
-            return deployment
     except DomainError as exc:
         # The gate or the rights said no at the last moment (an approval expired,
         # the deploy right was revoked): nothing switched.
         return _fail(job, exc.message)
+    return Deployment.objects.get(pk=job.pk)
 
 
 def _fail(job: Deployment, reason: str) -> Deployment:
     with transaction.atomic():
-        deployment = deployment_mark_failed(deployment=job, reason=reason)
+        deployment_mark_failed(deployment=job, reason=reason)
         job_finish(job, log=f"failed: {reason}")
-    return deployment
+    return Deployment.objects.get(pk=job.pk)
 
 
 def deployment_mark_failed(*, deployment: Deployment, reason: str) -> Deployment:
     """The deployment fails; its environment stops waiting for it. Nothing switches."""
+    environment = _locked(Deployment.objects.get(pk=deployment.pk).environment)
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
     if deployment.state in t.DEPLOYMENT_TERMINAL:
         return deployment
-    environment = _locked(deployment.environment)
     actor = SystemActor(f"lifecycle.deployment#{deployment.pk}")
     state = environment.state()
     if state.phase == t.DEPLOYING and state.target == deployment.version_id:

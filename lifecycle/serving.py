@@ -507,18 +507,23 @@ class ServingState:
             self._wake.wait(settings.SERVE_POLL_SECONDS)
             self._wake.clear()
 
+    def load_wanted(self) -> list[int]:
+        """Load and warm what the last poll found routable and not yet here."""
+        with self._wanted_lock:
+            todo = list(self._wanted)
+            self._wanted = []
+        for version_id in todo:
+            try:
+                self.models.get(version_id)
+                logger.info("serving: version %s loaded and warmed", version_id)
+            except Exception:
+                logger.warning("serving: version %s failed to load", version_id, exc_info=True)
+            self._wake.set()  # report at once: a deployment may be waiting
+        return todo
+
     def _load_loop(self) -> None:
         while not self._stop.is_set():
-            with self._wanted_lock:
-                todo = list(self._wanted)
-                self._wanted = []
-            for version_id in todo:
-                try:
-                    self.models.get(version_id)
-                    logger.info("serving: version %s loaded and warmed", version_id)
-                except Exception:
-                    logger.warning("serving: version %s failed to load", version_id, exc_info=True)
-                self._wake.set()  # report at once: a deployment may be waiting
+            todo = self.load_wanted()
             close_old_connections()
             self._stop.wait(0.05 if todo else 0.2)
 

@@ -141,7 +141,9 @@ def _store(table: pa.Table) -> tuple[str, str]:
         path = os.path.join(tmp, "log.parquet")
         pq.write_table(table, path, compression="zstd")
         with open(path, "rb") as fh:
-            key, digest, _size = store_blob("serving-logs", fh)
+            key, digest, _size = store_blob(
+                "batches", fh
+            )  # parquet, content-addressed like monitoring's
     return key, digest
 
 
