@@ -418,7 +418,7 @@ def deployment_run(*, job: Deployment, poll_seconds: float = 0.25) -> Deployment
                 f"{len(cold)} of {len(live)} serving process(es) did not report the version "
                 f"warmed within {settings.SERVE_WARM_TIMEOUT_SECONDS}s: {names}",
             )
-        if time.monotonic() - beat > 5:
+        if time.monotonic() - beat > min(5.0, settings.JOB_STALE_AFTER_SECONDS / 3):
             beat = time.monotonic()
             if not job_heartbeat(job, log=f"waiting for {len(cold)} of {len(live)} process(es)"):
                 raise DomainError("job_lost", "The deployment job was taken over.")
