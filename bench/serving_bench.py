@@ -285,7 +285,9 @@ def _wrk(
     p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
     p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     errors = int(non2xx.group(1)) if non2xx else 0
     if socket_errors and not close:
         errors += sum(int(g) for g in socket_errors.groups())
