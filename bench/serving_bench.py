@@ -60,7 +60,7 @@ PORT = 8078
 PATH = "/serve/credit-default/production/invocations"
 
 SEED = r"""
-import io, json, sys
+import io, json, os
 import skops.io as sio
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -74,7 +74,7 @@ from lifecycle.models import Deployment
 from registry import services
 from registry.models import RegistrationJob
 
-out = sys.argv[-1]
+out = os.environ["BENCH_OUT"]
 owner = User.objects.create_user("bench-owner", is_superuser=True)
 bot = User.objects.create_user("bench-serving")
 model = services.registered_model_create(actor=owner, name="credit-default", task="classification",
@@ -105,7 +105,8 @@ deployments.environment_split_set(actor=owner, environment=production, candidate
                                   share=0.1)
 rows = X.head(100)
 for name, data in (("one-row", rows.head(1)), ("hundred-rows", rows)):
-    body = {"dataframe_split": {"columns": list(data.columns), "data": data.values.tolist()}}
+    body = {"dataframe_split": {"columns": list(data.columns),
+                                "data": json.loads(data.to_json(orient="values"))}}
     open(f"{out}/{name}.json", "w").write(json.dumps(body))
 _, token = AuthToken.objects.create(user=bot, expiry=timedelta(days=1))
 print("TOKEN=" + token)
@@ -178,7 +179,16 @@ def main() -> None:
     )
     sh(python, "manage.py", "migrate", "-v0", env=env)
     print("seeding: the demo's credit pipeline, two versions, production split 90/10 ...")
-    seeded = sh(python, "manage.py", "shell", "-v0", "-c", SEED, str(OUT), env=env, capture=True)
+    seeded = sh(
+        python,
+        "manage.py",
+        "shell",
+        "-v0",
+        "-c",
+        SEED,
+        env={**env, "BENCH_OUT": str(OUT)},
+        capture=True,
+    )
     token = re.search(r"TOKEN=(\S+)", seeded).group(1)
     _purge_broker(env)
 

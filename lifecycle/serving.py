@@ -78,6 +78,7 @@ _PROBA_ARGMAX = frozenset(
     }
 )
 _NAN_PROBE_MAX_COLUMNS = 50
+MAX_BATCH_ROWS = 2_000
 
 
 class Refused(Exception):
@@ -98,8 +99,33 @@ def error_response(
 # --- models -----------------------------------------------------------------------------
 
 
+class _Pending:
+    """One request's rows waiting for a batched prediction."""
+
+    __slots__ = ("arrays", "done", "error", "lead", "predictions", "proba", "rows")
+
+    def __init__(self, arrays: dict[str, np.ndarray], rows: int) -> None:
+        self.arrays, self.rows = arrays, rows
+        self.done = threading.Event()
+        self.lead = False
+        self.predictions: list[Any] = []
+        self.proba: Any = None
+        self.error: BaseException | None = None
+
+
 @dataclass
 class LoadedModel:
+    """A loaded, warmed version; predictions are batched across concurrent requests.
+
+    A scikit-learn pipeline costs about the same for one row as for a few dozen
+    (its cost is per call: column selection, validation, pandas), so the
+    requests that arrive while a prediction runs are answered by the next one,
+    together: the first waiting request leads (builds one frame, predicts,
+    hands each request its rows), the others wait for their share. A lone
+    request leads at once, so batching never adds latency. When a batch fails,
+    its requests are predicted one by one, so one bad input fails only itself.
+    """
+
     version_id: int
     number: int
     model_name: str
@@ -112,15 +138,14 @@ class LoadedModel:
     example: Any
     loaded_at: float = field(default_factory=time.monotonic)
     used_at: float = field(default_factory=time.monotonic)
+    _queue: list[_Pending] = field(default_factory=list, repr=False)
+    _queue_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _leading: bool = field(default=False, repr=False)
 
-    def predict(self, frame: Any, *, want_proba: bool) -> tuple[list[Any], Any]:
-        """(predictions, probabilities or None). Probabilities: one row per input row."""
+    def predict(self, frame: Any) -> tuple[list[Any], Any]:
+        """(predictions, probabilities or None) for one frame, unbatched."""
         estimator = self.estimator
-        if (
-            self.task == "classification"
-            and hasattr(estimator, "predict_proba")
-            and (want_proba or self.positive is not None)
-        ):
+        if self.task == "classification" and hasattr(estimator, "predict_proba"):
             proba = estimator.predict_proba(frame)
             if self.proba_argmax and self.classes is not None:
                 predicted = np.asarray(self.classes, dtype=object)[np.argmax(proba, axis=1)]
@@ -128,6 +153,67 @@ class LoadedModel:
                 predicted = estimator.predict(frame)
             return scoring.plain(predicted), proba
         return scoring.plain(estimator.predict(frame)), None
+
+    def predict_rows(self, arrays: dict[str, np.ndarray], rows: int) -> tuple[list[Any], Any]:
+        """Predict one request's validated columns, batched with concurrent requests."""
+        item = _Pending(arrays, rows)
+        with self._queue_lock:
+            self._queue.append(item)
+            if not self._leading:
+                self._leading = item.lead = True
+        if not item.lead:
+            item.done.wait()
+            if not item.lead:  # answered by another request's batch
+                return self._result(item)
+            item.done.clear()  # promoted: the previous leader woke us to lead
+        while not item.done.is_set():
+            with self._queue_lock:
+                batch, taken = [], 0
+                while self._queue and (not batch or taken + self._queue[0].rows <= MAX_BATCH_ROWS):
+                    batch.append(self._queue.pop(0))
+                    taken += batch[-1].rows
+            self._run(batch)
+        with self._queue_lock:
+            if self._queue:  # hand the lead to the oldest waiting request
+                self._queue[0].lead = True
+                self._queue[0].done.set()
+            else:
+                self._leading = False
+        return self._result(item)
+
+    @staticmethod
+    def _result(item: _Pending) -> tuple[list[Any], Any]:
+        if item.error is not None:
+            raise item.error
+        return item.predictions, item.proba
+
+    def _run(self, batch: list[_Pending]) -> None:
+        try:
+            if len(batch) == 1:
+                arrays = batch[0].arrays
+            else:
+                arrays = {
+                    name: np.concatenate([item.arrays[name] for item in batch])
+                    for name in batch[0].arrays
+                }
+            predictions, proba = self.predict(scoring.to_frame(arrays))
+        except Exception as exc:
+            if len(batch) > 1:
+                for item in batch:  # one by one: a bad input fails only its own request
+                    self._run([item])
+                return
+            batch[0].error = exc
+            batch[0].lead = False
+            batch[0].done.set()
+            return
+        start = 0
+        for item in batch:
+            end = start + item.rows
+            item.predictions = predictions[start:end]
+            item.proba = proba[start:end] if proba is not None else None
+            item.lead = False
+            item.done.set()
+            start = end
 
 
 def _final_step(estimator: Any) -> Any:
@@ -622,7 +708,7 @@ def invocations(request: HttpRequest, model_name: str, environment: str) -> Http
             raise Refused(exc.status, exc.code, exc.message, **exc.details) from None
         details = _wants_details(request, parsed.params)
         try:
-            predictions, proba = model.predict(scoring.to_frame(arrays), want_proba=details)
+            predictions, proba = model.predict_rows(arrays, parsed.rows)
         except Exception as exc:
             logger.info("prediction failed for %s v%s: %s", model.model_name, number, exc)
             raise Refused(

@@ -502,3 +502,60 @@ def test_metrics_count_requests_errors_and_latency_per_version(served):
     assert 'status="400",version="1"' in text
     assert 'modelgate_serving_rejected_total{status="401"}' in text
     assert 'modelgate_serving_request_duration_seconds_bucket{environment="production"' in text
+
+
+# --- batching ----------------------------------------------------------------------------------
+
+
+class _CountingEstimator:
+    """Answers x mod 2 after a short pause; refuses negative inputs."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict_proba(self, frame):
+        self.calls += 1
+        import time
+
+        time.sleep(0.002)
+        x = frame["x"].to_numpy()
+        if (x < 0).any():
+            raise ValueError("negative input")
+        p = (x % 2).astype(float)
+        return np.column_stack([1 - p, p])
+
+
+def test_concurrent_requests_share_predictions_and_each_gets_its_own_rows():
+    import random
+    import threading
+
+    estimator = _CountingEstimator()
+    model = serving.LoadedModel(1, 1, "m", "classification", estimator, [], [0, 1], 1, True, None)
+    wrong: list = []
+    rng = random.Random(0)
+    plans = [[(rng.randint(1, 5), rng.random() < 0.03) for _ in range(150)] for _ in range(8)]
+
+    def client(k: int) -> None:
+        for i, (n, bad) in enumerate(plans[k]):
+            values = np.array([k * 10_000 + i * 7 + j for j in range(n)], dtype=float)
+            if bad:
+                values[0] = -1
+            try:
+                predictions, proba = model.predict_rows({"x": values}, n)
+            except ValueError:
+                if not bad:
+                    wrong.append(("refused", k, i))
+                continue
+            if bad or predictions != [int(v % 2) for v in values] or len(proba) != n:
+                wrong.append(("answer", k, i))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert wrong == []
+    requests = sum(len(p) for p in plans)
+    assert estimator.calls < requests  # batched, yet every request got exactly its rows
