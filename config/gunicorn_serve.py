@@ -11,7 +11,10 @@ shared between workers through files in PROMETHEUS_MULTIPROC_DIR, cleaned here
 when the server starts.
 
 Environment: SERVE_HOST (127.0.0.1), SERVE_PORT (8001), SERVE_WORKERS (2),
-SERVE_THREADS (4), SERVE_TIMEOUT (30).
+SERVE_THREADS (8), SERVE_TIMEOUT (30). Predictions are batched across the
+concurrent requests of a process (lifecycle/serving.py), so more threads per
+process make bigger batches; on a 2-core machine one worker with 16 threads
+served the most (docs/serving.md).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_var / "prometheus-serve")
 
 bind = f"{os.environ.get('SERVE_HOST', '127.0.0.1')}:{os.environ.get('SERVE_PORT', '8001')}"
 workers = int(os.environ.get("SERVE_WORKERS", "2"))
-threads = int(os.environ.get("SERVE_THREADS", "4"))
+threads = int(os.environ.get("SERVE_THREADS", "8"))
 worker_class = "gthread"
 keepalive = 30
 timeout = int(os.environ.get("SERVE_TIMEOUT", "30"))

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import close_old_connections, connections, router
+from django.db import DatabaseError, close_old_connections, connections, router
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -680,8 +680,15 @@ def invocations(request: HttpRequest, model_name: str, environment: str) -> Http
         if request.method != "POST":
             raise Refused(405, "method_not_allowed", "Use POST.")
         token = _token(request)
-        route = STATE.routing.get(model_name, environment, max_age=route_max_age())
-        caller = STATE.auth.caller(token, route.model_id if route else 0)
+        try:
+            route = STATE.routing.get(model_name, environment, max_age=route_max_age())
+            caller = STATE.auth.caller(token, route.model_id if route else 0)
+        except DatabaseError:
+            logger.warning("serving: the database is unreachable", exc_info=True)
+            route = None
+            raise Refused(
+                503, "unavailable", "The serving process cannot reach its database; retry."
+            ) from None
         if caller is None:
             raise Refused(401, "authentication_failed", "Invalid or expired token.")
         if route is None or not caller.may_serve:

@@ -128,3 +128,15 @@ class DeploymentRequestSerializer(serializers.Serializer):
 
 class RollbackRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
+
+
+class _ErrorBody(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape: ``{"error": {"code", "message", "details"}}``."""
+
+    error = _ErrorBody()

@@ -20,6 +20,7 @@ from lifecycle.api.serializers import (
     DeploymentSerializer,
     EnvironmentCreateSerializer,
     EnvironmentSerializer,
+    ErrorSerializer,
     EvaluationRequestSerializer,
     EvaluationSerializer,
     RollbackRequestSerializer,
@@ -121,6 +122,15 @@ def log_export_response(environment: Environment, table: Any, fmt: str) -> HttpR
     return response
 
 
+ERRORS = {
+    400: ErrorSerializer,
+    401: ErrorSerializer,
+    403: ErrorSerializer,
+    404: ErrorSerializer,
+    409: ErrorSerializer,
+}
+
+
 class EnvironmentViewSet(viewsets.GenericViewSet):
     """Environments of a model, their deployments, rollback and prediction log."""
 
@@ -145,7 +155,9 @@ class EnvironmentViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-    @extend_schema(request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer})
+    @extend_schema(
+        request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer, **ERRORS}
+    )
     def create(self, request: Request, model_name: str) -> Response:
         body = EnvironmentCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -160,7 +172,9 @@ class EnvironmentViewSet(viewsets.GenericViewSet):
     def retrieve(self, request: Request, model_name: str, environment: str) -> Response:
         return Response(self.get_serializer(self._environment()).data)
 
-    @extend_schema(request=RollbackRequestSerializer, responses={200: EnvironmentSerializer})
+    @extend_schema(
+        request=RollbackRequestSerializer, responses={200: EnvironmentSerializer, **ERRORS}
+    )
     def rollback(self, request: Request, model_name: str, environment: str) -> Response:
         target = self._environment()
         body = RollbackRequestSerializer(data=request.data)
@@ -182,7 +196,7 @@ class EnvironmentViewSet(viewsets.GenericViewSet):
             OpenApiParameter("shadow", bool),
             OpenApiParameter("error", bool),
         ],
-        responses={(200, "text/csv"): OpenApiTypes.BINARY},
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, **ERRORS},
     )
     def log(self, request: Request, model_name: str, environment: str) -> HttpResponse:
         """The environment's prediction log, filtered, as CSV or Parquet."""
@@ -210,7 +224,9 @@ class DeploymentViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-    @extend_schema(request=DeploymentRequestSerializer, responses={202: DeploymentSerializer})
+    @extend_schema(
+        request=DeploymentRequestSerializer, responses={202: DeploymentSerializer, **ERRORS}
+    )
     def create(self, request: Request, model_name: str, environment: str) -> Response:
         target = self._environment()
         body = DeploymentRequestSerializer(data=request.data)

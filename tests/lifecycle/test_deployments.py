@@ -431,3 +431,7 @@ def test_the_openapi_schema_documents_the_deployment_endpoints(personas):
     assert "post" in paths[base + "{environment}/deployments/"]
     assert "get" in paths[base + "{environment}/deployments/{id}/"]
     assert "post" in paths[base + "{environment}/rollback"]
+    deploy_errors = paths[base + "{environment}/deployments/"]["post"]["responses"]
+    for status in ("400", "403", "404", "409"):
+        ref = deploy_errors[status]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/Error")

@@ -559,3 +559,14 @@ def test_concurrent_requests_share_predictions_and_each_gets_its_own_rows():
     assert wrong == []
     requests = sum(len(p) for p in plans)
     assert estimator.calls < requests  # batched, yet every request got exactly its rows
+
+
+def test_an_unreachable_database_is_a_503_in_the_error_shape(served, monkeypatch):
+    from django.db import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(serving.STATE.routing, "get", down)
+    response = post(served["token"], {"inputs": ROWS.head(1).values.tolist()})
+    assert response.status_code == 503 and _error(response)["code"] == "unavailable"
