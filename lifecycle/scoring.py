@@ -386,7 +386,15 @@ def validate(parsed: Parsed, specs: list[ColumnSpec]) -> dict[str, np.ndarray]:
 
 
 def to_frame(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
-    return pd.DataFrame(arrays, copy=False)
+    """The model's input frame. Text stays ``object``: pandas 3 would otherwise turn
+    it into Arrow-backed strings, which scikit-learn converts back on every call."""
+    return pd.DataFrame(
+        {
+            name: pd.Series(values, dtype=object, copy=False) if values.dtype == object else values
+            for name, values in arrays.items()
+        },
+        copy=False,
+    )
 
 
 # --- routing ------------------------------------------------------------------------------

@@ -570,3 +570,67 @@ def test_an_unreachable_database_is_a_503_in_the_error_shape(served, monkeypatch
     monkeypatch.setattr(serving.STATE.routing, "get", down)
     response = post(served["token"], {"inputs": ROWS.head(1).values.tolist()})
     assert response.status_code == 503 and _error(response)["code"] == "unavailable"
+
+
+# --- a pipeline with integer and text inputs ------------------------------------------------
+
+CREDIT_INPUTS = [
+    {"name": "income", "dtype": "float64"},
+    {"name": "debt_ratio", "dtype": "float64"},
+    {"name": "credit_history_years", "dtype": "float64"},
+    {"name": "open_accounts", "dtype": "int64"},
+    {"name": "late_payments", "dtype": "int64"},
+    {"name": "employment", "dtype": "string"},
+]
+
+
+@pytest.fixture
+def credit(personas, served):
+    from sklearn.linear_model import LogisticRegression
+
+    from lifecycle import samples
+
+    train = samples.credit_data(600, seed=3)
+    pipeline = samples.credit_pipeline(LogisticRegression(max_iter=300))
+    pipeline.fit(train[samples.CREDIT_FEATURES], train[samples.CREDIT_TARGET])
+    version = ready_version(
+        served["model"],
+        personas.bot,
+        artifact=sio.dumps(pipeline),
+        signature_inputs=CREDIT_INPUTS,
+    )
+    staging = environment(served["model"], "staging")
+    deploy(staging, version, personas.owner)
+    rows = samples.credit_data(30, seed=4)[samples.CREDIT_FEATURES]
+    return {"pipeline": pipeline, "rows": rows, "url": "/serve/churn/staging/invocations"}
+
+
+def test_a_pipeline_with_text_and_integer_inputs_answers_as_the_pipeline_does(served, credit):
+    rows = credit["rows"]
+    expected_predictions = credit["pipeline"].predict(rows).tolist()
+    records = json.loads(rows.to_json(orient="records"))
+    response = post(served["token"], {"dataframe_records": records}, url=credit["url"])
+    assert response.json() == {"predictions": expected_predictions}
+    csv = post(
+        served["token"], rows.to_csv(index=False), content_type="text/csv", url=credit["url"]
+    )
+    assert csv.json() == {"predictions": expected_predictions}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [
+        ("open_accounts", 2.5, "wrong_type"),
+        ("open_accounts", None, "missing_value"),
+        ("employment", 7, "wrong_type"),
+        ("employment", None, "missing_value"),
+        ("income", "50k", "wrong_type"),
+    ],
+)
+def test_integer_and_text_inputs_are_checked_by_type(served, credit, column, value, code):
+    record = json.loads(credit["rows"].head(1).to_json(orient="records"))[0]
+    record[column] = value
+    response = post(served["token"], {"dataframe_records": [record]}, url=credit["url"])
+    assert response.status_code == 400
+    error = _error(response)
+    assert (error["code"], error["details"]["column"]) == (code, column)
