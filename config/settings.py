@@ -376,7 +376,8 @@ SERVE_LOG_FLUSH_ROWS = env_int("SERVE_LOG_FLUSH_ROWS", 5_000)
 # Rows kept in a process while the broker is unreachable; beyond, the oldest are dropped (counted).
 SERVE_LOG_MAX_BUFFERED_ROWS = env_int("SERVE_LOG_MAX_BUFFERED_ROWS", 200_000)
 SERVE_LOG_ENABLED = env_bool("SERVE_LOG_ENABLED", True)
-PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+# PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) is set by
+# config/gunicorn_serve.py to $VAR_DIR/prometheus-serve unless given.
 
 # --- email ------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
