@@ -1,6 +1,6 @@
 """Prediction serving throughput and latency: ModelGate's serving process under wrk.
 
-    .venv/bin/python bench/serving_bench.py [--seconds 10] [--workers 1] [--threads 16]
+    .venv/bin/python bench/serving_bench.py [--seconds 10] [--workers 2] [--threads 16]
 
 What it does (prints figures; never a test):
 1. creates the database ``modelgate_serving_bench`` on the local PostgreSQL
@@ -148,8 +148,8 @@ def sh(*args: str, env: dict[str, str] | None = None, capture: bool = False) -> 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
-    # One process with many threads batches the most on two cores (docs/serving.md).
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 1)))
+    # Many threads per process make big batches (docs/serving.md has 1 and 2 workers).
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
     parser.add_argument("--threads", type=int, default=16, help="gthread threads per worker")
     parser.add_argument("--clients", default="1,8,32")
     args = parser.parse_args()

@@ -13,8 +13,7 @@ when the server starts.
 Environment: SERVE_HOST (127.0.0.1), SERVE_PORT (8001), SERVE_WORKERS (2),
 SERVE_THREADS (8), SERVE_TIMEOUT (30). Predictions are batched across the
 concurrent requests of a process (lifecycle/serving.py), so more threads per
-process make bigger batches; on a 2-core machine one worker with 16 threads
-served the most (docs/serving.md).
+process make bigger batches (the benchmark in docs/serving.md runs 2 x 16).
 """
 
 from __future__ import annotations
