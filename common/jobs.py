@@ -94,6 +94,16 @@ class JobLost(Exception):
     """This attempt no longer owns the job (the sweep requeued it); drop its result."""
 
 
+def job_progress(job: BackgroundJob, *, log: str) -> bool:
+    """Append a progress line to a running job's log; False if this attempt lost it.
+
+    Liveness is the heartbeat thread's (``job_run``); a long loop calls this only
+    to leave a line in the log and to stop early once its claim is gone.
+    """
+    job.log = (job.log + log + "\n")[-20000:]
+    return bool(_running(job).update(log=job.log, heartbeat_at=timezone.now()))
+
+
 def job_finish(job: BackgroundJob, *, log: str = "") -> None:
     """Mark a running job succeeded, inside the transaction that stores its result.
 

@@ -24,7 +24,7 @@ from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 from common.audit import SystemActor
 from common.errors import DomainError, forbidden, not_found
 
-ACTIONS = ("view", "change", "register", "approve", "deploy", "manage")
+ACTIONS = ("view", "change", "register", "approve", "deploy", "manage", "serve")
 
 
 class PermissionRootMixin(models.Model):

@@ -125,6 +125,14 @@ if MODELGATE_FAULT:
     MIDDLEWARE.insert(0, "common.faults.FaultInjectionMiddleware")
 
 ROOT_URLCONF = "config.urls"
+if env_str("MODELGATE_PROCESS", "web") == "serve":
+    # The serving process: /serve/, /healthz and /metrics only, behind the few
+    # middlewares a token-authenticated JSON endpoint needs (no sessions, CSRF,
+    # messages or pages).
+    ROOT_URLCONF = "config.serve_urls"
+    MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+    # The admin and axes live on the web process; this one serves no page or login.
+    SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "axes.W002"]
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -395,6 +403,35 @@ GOVERNANCE_API_SIGNOFF_TIERS = env_list("GOVERNANCE_API_SIGNOFF_TIERS", "")
 # unless this is set (a test or an internal deployment).
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+
+# --- serving -----------------------------------------------------------------
+# The serving process type (`gunicorn -c config/gunicorn_serve.py config.wsgi`)
+# sets MODELGATE_PROCESS=serve: it answers only /serve/, /healthz and /metrics.
+PROCESS_TYPE = env_str("MODELGATE_PROCESS", "web")
+SERVE_PORT = env_int("SERVE_PORT", 8001)
+# Bodies above this are refused (413) before they are read or parsed.
+SERVE_MAX_BODY_BYTES = env_int("SERVE_MAX_BODY_KB", 5 * 1024) * 1024
+SERVE_MAX_ROWS = env_int("SERVE_MAX_ROWS", 10_000)
+# How often each serving process re-reads the routing state and reports itself
+# (a routing change reaches every process within this plus one query).
+SERVE_POLL_SECONDS = env_float("SERVE_POLL_SECONDS", 0.5)
+# A serving process not seen for this long is taken for gone (deployments stop waiting for it).
+SERVE_PROCESS_STALE_SECONDS = env_float("SERVE_PROCESS_STALE_SECONDS", 5.0)
+# A direct deployment fails when a live process has not warmed the version by then.
+SERVE_WARM_TIMEOUT_SECONDS = env_float("SERVE_WARM_TIMEOUT_SECONDS", 60.0)
+# A token's user and serve rights are re-read at most this often per process
+# (0: on every request, one statement). Revoking a token or a grant takes
+# effect in the serving processes within this many seconds.
+SERVE_AUTH_TTL_SECONDS = env_float("SERVE_AUTH_TTL_SECONDS", 5.0)
+# Prediction logging: rows are handed to the broker at least this often, or
+# when a process holds this many; a SIGKILL loses at most one interval.
+SERVE_LOG_FLUSH_SECONDS = env_float("SERVE_LOG_FLUSH_SECONDS", 1.0)
+SERVE_LOG_FLUSH_ROWS = env_int("SERVE_LOG_FLUSH_ROWS", 5_000)
+# Rows kept in a process while the broker is unreachable; beyond, the oldest are dropped (counted).
+SERVE_LOG_MAX_BUFFERED_ROWS = env_int("SERVE_LOG_MAX_BUFFERED_ROWS", 200_000)
+SERVE_LOG_ENABLED = env_bool("SERVE_LOG_ENABLED", True)
+# PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) is set by
+# config/gunicorn_serve.py to $VAR_DIR/prometheus-serve unless given.
 
 # --- email ------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

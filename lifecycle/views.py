@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
 
+from common.errors import DomainError
+from common.permissions import user_can
+from common.ui import or_404
+from lifecycle import deployments, selectors
 from lifecycle import evaluation as ev
 from lifecycle.charts import importance_chart
+from lifecycle.models import Environment
 from lifecycle.selectors import latest_evaluation
-from registry.models import ModelVersion
+from registry import selectors as registry_selectors
+from registry.models import ModelVersion, RegisteredModel
+
+LOG_PAGE_ROWS = 100
 
 
 def evaluation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any] | None:
@@ -59,3 +73,138 @@ def evaluation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
             )
         ],
     }
+
+
+# --- deployments: the model page's panel, the version page's, deploy and rollback -----------
+
+
+def deployments_panel(request: HttpRequest, model: RegisteredModel) -> dict[str, Any] | None:
+    """The model page's "Deployments" panel: one card per environment."""
+    user = request.user
+    can_deploy = user_can(user, "deploy", model)
+    environments = []
+    for environment in selectors.environment_list(user=user, model=model):
+        environments.append(
+            {
+                "env": environment,
+                "deployable": selectors.deployable_versions(actor=user, environment=environment)
+                if can_deploy
+                else [],
+                "history": selectors.environment_history(environment=environment, limit=10),
+                "deployments": list(
+                    selectors.deployment_list(user=user, environment=environment)[:5]
+                ),
+                "errors": selectors.serving_errors(environment=environment)[:10],
+                "traffic": selectors.serving_traffic(environment=environment),
+                "stable_share": round(100 * (1 - environment.candidate_share), 1),
+                "candidate_share": round(100 * environment.candidate_share, 1),
+            }
+        )
+    deploying = any(e["env"].phase == "deploying" for e in environments)
+    return {
+        "id": "deployments",
+        "title": "Deployments",
+        "template": "lifecycle/_deployments_panel.html",
+        "model": model,
+        "environments": environments,
+        "can_deploy": can_deploy,
+        "poll_url": reverse("lifecycle:deployments-panel", args=[model.name]) if deploying else "",
+    }
+
+
+def version_deployments_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any] | None:
+    """The version page: where this version is deployed."""
+    return {
+        "id": "deployed",
+        "title": "Deployed in",
+        "template": "lifecycle/_version_deployments_panel.html",
+        "places": selectors.version_environments(version=version),
+    }
+
+
+def _panel_response(request: HttpRequest, model: RegisteredModel) -> HttpResponse:
+    if request.htmx:
+        panel = deployments_panel(request, model)
+        return render(request, "common/panel.html", {"panel": panel})
+    return redirect("registry:model-detail", model.name)
+
+
+@login_required
+def deployments_panel_view(request: HttpRequest, name: str) -> HttpResponse:
+    model = or_404(registry_selectors.model_get, user=request.user, name=name)
+    return render(request, "common/panel.html", {"panel": deployments_panel(request, model)})
+
+
+def _environment_or_404(request: HttpRequest, name: str, environment: str) -> Environment:
+    model = or_404(registry_selectors.model_get, user=request.user, name=name)
+    return or_404(selectors.environment_get, user=request.user, model=model, name=environment)
+
+
+@login_required
+@require_POST
+def deploy(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    target = _environment_or_404(request, name, environment)
+    try:
+        number = int(request.POST.get("version", ""))
+        version = ModelVersion.objects.filter(
+            registered_model=target.registered_model, number=number
+        ).first()
+        if version is None:
+            raise DomainError("invalid", f"There is no version {number}.")
+        deployments.deployment_start(actor=request.user, environment=target, version=version)
+        messages.success(
+            request, f"Deploying v{number} to {target.name}: warming up, then switching."
+        )
+    except ValueError:
+        messages.error(request, "Choose a version to deploy.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return _panel_response(request, target.registered_model)
+
+
+@login_required
+@require_POST
+def rollback(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    target = _environment_or_404(request, name, environment)
+    try:
+        deployments.environment_rollback(
+            actor=request.user, environment=target, reason=request.POST.get("reason", "")
+        )
+        messages.success(request, f"{target.name} rolled back.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return _panel_response(request, target.registered_model)
+
+
+@login_required
+def prediction_log(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    """An environment's prediction log: filters, the first rows, CSV and Parquet export."""
+    from lifecycle.api.views import log_export_response, log_filters
+
+    target = _environment_or_404(request, name, environment)
+    try:
+        filters = log_filters(request.GET)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        filters = {}
+    export = request.GET.get("export")
+    if export in ("csv", "parquet"):
+        table = selectors.serving_log(environment=target, **filters)
+        return log_export_response(target, table, export)
+    table = selectors.serving_log(environment=target, limit=LOG_PAGE_ROWS, **filters)
+    rows = table.to_pylist()
+    query = {k: v for k, v in request.GET.items() if k != "export" and v}
+    return render(
+        request,
+        "lifecycle/prediction_log.html",
+        {
+            "environment": target,
+            "model": target.registered_model,
+            "columns": table.column_names,
+            "rows": [[row[c] for c in table.column_names] for row in rows],
+            "shown": len(rows),
+            "limit": LOG_PAGE_ROWS,
+            "filters": request.GET,
+            "query": urlencode(query),
+        },
+    )

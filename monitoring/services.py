@@ -180,13 +180,20 @@ def _check_batch_id(batch_id: Any) -> str:
 
 
 def prediction_batch_ingest(
-    *, actor: Any, version: ModelVersion, batch_id: str, table: pa.Table
+    *,
+    actor: Any,
+    version: ModelVersion,
+    batch_id: str,
+    table: pa.Table,
+    created_by: Any = None,
 ) -> tuple[PredictionBatch, bool]:
     """Validate and store one prediction batch; (batch, created).
 
     A batch id already stored for this version returns the stored batch
     (created=False) when the content is the same, and 409 when it differs:
-    retries are safe and nothing is counted twice.
+    retries are safe and nothing is counted twice. ``created_by`` names the
+    user the rows came from when ``actor`` is a system actor (the serving
+    log's worker files what a service account's calls produced).
     """
     require(actor, "register", version)
     batch_id = _check_batch_id(batch_id)
@@ -236,7 +243,7 @@ def prediction_batch_ingest(
                 last_at=last_at,
                 summary=summary,
                 output_summary=output_summary,
-                created_by=actor,
+                created_by=created_by or actor,
             )
             audit_record(
                 actor=actor,

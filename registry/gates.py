@@ -78,3 +78,22 @@ def held_version_ids() -> set[int]:
     for hold in _data_holds:
         held.update(hold())
     return held
+
+
+# Guards run on *every* alias move or deletion, protected or not, before the
+# rights and gates: another app that owns an alias (lifecycle's environments own
+# ``model@<environment>``) refuses moves that do not come through its service.
+AliasGuard = Callable[..., None]
+_alias_guards: list[AliasGuard] = []
+
+
+def register_alias_guard(guard: AliasGuard) -> AliasGuard:
+    """Register ``guard(*, actor, model, alias_name)``; usable as a decorator."""
+    if guard not in _alias_guards:
+        _alias_guards.append(guard)
+    return guard
+
+
+def check_alias_guards(*, actor: Any, model: Any, alias_name: str) -> None:
+    for guard in _alias_guards:
+        guard(actor=actor, model=model, alias_name=alias_name)

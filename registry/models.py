@@ -25,6 +25,7 @@ class RegisteredModel(PermissionRootMixin, TimeStampedModel):
         "approve": "approve_version",
         "deploy": "deploy_version",
         "manage": "manage_registeredmodel",
+        "serve": "serve_registeredmodel",
     }
     permission_root = ""
 
@@ -58,6 +59,7 @@ class RegisteredModel(PermissionRootMixin, TimeStampedModel):
             ("approve_version", "Can sign off versions of the model"),
             ("deploy_version", "Can deploy versions and move protected aliases"),
             ("manage_registeredmodel", "Can manage access to the model and delete it"),
+            ("serve_registeredmodel", "Can call the model's prediction endpoints"),
         ]
 
     def __str__(self) -> str:

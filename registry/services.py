@@ -29,7 +29,7 @@ from common.permissions import can_globally, require
 from common.storage import local_blob_path, sha256_of, store_blob
 from registry.artifacts import ArtifactRejected, inspect_artifact
 from registry.choices import VERSION_TRANSITIONS, RiskTier, Task, VersionStatus
-from registry.gates import check_alias_gates, check_model_change_gates
+from registry.gates import check_alias_gates, check_alias_guards, check_model_change_gates
 from registry.models import Alias, Dataset, ModelVersion, RegisteredModel, RegistrationJob
 from registry.tables import TableRejected, convert_to_parquet, read_head, sniff_format
 
@@ -41,7 +41,9 @@ ROLES: dict[str, tuple[str, ...]] = {
     "maintainer": ("view", "change", "register"),
     "approver": ("view", "approve"),
     "deployer": ("view", "deploy"),
-    "owner": ("view", "change", "register", "approve", "deploy", "manage"),
+    # A service account that calls the prediction endpoints (/serve/...).
+    "serving": ("view", "serve"),
+    "owner": ("view", "change", "register", "approve", "deploy", "manage", "serve"),
 }
 MODEL_FIELDS = ("name", "description", "task", "risk_tier", "owner", "team", "tags")
 VERSION_FIELDS = (
@@ -638,12 +640,15 @@ def alias_set(
     name: str,
     version_number: int,
     protected: bool | None = None,
+    required_action: str = "register",
 ) -> Alias:
     """Point ``model@name`` at a ready version, creating the alias if needed.
 
-    Unprotected aliases need the register right; protected ones (production)
-    need deploy, and must pass every gate other apps registered (governance's
-    approval gate).
+    Unprotected aliases need the register right (or ``required_action``, which
+    a service that moves an alias as part of a stricter operation names: the
+    lifecycle's deployments ask for deploy); protected ones (production) need
+    deploy, and must pass every gate other apps registered (governance's
+    approval gate). Guards registered by other apps run first (see gates.py).
     """
     if not isinstance(name, str) or not re.match(r"^[a-z0-9][a-z0-9-]{0,63}$", name):
         raise DomainError(
@@ -652,6 +657,7 @@ def alias_set(
             details={"alias": str(name)[:80]},
         )
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    check_alias_guards(actor=actor, model=model, alias_name=name)
     alias = Alias.objects.select_for_update().filter(registered_model=model, name=name).first()
     currently_protected = bool(alias and alias.protected)
     will_be_protected = currently_protected if protected is None else protected
@@ -663,7 +669,8 @@ def alias_set(
                 details={"alias": name, "requirement": "protected"},
             )
         will_be_protected = True
-    require(actor, _alias_action(currently_protected or will_be_protected), model)
+    protected_move = currently_protected or will_be_protected
+    require(actor, "deploy" if protected_move else required_action, model)
     if currently_protected and not will_be_protected:
         require(actor, "manage", model)
         _require_admin_to_drop_protection(actor, model, name)
@@ -714,6 +721,7 @@ def alias_set(
 def alias_delete(*, actor: AbstractBaseUser, model: RegisteredModel, name: str) -> None:
     # Lock order as in alias_set: the model row first, then the alias.
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    check_alias_guards(actor=actor, model=model, alias_name=name)
     alias = Alias.objects.select_for_update().filter(registered_model=model, name=name).first()
     if alias is None:
         raise DomainError("not_found", f"{model.name}@{name} does not exist.", status=404)

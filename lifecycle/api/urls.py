@@ -3,6 +3,9 @@ from django.urls import path
 from lifecycle.api import views
 
 evaluations = views.EvaluationViewSet
+environments = views.EnvironmentViewSet
+deployments = views.DeploymentViewSet
+environment = "models/<str:model_name>/environments/<str:environment>"
 
 urlpatterns = [
     path(
@@ -14,5 +17,27 @@ urlpatterns = [
         "models/<str:model_name>/versions/<int:number>/evaluations/<int:pk>/",
         evaluations.as_view({"get": "retrieve"}),
         name="evaluation-detail",
+    ),
+    path(
+        "models/<str:model_name>/environments/",
+        environments.as_view({"get": "list", "post": "create"}),
+        name="environment-list",
+    ),
+    path(f"{environment}/", environments.as_view({"get": "retrieve"}), name="environment-detail"),
+    path(
+        f"{environment}/rollback",
+        environments.as_view({"post": "rollback"}),
+        name="environment-rollback",
+    ),
+    path(f"{environment}/log", environments.as_view({"get": "log"}), name="environment-log"),
+    path(
+        f"{environment}/deployments/",
+        deployments.as_view({"get": "list", "post": "create"}),
+        name="deployment-list",
+    ),
+    path(
+        f"{environment}/deployments/<int:pk>/",
+        deployments.as_view({"get": "retrieve"}),
+        name="deployment-detail",
     ),
 ]
