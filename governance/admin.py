@@ -62,6 +62,16 @@ class ApprovalPolicyForm(forms.ModelForm):
             )
         return roles
 
+    def clean(self) -> Any:
+        data = super().clean()
+        role = data.get("sensitive_inputs_acknowledged_by")
+        if role and role not in (data.get("required_roles") or []):
+            self.add_error(
+                "sensitive_inputs_acknowledged_by",
+                "Name a role the policy requires (or none).",
+            )
+        return data
+
 
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
@@ -78,6 +88,7 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
         "thresholds",
         "validity_days",
         "independent_validator",
+        "sensitive_inputs_acknowledged_by",
         "description",
     )
 
@@ -111,6 +122,7 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
             thresholds=obj.thresholds,
             validity_days=obj.validity_days,
             independent_validator=obj.independent_validator,
+            sensitive_inputs_acknowledged_by=obj.sensitive_inputs_acknowledged_by,
             description=obj.description,
         )
         obj.pk, obj.version = created.pk, created.version

@@ -17,6 +17,7 @@ class PolicySerializer(serializers.ModelSerializer):
             "thresholds",
             "validity_days",
             "independent_validator",
+            "sensitive_inputs_acknowledged_by",
             "description",
             "created_at",
         ]

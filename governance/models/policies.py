@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from common.errors import DomainError
+from governance.choices import SignOffRole
 
 __all__ = ["ApprovalPolicy"]
 
@@ -31,6 +32,18 @@ class ApprovalPolicy(models.Model):
     validity_days = models.PositiveIntegerField(default=180)
     independent_validator = models.BooleanField(
         default=False, help_text="The validator must not be on the model's owning team."
+    )
+    # A checklist item: a version that uses sensitive attributes at prediction time
+    # needs this role's sign-off to acknowledge it. Empty: not required.
+    sensitive_inputs_acknowledged_by = models.CharField(
+        max_length=20,
+        blank=True,
+        default="",
+        choices=SignOffRole.choices,
+        help_text=(
+            "Role whose sign-off must acknowledge that a version uses sensitive attributes "
+            "as inputs at prediction time (empty: no acknowledgement needed)."
+        ),
     )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
