@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import io
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
