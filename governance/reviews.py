@@ -47,7 +47,6 @@ from governance.selectors import (
     review_checklist,
     sensitive_inputs,
     signing_choice,
-    signing_refusal,
 )
 from registry import selectors as registry_selectors
 from registry.choices import VersionStatus
@@ -188,12 +187,11 @@ def _notify_signers(review: Review) -> None:
     from django.core.mail import send_mail
 
     version = review.version
-    needed = set(review.policy.required_roles) - set(
-        review.signoffs.filter(valid=True).values_list("role", flat=True)
-    )
+    filled = {s.role: s for s in review.signoffs.filter(valid=True)}
+    needed = set(review.policy.required_roles) - set(filled)
     recipients = []
     for user in get_user_model().objects.filter(is_active=True).exclude(email=""):
-        if signing_refusal(user=user, review=review) is None:
+        if signing_choice(user=user, review=review, filled=filled)[1] is None:
             recipients.append(user.email)
     if not recipients:
         return
