@@ -62,6 +62,16 @@ class ApprovalPolicyForm(forms.ModelForm):
             )
         return roles
 
+    def clean(self) -> Any:
+        data = super().clean()
+        role = data.get("sensitive_inputs_acknowledged_by")
+        if role and role not in (data.get("required_roles") or []):
+            self.add_error(
+                "sensitive_inputs_acknowledged_by",
+                "Name a role the policy requires (or none).",
+            )
+        return data
+
 
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
@@ -79,6 +89,7 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
         "validity_days",
         "independent_validator",
         "tier_lowering_role",
+        "sensitive_inputs_acknowledged_by",
         "description",
     )
 
@@ -113,6 +124,7 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
             validity_days=obj.validity_days,
             independent_validator=obj.independent_validator,
             tier_lowering_role=obj.tier_lowering_role,
+            sensitive_inputs_acknowledged_by=obj.sensitive_inputs_acknowledged_by,
             description=obj.description,
         )
         obj.pk, obj.version = created.pk, created.version

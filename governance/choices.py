@@ -9,6 +9,12 @@ class SignOffRole(models.TextChoices):
     COMPLIANCE = "compliance", "Compliance officer"
 
 
+# The owner's sign-off attests to the model as its owner; every other role is an
+# independent check, which the author of a version may not take
+# (``governance.selectors.signing_refusal``). A role added later is independent.
+ATTESTING_ROLES = frozenset({SignOffRole.OWNER})
+
+
 class ReviewState(models.TextChoices):
     DRAFT = "draft", "Draft"
     IN_REVIEW = "in_review", "In review"

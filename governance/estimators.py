@@ -33,6 +33,13 @@ from sklearn.utils.validation import has_fit_parameter
 from common.metrics import positive_class
 from governance.fairness import FairnessInputError, fill_missing_groups
 
+# What ThresholdOptimizer's per-group thresholds maximise under the fairness
+# constraint. Balanced accuracy, not fairlearn's default (accuracy): on an
+# imbalanced target (defaults are a minority) accuracy is best served by predicting
+# the majority class for nearly everyone, which leaves a model that decides almost
+# nothing and group rates too small to audit with any confidence.
+THRESHOLD_OBJECTIVE = "balanced_accuracy_score"
+
 TRUSTED_TYPES = (
     "governance.estimators.GroupThresholdClassifier",
     "governance.estimators.RandomizedEnsembleClassifier",
@@ -153,6 +160,9 @@ class RandomizedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         for predictor, weight in zip(self.predictors, self.weights, strict=True):
             if weight:
                 positive += weight * np.asarray(predictor.predict(rows), dtype=float)
+        # The weights sum to 1 up to rounding (1.0000000000000036 is seen): a probability
+        # above 1 would be refused by scikit-learn's log loss in the evaluation.
+        positive = np.clip(positive, 0.0, 1.0)
         return np.column_stack([1 - positive, positive])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -179,7 +189,8 @@ def mitigated_estimator(
     ``classes_``); the mitigators see 1 for the positive class ``classes[1]``, 0 else.
 
     ThresholdOptimizer post-processes the estimator as it is (``prefit``): the
-    candidate keeps the audited model and changes only its decision rule.
+    candidate keeps the audited model and changes only its decision rule, with
+    thresholds that maximise ``THRESHOLD_OBJECTIVE`` under the constraint.
     ExponentiatedGradient retrains clones of it with sample weights, so it
     needs an estimator whose ``fit`` takes ``sample_weight`` (not a Pipeline).
     """
@@ -195,7 +206,11 @@ def mitigated_estimator(
         from fairlearn.postprocessing import ThresholdOptimizer
 
         optimizer = ThresholdOptimizer(
-            estimator=estimator, constraints=constraint, prefit=True, predict_method="auto"
+            estimator=estimator,
+            constraints=constraint,
+            objective=THRESHOLD_OBJECTIVE,
+            prefit=True,
+            predict_method="auto",
         )
         optimizer.fit(X, y, sensitive_features=groups)
         return GroupThresholdClassifier.from_optimizer(

@@ -91,8 +91,14 @@ def _metric_columns(task: str) -> list[str]:
 
 def model_card_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
     card, narrative = model_cards.narrative_of(version)
+    sensitive = selectors.sensitive_inputs(version=version)
     return {
         "id": "model-card",
+        "sensitive_notice": (
+            selectors.sensitive_inputs_notice(version=version, inputs=sensitive)
+            if sensitive
+            else ""
+        ),
         "title": "Model card",
         "template": "governance/_model_card_panel.html",
         "card": card,

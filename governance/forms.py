@@ -77,6 +77,23 @@ class SignOffForm(forms.Form):
         help_text="Re-enter your password to sign.",
     )
 
-    def __init__(self, *args: Any, roles: list[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        roles: list[str] | None = None,
+        sensitive_inputs: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = [("", "—")] + [(r, SignOffRole(r).label) for r in roles or []]
+        if sensitive_inputs:
+            # Shown only for a version that reads sensitive attributes at prediction time.
+            self.fields["acknowledge_sensitive_inputs"] = forms.BooleanField(
+                required=False,
+                label=(
+                    f"I acknowledge that this version uses {', '.join(sensitive_inputs)} "
+                    "at prediction time"
+                ),
+                help_text="Required of the role the policy names, to approve.",
+            )
+            self.order_fields(["role", "decision", "meaning", "acknowledge_sensitive_inputs"])

@@ -26,7 +26,7 @@ from common.errors import DomainError
 from common.evidence import MODEL_CARD, EvidenceItem, evidence_produced
 from common.permissions import require
 from governance.models import ModelCard
-from governance.selectors import latest_audit
+from governance.selectors import latest_audit, sensitive_inputs, sensitive_inputs_notice
 from registry.models import ModelVersion
 
 SCHEMA_VERSION = 1
@@ -86,6 +86,7 @@ def card_build(version: ModelVersion) -> dict[str, Any]:
     dataset = version.training_dataset
     card, narrative = narrative_of(version)
     sections = {name: provider(version) for name, provider in sorted(_sections.items())}
+    sensitive = sensitive_inputs(version=version)
     return to_plain_json(
         {
             "schema_version": SCHEMA_VERSION,
@@ -110,7 +111,18 @@ def card_build(version: ModelVersion) -> dict[str, Any]:
                 "parent": version.parent.number if version.parent_id else None,
                 "source": {"run_id": version.source_run_id, "commit": version.source_commit},
                 "created_by": version.created_by.get_username() if version.created_by_id else None,
+                "registered_by": version.author_display,
+                "requested_by": (
+                    version.requested_by.get_username() if version.requested_by_id else None
+                ),
                 "created_at": version.created_at,
+                # The model's sensitive attributes that this version reads to predict.
+                "sensitive_inputs": sensitive,
+                "sensitive_inputs_notice": (
+                    sensitive_inputs_notice(version=version, inputs=sensitive)
+                    if sensitive
+                    else None
+                ),
             },
             "training_data": (
                 {

@@ -52,6 +52,8 @@ DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
         },
         "validity_days": 90,
         "independent_validator": True,
+        # Added by migration 0006 (the existing tier's policy is corrected or followed).
+        "sensitive_inputs_acknowledged_by": "compliance",
         "description": (
             "High risk: owner, a validator from outside the owning team and a compliance "
             "officer; evaluation, a passed fairness audit and a complete model card."
@@ -66,8 +68,20 @@ EDITABLE_FIELDS = (
     "validity_days",
     "independent_validator",
     "tier_lowering_role",
+    "sensitive_inputs_acknowledged_by",
     "description",
 )
+
+
+def _check_roles(roles: list[str], acknowledged_by: str) -> None:
+    if not roles or any(r not in SignOffRole.values for r in roles):
+        raise DomainError("invalid", "Unknown or no sign-off roles.", details={"roles": roles})
+    if acknowledged_by and acknowledged_by not in roles:
+        raise DomainError(
+            "invalid",
+            "Sensitive inputs can only be acknowledged by a role the policy requires.",
+            details={"sensitive_inputs_acknowledged_by": acknowledged_by, "roles": roles},
+        )
 
 
 def policy_current(*, risk_tier: str) -> ApprovalPolicy | None:
@@ -79,9 +93,9 @@ def policy_create(*, actor: Any, risk_tier: str, **fields: Any) -> ApprovalPolic
     """A new version of a tier's policy; earlier versions are never edited."""
     if not (isinstance(actor, SystemActor) or getattr(actor, "is_superuser", False)):
         raise DomainError("permission_denied", "Only administrators add policies.", status=403)
-    roles = fields.get("required_roles", [])
-    if not roles or any(r not in SignOffRole.values for r in roles):
-        raise DomainError("invalid", "Unknown or no sign-off roles.", details={"roles": roles})
+    _check_roles(
+        fields.get("required_roles", []), fields.get("sensitive_inputs_acknowledged_by", "")
+    )
     last = ApprovalPolicy.objects.select_for_update().filter(risk_tier=risk_tier)
     number = max([p.version for p in last] or [0]) + 1
     policy = ApprovalPolicy.objects.create(
@@ -118,9 +132,10 @@ def policy_update(*, actor: Any, policy: ApprovalPolicy, **fields: Any) -> Appro
             f"A policy's {', '.join(unknown)} cannot be edited; add a new version instead.",
             details={"fields": unknown},
         )
-    roles = fields.get("required_roles", policy.required_roles)
-    if not roles or any(r not in SignOffRole.values for r in roles):
-        raise DomainError("invalid", "Unknown or no sign-off roles.", details={"roles": roles})
+    _check_roles(
+        fields.get("required_roles", policy.required_roles),
+        fields.get("sensitive_inputs_acknowledged_by", policy.sensitive_inputs_acknowledged_by),
+    )
     locked = ApprovalPolicy.objects.select_for_update().get(pk=policy.pk)
     if locked.is_used():
         raise DomainError(

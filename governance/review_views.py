@@ -64,13 +64,11 @@ def review_panel(
     mine = selectors.roles_of(user=user, version=version)
     policy = review.policy or policies.policy_current(risk_tier=version.registered_model.risk_tier)
     needed = set(policy.required_roles) if policy else set()
-    filled_by_me = review.pk and review.signoffs.filter(valid=True, signer_id=user.pk).exists()
-    can_sign = (
-        review.state == ReviewState.IN_REVIEW
-        and bool(needed & set(mine))
-        and user.pk != version.created_by_id
-        and not filled_by_me
-    )
+    # The one rule (selectors.signing_choice) decides whether the form is shown, and
+    # otherwise gives the one reason why not.
+    refusal = selectors.signing_refusal(user=user, review=review) if mine else None
+    can_sign = bool(mine) and refusal is None
+    sensitive = selectors.sensitive_inputs(version=version)
     can_submit = (
         version.status == "ready"
         and review.state in (ReviewState.DRAFT, ReviewState.CHANGES_REQUESTED)
@@ -89,9 +87,21 @@ def review_panel(
         "metrics": _metrics_table(version, review),
         "my_roles": mine,
         "can_sign": can_sign,
+        "refusal": refusal.message if refusal and review.state == ReviewState.IN_REVIEW else "",
         "can_submit": can_submit,
         "expired": review.state == ReviewState.APPROVED and review.is_expired(),
-        "form": form or (SignOffForm(roles=[r for r in mine if r in needed]) if can_sign else None),
+        "sensitive_inputs": sensitive,
+        "sensitive_notice": (
+            selectors.sensitive_inputs_notice(version=version, inputs=sensitive)
+            if sensitive
+            else ""
+        ),
+        "form": form
+        or (
+            SignOffForm(roles=[r for r in mine if r in needed], sensitive_inputs=sensitive)
+            if can_sign
+            else None
+        ),
     }
 
 
@@ -142,7 +152,8 @@ def review_submit(request: HttpRequest, name: str, number: int) -> HttpResponse:
 def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse:
     version = version_or_404(request, name, number)
     mine = selectors.roles_of(user=request.user, version=version)
-    form = SignOffForm(request.POST, roles=mine)
+    sensitive = selectors.sensitive_inputs(version=version)
+    form = SignOffForm(request.POST, roles=mine, sensitive_inputs=sensitive)
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -154,6 +165,7 @@ def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse
                 meaning=data["meaning"],
                 comment=data["comment"],
                 role=data["role"] or None,
+                acknowledge_sensitive_inputs=data.get("acknowledge_sensitive_inputs", False),
             )
         except DomainError as exc:
             add_domain_error(form, exc)

@@ -42,7 +42,12 @@ from governance.choices import (
 )
 from governance.models import ApprovalPolicy, Evidence, Review, ReviewTransition, SignOff
 from governance.policies import policy_current
-from governance.selectors import latest_evidence, review_checklist, roles_of
+from governance.selectors import (
+    latest_evidence,
+    review_checklist,
+    sensitive_inputs,
+    signing_choice,
+)
 from registry import selectors as registry_selectors
 from registry.choices import VersionStatus
 from registry.models import ModelVersion
@@ -50,7 +55,15 @@ from registry.models import ModelVersion
 logger = logging.getLogger(__name__)
 S = ReviewState
 REVIEW_FIELDS = ("state", "policy", "submitted_at", "decided_at", "approved_until")
-SIGNOFF_FIELDS = ("role", "decision", "meaning", "comment", "evidence_sha256", "valid")
+SIGNOFF_FIELDS = (
+    "role",
+    "decision",
+    "meaning",
+    "comment",
+    "evidence_sha256",
+    "acknowledged_sensitive_inputs",
+    "valid",
+)
 
 
 # --- transitions ------------------------------------------------------------------
@@ -174,12 +187,11 @@ def _notify_signers(review: Review) -> None:
     from django.core.mail import send_mail
 
     version = review.version
-    needed = set(review.policy.required_roles) - set(
-        review.signoffs.filter(valid=True).values_list("role", flat=True)
-    )
+    filled = {s.role: s for s in review.signoffs.filter(valid=True)}
+    needed = set(review.policy.required_roles) - set(filled)
     recipients = []
     for user in get_user_model().objects.filter(is_active=True).exclude(email=""):
-        if user.pk != version.created_by_id and needed & set(roles_of(user=user, version=version)):
+        if signing_choice(user=user, review=review, filled=filled)[1] is None:
             recipients.append(user.email)
     if not recipients:
         return
@@ -330,6 +342,7 @@ def signoff_create(
     comment: str = "",
     role: str | None = None,
     via_api: bool = False,
+    acknowledge_sensitive_inputs: bool = False,
 ) -> SignOff:
     """An electronic signature: password re-entered, every SoD rule checked, evidence hashed.
 
@@ -355,7 +368,13 @@ def signoff_create(
         logger.warning("wrong signature password by %s on %s", actor.get_username(), version)
         raise _refuse("wrong_password", "The password is wrong; nothing was signed.", status=403)
     return signoff_record(
-        actor=actor, version=version, decision=decision, meaning=meaning, comment=comment, role=role
+        actor=actor,
+        version=version,
+        decision=decision,
+        meaning=meaning,
+        comment=comment,
+        role=role,
+        acknowledge_sensitive_inputs=acknowledge_sensitive_inputs,
     )
 
 
@@ -368,71 +387,47 @@ def signoff_record(
     meaning: str,
     comment: str = "",
     role: str | None = None,
+    acknowledge_sensitive_inputs: bool = False,
 ) -> SignOff:
     """Record a sign-off whose signature was verified by the caller (``signoff_create``).
 
     Only ``signoff_create`` and the demo loader (which knows no passwords and
-    says so in the comment) call this.
+    says so in the comment) call this. Who may sign, and in which role, is decided
+    by ``governance.selectors.signing_choice`` alone, under the review's row lock.
+
+    When the version uses sensitive attributes at prediction time and the policy
+    names the signer's role in ``sensitive_inputs_acknowledged_by``, an approval
+    must acknowledge them (``acknowledge_sensitive_inputs``); the acknowledged
+    columns are recorded on the sign-off.
     """
     if decision not in SignOffDecision.values:
         raise DomainError("invalid", "Unknown decision.", details={"decision": decision})
     if meaning not in SignOffMeaning.values:
         raise DomainError("invalid", "Unknown meaning.", details={"meaning": meaning})
     review = _locked_review(version)
-    if review is None or review.state != S.IN_REVIEW:
-        raise conflict(
-            "not_in_review",
-            f"{version} is not in review.",
-            state=review.state if review else S.DRAFT,
-        )
+    if review is None:
+        raise conflict("not_in_review", f"{version} is not in review.", state=S.DRAFT)
     model = version.registered_model
-    if actor.pk == version.created_by_id:
-        raise _refuse(
-            "sod_registrant",
-            "You registered this version, so you may not sign for it.",
-            rule="registrant_cannot_sign",
-        )
-    policy = review.policy
-    mine = roles_of(user=actor, version=version)
-    required = list(policy.required_roles)
+    # Sign-off writers all hold the review lock; these rows are locked too so that
+    # a concurrent voiding waits for this signature (lock order: review, sign-offs).
     filled = {s.role: s for s in review.signoffs.filter(valid=True).select_for_update()}
-    if any(s.signer_id == actor.pk for s in filled.values()):
-        held = next(s.role for s in filled.values() if s.signer_id == actor.pk)
-        raise _refuse(
-            "sod_two_roles",
-            f"You already signed this review as {held}; one person cannot hold two roles.",
-            rule="one_person_one_role",
-            held_role=held,
-        )
-    if role is None:
-        open_roles = [r for r in required if r in mine and r not in filled]
-        if not open_roles:
-            raise _refuse(
-                "no_role",
-                "You hold none of the roles this review still needs.",
-                needed=[r for r in required if r not in filled],
-                your_roles=mine,
-            )
-        role = open_roles[0]
-    if role not in required:
-        raise _refuse("no_role", f"The policy does not require a {role}.", required=required)
-    if role not in mine:
-        raise _refuse(
-            "no_role", f"You do not hold the {role} role on {model.name}.", your_roles=mine
-        )
-    if role in filled:
-        raise conflict("role_filled", f"The {role} has already signed.", role=role)
+    role, refusal = signing_choice(user=actor, review=review, role=role, filled=filled)
+    if refusal is not None:
+        raise refusal
+    assert role is not None
+    used = sensitive_inputs(version=version)
     if (
-        role == SignOffRole.VALIDATOR
-        and policy.independent_validator
-        and model.team_id
-        and actor.groups.filter(pk=model.team_id).exists()
+        used
+        and decision == SignOffDecision.APPROVE
+        and role == review.policy.sensitive_inputs_acknowledged_by
+        and not acknowledge_sensitive_inputs
     ):
-        raise _refuse(
-            "sod_not_independent",
-            "The validator of a high-risk model must not be on the owning team.",
-            rule="independent_validator",
-            team=model.team.name,
+        raise DomainError(
+            "acknowledgement_required",
+            f"{version} uses the sensitive attributes {', '.join(used)} at prediction time; "
+            f"as the {SignOffRole(role).label.lower()} you approve it only by acknowledging "
+            "that.",
+            details={"acknowledge_sensitive_inputs": "required", "sensitive_inputs": used},
         )
     signed = {kind: item.sha256 for kind, item in latest_evidence(version=version).items()}
     try:
@@ -445,6 +440,7 @@ def signoff_record(
                 meaning=meaning,
                 comment=comment,
                 evidence_sha256=signed,
+                acknowledged_sensitive_inputs=used if acknowledge_sensitive_inputs else [],
             )
     except IntegrityError:
         raise conflict("role_filled", f"The {role} has already signed.", role=role) from None

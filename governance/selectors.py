@@ -12,14 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import CharField, QuerySet
+from django.db.models import CharField, Prefetch, QuerySet
 from django.db.models.functions import Cast
 
-from common.errors import DomainError
+from common.errors import DomainError, conflict
 from common.models import AuditEvent
 from common.permissions import can_globally, get_visible, user_can
 from governance import evidence_rules
-from governance.choices import DECIDED_REVIEW_STATES, ReviewState, SignOffDecision, SignOffRole
+from governance.choices import (
+    ATTESTING_ROLES,
+    DECIDED_REVIEW_STATES,
+    ReviewState,
+    SignOffDecision,
+    SignOffRole,
+)
 from governance.models import (
     Evidence,
     FairnessAudit,
@@ -63,6 +69,173 @@ def roles_of(*, user: Any, version: ModelVersion) -> list[str]:
         if settings.GOVERNANCE_COMPLIANCE_GROUP in groups:
             roles.append(SignOffRole.COMPLIANCE.value)
     return roles
+
+
+# --------------------------------------------------------------------------- who may sign
+
+
+def _refusal(code: str, message: str, **details: Any) -> DomainError:
+    return DomainError(code, message, details=details, status=403)
+
+
+def _role_label(role: str) -> str:
+    return SignOffRole(role).label.lower() if role in SignOffRole.values else role
+
+
+def _role_refusal(
+    *, user: Any, review: Review, role: str, mine: list[str], filled: dict[str, SignOff]
+) -> DomainError | None:
+    version = review.version
+    model = version.registered_model
+    policy = review.policy
+    required = list(policy.required_roles)
+    if role not in required:
+        return _refusal(
+            "no_role", f"The policy does not require a {_role_label(role)}.", required=required
+        )
+    if role not in mine:
+        return _refusal(
+            "no_role",
+            f"You do not hold the {_role_label(role)} role on {model.name}.",
+            your_roles=mine,
+        )
+    if role in filled:
+        return conflict("role_filled", f"The {_role_label(role)} has already signed.", role=role)
+    if role not in ATTESTING_ROLES and user.pk == version.created_by_id:
+        return _refusal(
+            "sod_registrant",
+            f"You registered this version, so you may not sign it as the {_role_label(role)}: "
+            "that role checks the author's work and must be someone else.",
+            rule="author_not_independent",
+            role=role,
+        )
+    if (
+        role == SignOffRole.VALIDATOR
+        and policy.independent_validator
+        and model.team_id
+        and user.groups.filter(pk=model.team_id).exists()
+    ):
+        return _refusal(
+            "sod_not_independent",
+            f"The validator of a {model.risk_tier}-risk model must not be on the owning team "
+            f"({model.team.name}).",
+            rule="independent_validator",
+            team=model.team.name,
+        )
+    return None
+
+
+def signing_choice(
+    *,
+    user: Any,
+    review: Review,
+    role: str | None = None,
+    filled: dict[str, SignOff] | None = None,
+) -> tuple[str | None, DomainError | None]:
+    """The role ``user`` would sign ``review`` in, or the one reason they may not.
+
+    The sign-off rules live here and only here; the sign-off service, the sign-off
+    form, the home page's "waiting for my sign-off" and the signer emails all ask
+    this function. In order, with the first that applies as the one reason:
+
+    1. the review must be in review (409 ``not_in_review``);
+    2. one person, one role: who already signed this review does not sign again
+       (``sod_two_roles``);
+    3. the role (``role``, or else the user's first required role still open) must be
+       required by the frozen policy, held by the user and not yet signed
+       (``no_role``, 409 ``role_filled``);
+    4. the author of the version (``created_by``, who uploaded the artifact) may not
+       take an independent role: only the owner's attestation (``ATTESTING_ROLES``)
+       is open to them (``sod_registrant``, rule ``author_not_independent``).
+       Whoever only requested the job that produced a version (``requested_by``) is
+       not its author: a mitigation the owner asked for is the owner's to attest;
+    5. a policy with ``independent_validator`` refuses a validator on the model's
+       owning team (``sod_not_independent``).
+
+    ``filled`` (role → valid sign-off) may be passed by a caller that has already
+    read, or locked, the review's valid sign-offs.
+    """
+    version = review.version
+    if review.pk is None or review.state != S.IN_REVIEW or review.policy is None:
+        state = review.state if review.pk else S.DRAFT
+        return None, conflict("not_in_review", f"{version} is not in review.", state=state)
+    if filled is None:
+        filled = {s.role: s for s in review.signoffs.filter(valid=True)}
+    held = next((s.role for s in filled.values() if s.signer_id == user.pk), None)
+    if held is not None:
+        return None, _refusal(
+            "sod_two_roles",
+            f"You already signed this review as {held}; one person cannot hold two roles.",
+            rule="one_person_one_role",
+            held_role=held,
+        )
+    mine = roles_of(user=user, version=version)
+    if role is not None:
+        return role, _role_refusal(user=user, review=review, role=role, mine=mine, filled=filled)
+    required = list(review.policy.required_roles)
+    candidates = [r for r in required if r in mine]
+    if not candidates:
+        return None, _refusal(
+            "no_role",
+            "You hold none of the roles this review needs "
+            f"({', '.join(_role_label(r) for r in required)}).",
+            needed=[r for r in required if r not in filled],
+            your_roles=mine,
+        )
+    open_roles = [r for r in candidates if r not in filled]
+    if not open_roles:
+        return None, _role_refusal(
+            user=user, review=review, role=candidates[0], mine=mine, filled=filled
+        )
+    first_refusal = None
+    for candidate in open_roles:
+        refusal = _role_refusal(user=user, review=review, role=candidate, mine=mine, filled=filled)
+        if refusal is None:
+            return candidate, None
+        first_refusal = first_refusal or refusal
+    return None, first_refusal
+
+
+def signing_refusal(*, user: Any, review: Review, role: str | None = None) -> DomainError | None:
+    """Why ``user`` may not sign ``review`` (as ``role``), or None: see ``signing_choice``."""
+    return signing_choice(user=user, review=review, role=role)[1]
+
+
+# --------------------------------------------------------------------------- sensitive inputs
+
+
+def model_sensitive_attributes(*, model: Any) -> list[str]:
+    """The sensitive attributes of a model: every column its fairness audits named."""
+    names: set[str] = set()
+    audited = FairnessAudit.objects.filter(version__registered_model=model)
+    for columns in audited.values_list("sensitive_columns", flat=True):
+        names.update(str(c) for c in columns or [])
+    return sorted(names)
+
+
+def sensitive_inputs(*, version: ModelVersion) -> list[str]:
+    """The inputs of ``version`` (signature order) that are sensitive attributes of its
+    model: it reads them at prediction time, so its decisions depend on them directly."""
+    sensitive = set(model_sensitive_attributes(model=version.registered_model))
+    return [name for name in version.feature_names if name in sensitive]
+
+
+def sensitive_inputs_notice(*, version: ModelVersion, inputs: list[str]) -> str:
+    """The plain-words warning shown wherever the version is judged."""
+    names = " and ".join([", ".join(inputs[:-1]), inputs[-1]] if len(inputs) > 1 else inputs)
+    what, role, them = (
+        ("attribute", "an input", "it") if len(inputs) == 1 else ("attributes", "inputs", "them")
+    )
+    return (
+        f"v{version.number} uses the sensitive {what} {names} as {role} at prediction "
+        f"time: every prediction reads {them}, so its decisions depend on {them} directly "
+        f"and callers must send {them}. Using a protected characteristic in a decision "
+        f"(credit, employment, insurance, ...) is restricted by law in many places: "
+        f"compliance must know and agree before it is deployed."
+    )
+
+
+# --------------------------------------------------------------------------- checklist
 
 
 def review_checklist(*, review: Review) -> list[dict[str, Any]]:
@@ -112,23 +285,57 @@ def review_checklist(*, review: Review) -> list[dict[str, Any]]:
                 "sha256": item.sha256 if item else None,
             }
         )
+    if policy.sensitive_inputs_acknowledged_by:
+        items.append(_acknowledgement_item(review, policy.sensitive_inputs_acknowledged_by, valid))
     return items
 
 
+def _acknowledgement_item(review: Review, role: str, valid: dict[str, SignOff]) -> dict[str, Any]:
+    """Met when the version uses no sensitive attribute at prediction time, or when the
+    named role's valid sign-off acknowledged every one it uses."""
+    used = sensitive_inputs(version=review.version)
+    signoff = valid.get(role)
+    unacknowledged = (
+        [c for c in used if c not in set(signoff.acknowledged_sensitive_inputs)]
+        if signoff
+        else used
+    )
+    if not used:
+        met, why = True, "No sensitive attribute is an input of this version."
+    elif not unacknowledged:
+        met, why = (
+            True,
+            (
+                f"{signoff.signer.get_username()} ({_role_label(role)}) acknowledged that it "
+                f"uses {', '.join(used)} at prediction time."
+            ),
+        )
+    else:
+        met, why = (
+            False,
+            (
+                f"It uses {', '.join(used)} at prediction time; the {_role_label(role)} has not "
+                f"acknowledged {', '.join(unacknowledged)} yet."
+            ),
+        )
+    return {"requirement": "acknowledgement:sensitive_inputs", "met": met, "why": why}
+
+
 def waiting_for(*, user: Any) -> QuerySet[Review]:
-    """Reviews in review where ``user`` holds a required role nobody has filled yet."""
+    """Reviews in review that ``user`` may sign now (``signing_choice`` finds a role)."""
     candidates = (
         Review.objects.visible_to(user, "view")
         .filter(state=S.IN_REVIEW)
-        .select_related("version__registered_model", "policy")
+        .select_related("version__registered_model__team", "policy")
+        .prefetch_related(
+            Prefetch("signoffs", queryset=SignOff.objects.filter(valid=True), to_attr="live")
+        )
     )
     pks = []
     for review in candidates[:200]:
-        filled = set(review.signoffs.filter(valid=True).values_list("role", flat=True))
-        mine = set(roles_of(user=user, version=review.version))
-        if review.signoffs.filter(valid=True, signer_id=user.pk).exists():
-            continue
-        if (set(review.policy.required_roles) - filled) & mine:
+        filled = {s.role: s for s in review.live}
+        role, _refusal = signing_choice(user=user, review=review, filled=filled)
+        if role is not None and _refusal is None:
             pks.append(review.pk)
     return Review.objects.filter(pk__in=pks).select_related("version__registered_model")
 

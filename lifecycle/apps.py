@@ -6,7 +6,9 @@ class LifecycleConfig(AppConfig):
     verbose_name = "Lifecycle"
 
     def ready(self) -> None:
+        from common.evidence import register_evaluation_starter
         from governance.model_cards import register_card_section
+        from lifecycle import services
         from lifecycle.deployments import environment_alias_guard
         from lifecycle.selectors import evaluation_card_section
         from lifecycle.views import deployments_panel, evaluation_panel, version_deployments_panel
@@ -18,3 +20,5 @@ class LifecycleConfig(AppConfig):
         register_model_panel(deployments_panel, order=10)
         register_card_section("evaluation", evaluation_card_section)
         register_alias_guard(environment_alias_guard)
+        # Governance's mitigation candidates are evaluated as soon as they are ready.
+        register_evaluation_starter(services.evaluation_start)

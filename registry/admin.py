@@ -22,10 +22,17 @@ class RegisteredModelAdmin(ExportingReadOnlyAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ExportingReadOnlyAdmin):
-    list_display = ("registered_model", "number", "status", "created_by", "created_at")
+    list_display = (
+        "registered_model",
+        "number",
+        "status",
+        "created_by",
+        "requested_by",
+        "created_at",
+    )
     list_filter = ("status",)
     search_fields = ("registered_model__name", "=artifact_sha256", "source_run_id")
-    list_select_related = ("registered_model", "created_by")
+    list_select_related = ("registered_model", "created_by", "requested_by")
 
 
 @admin.register(Dataset)

@@ -164,8 +164,24 @@ class ModelVersion(TimeStampedModel):
     )
     source_run_id = models.CharField(max_length=200, blank=True)
     source_commit = models.CharField(max_length=64, blank=True)
+    # The author: the user who uploaded the artifact (a person or a pipeline's
+    # service account); None when a ModelGate job produced it (a fairness
+    # mitigation, a retraining run), whose run is ``source_run_id``.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="registered_versions"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="registered_versions",
+    )
+    # Who asked for the job that produced the artifact; requesting a job does
+    # not make one its author (governance's sign-off rules depend on that).
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     description = models.TextField(blank=True)
     tags = models.JSONField(default=list, blank=True)
@@ -183,6 +199,15 @@ class ModelVersion(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.registered_model.name} v{self.number}"
+
+    @property
+    def author_display(self) -> str:
+        """The author as people read it: a username, or the job that produced the version."""
+        if self.created_by_id:
+            return self.created_by.get_username()
+        return (
+            f"a ModelGate job ({self.source_run_id})" if self.source_run_id else "a ModelGate job"
+        )
 
     @property
     def feature_names(self) -> list[str]:

@@ -45,7 +45,9 @@ def version_list(*, user: Any, model: RegisteredModel) -> QuerySet[ModelVersion]
     return (
         ModelVersion.objects.visible_to(user, "view")
         .filter(registered_model=model)
-        .select_related("registered_model", "created_by", "parent", "training_dataset")
+        .select_related(
+            "registered_model", "created_by", "requested_by", "parent", "training_dataset"
+        )
         .prefetch_related(Prefetch("aliases", queryset=Alias.objects.order_by("name")))
     )
 
@@ -53,7 +55,12 @@ def version_list(*, user: Any, model: RegisteredModel) -> QuerySet[ModelVersion]
 def version_get(*, user: Any, model: RegisteredModel, number: Any) -> ModelVersion:
     return get_visible(
         ModelVersion.objects.select_related(
-            "registered_model", "created_by", "parent", "training_dataset", "registration_job"
+            "registered_model",
+            "created_by",
+            "requested_by",
+            "parent",
+            "training_dataset",
+            "registration_job",
         ).prefetch_related("aliases"),
         user,
         f"Version {number} of {model.name}",
@@ -136,7 +143,9 @@ def alias_resolve(*, user: Any, model_name: str, alias: str) -> ModelVersion:
     """``model@alias`` → the version it points at; invisible and missing both 404."""
     version = (
         ModelVersion.objects.filter(registered_model__name=model_name, aliases__name=alias)
-        .select_related("registered_model", "created_by", "parent", "training_dataset")
+        .select_related(
+            "registered_model", "created_by", "requested_by", "parent", "training_dataset"
+        )
         .prefetch_related("aliases")
         .order_by()
         .first()

@@ -60,6 +60,8 @@ VERSION_FIELDS = (
     "parent",
     "source_run_id",
     "source_commit",
+    "created_by",
+    "requested_by",
     "description",
     "tags",
 )
@@ -371,7 +373,7 @@ def dataset_upload(
 
 def model_version_register(
     *,
-    actor: AbstractBaseUser,
+    actor: AbstractBaseUser | SystemActor,
     model: RegisteredModel,
     artifact: IO[bytes],
     signature_inputs: list[dict[str, str]] | None = None,
@@ -383,14 +385,22 @@ def model_version_register(
     source_commit: str = "",
     description: str = "",
     tags: Iterable[str] | None = None,
+    requested_by: AbstractBaseUser | None = None,
 ) -> ModelVersion:
     """Store the artifact under its digest and queue its validation.
 
     The version is ``pending`` until a worker has validated it; its number is
     taken under the model's row lock, so concurrent registrations never share
     one and a number is never reused.
+
+    ``actor`` is the author: a user who uploads an artifact, or the
+    ``SystemActor`` of the job that produced it (the version then has no
+    ``created_by``). ``requested_by`` is who asked for that job; they must
+    still hold the register right.
     """
     require(actor, "register", model)
+    if requested_by is not None:
+        require(requested_by, "register", model)
     tags = clean_tags(tags)
     if training_dataset is not None:
         if training_dataset.registered_model_id != model.pk:
@@ -443,7 +453,8 @@ def model_version_register(
             parent=parent,
             source_run_id=source_run_id,
             source_commit=source_commit,
-            created_by=actor,
+            created_by=None if isinstance(actor, SystemActor) else actor,
+            requested_by=requested_by,
             description=description,
             tags=tags,
         )

@@ -18,6 +18,7 @@ class PolicySerializer(serializers.ModelSerializer):
             "validity_days",
             "independent_validator",
             "tier_lowering_role",
+            "sensitive_inputs_acknowledged_by",
             "description",
             "created_at",
         ]

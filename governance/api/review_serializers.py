@@ -24,6 +24,7 @@ class SignOffSerializer(serializers.ModelSerializer):
             "comment",
             "signed_at",
             "evidence_sha256",
+            "acknowledged_sensitive_inputs",
             "valid",
             "invalidated_reason",
         ]
@@ -76,4 +77,5 @@ class SignOffRequestSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=SignOffDecision.choices)
     meaning = serializers.ChoiceField(choices=SignOffMeaning.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
+    acknowledge_sensitive_inputs = serializers.BooleanField(required=False, default=False)
     password = serializers.CharField(write_only=True)

@@ -61,5 +61,6 @@ class SignOffViewSet(VersionScoped, viewsets.GenericViewSet):
             comment=data["comment"],
             role=data.get("role"),
             via_api=True,
+            acknowledge_sensitive_inputs=data["acknowledge_sensitive_inputs"],
         )
         return Response(self.get_serializer(signoff).data, status=status.HTTP_201_CREATED)

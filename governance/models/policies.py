@@ -10,7 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from common.errors import DomainError
-from governance.choices import TierLoweringRole
+from governance.choices import SignOffRole, TierLoweringRole
 
 __all__ = ["ApprovalPolicy"]
 
@@ -38,6 +38,18 @@ class ApprovalPolicy(models.Model):
         choices=TierLoweringRole.choices,
         default=TierLoweringRole.COMPLIANCE,
         help_text="Who approves lowering a model's risk tier from this tier.",
+    )
+    # A checklist item: a version that uses sensitive attributes at prediction time
+    # needs this role's sign-off to acknowledge it. Empty: not required.
+    sensitive_inputs_acknowledged_by = models.CharField(
+        max_length=20,
+        blank=True,
+        default="",
+        choices=SignOffRole.choices,
+        help_text=(
+            "Role whose sign-off must acknowledge that a version uses sensitive attributes "
+            "as inputs at prediction time (empty: no acknowledgement needed)."
+        ),
     )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

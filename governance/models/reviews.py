@@ -89,6 +89,9 @@ class SignOff(models.Model):
     signed_at = models.DateTimeField(default=timezone.now)
     # {kind: sha256} of every evidence item in force when signed.
     evidence_sha256 = models.JSONField(default=dict)
+    # The sensitive attributes the version used at prediction time that the signer
+    # acknowledged when signing (``ApprovalPolicy.sensitive_inputs_acknowledged_by``).
+    acknowledged_sensitive_inputs = models.JSONField(default=list, blank=True)
     valid = models.BooleanField(default=True, db_index=True)
     invalidated_reason = models.TextField(blank=True)
     invalidated_at = models.DateTimeField(null=True, blank=True)

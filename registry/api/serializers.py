@@ -171,7 +171,11 @@ class VersionSerializer(serializers.ModelSerializer):
     training_dataset = serializers.SerializerMethodField()
     parent = serializers.IntegerField(source="parent.number", read_only=True, default=None)
     source = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    # None for a version produced by a ModelGate job, which has no human author.
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    requested_by = serializers.CharField(
+        source="requested_by.username", read_only=True, default=None
+    )
     aliases = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
@@ -192,6 +196,7 @@ class VersionSerializer(serializers.ModelSerializer):
             "parent",
             "source",
             "created_by",
+            "requested_by",
             "description",
             "tags",
             "aliases",

@@ -1,7 +1,8 @@
 """`manage.py demo` tells the story the README tells, and a second run changes nothing.
 
-One test: the first load trains and audits five versions and simulates two weeks of
-traffic (tens of seconds), so every assertion shares it.
+One test: the first load trains, evaluates and audits five versions (one of them a
+fairness mitigation) and simulates two weeks of traffic (tens of seconds), so every
+assertion shares it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from governance.models import FairnessAudit, Review, SignOff
+from governance import reviews, selectors
+from governance.models import FairnessAudit, MitigationRun, Review, SignOff
 from lifecycle.models import Evaluation
 from monitoring.models import Alert, Monitor, PredictionBatch
+from registry import services as registry_services
 from registry.models import ModelVersion, RegisteredModel
 
 pytestmark = pytest.mark.django_db
@@ -71,18 +74,52 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     assert diabetes.aliases.get(name="production").version.number == 2
     assert {s.role for s in approved.signoffs.all()} == {"owner", "validator"}
 
-    # credit (high risk): v3 in review, signed by owner and validator, waiting for
-    # compliance; its fairness audit failed (the data is biased on purpose).
+    # credit (high risk), end to end. v1 (a scorecard) passes every gate: evaluation,
+    # fairness audit, model card, three sign-offs; it is in production.
     credit = RegisteredModel.objects.get(name="credit-default")
-    in_review = Review.objects.get(version__registered_model=credit)
-    assert (in_review.version.number, in_review.state) == (3, "in_review")
-    assert {s.role for s in in_review.signoffs.all()} == {"owner", "validator"}
-    assert not credit.aliases.filter(name="production").exists()
-    assert FairnessAudit.objects.get(version=in_review.version).report["status"] == "failed"
+    v1, v2, v3 = ModelVersion.objects.filter(registered_model=credit).order_by("number")
+    assert credit.aliases.get(name="production").version == v1
+    first = Review.objects.get(version=v1)
+    assert first.state == "approved"
+    assert all(item["met"] for item in selectors.review_checklist(review=first))
+    assert {s.role for s in first.signoffs.all()} == {"owner", "validator", "compliance"}
+    assert FairnessAudit.objects.get(version=v1).passed is True
+
+    # v2 scores better but fails its fairness audit, and the rejection says why.
+    audit = FairnessAudit.objects.get(version=v2)
+    assert audit.report["status"] == "failed"
+    assert v2.metrics["roc_auc"] > v1.metrics["roc_auc"]
+    rejected = Review.objects.get(version=v2)
+    assert rejected.state == "rejected"
+    assert "fairness audit failed" in rejected.transitions.last().reason
+    assert "demographic_parity_ratio_min" in rejected.transitions.last().reason
+
+    # v3 mitigates v2's failed audit: requested by the owner, authored by the job,
+    # fitted on the training data, evaluated and audited (passed) on the held-out rows,
+    # reading sex and age_band at prediction time. Owner and validator signed; only
+    # the compliance officer's sign-off, acknowledging that use, is missing.
+    run = MitigationRun.objects.get(version=v2)
+    assert run.candidate == v3 and v3.parent == v2
+    assert (v3.created_by, v3.requested_by) == (None, owner)
+    assert v3.training_dataset.name == "applications-2025" and v3.metrics["roc_auc"] > 0.6
+    assert run.follow_up.dataset.name == "applications-holdout" and run.follow_up.passed is True
+    evaluation = Evaluation.objects.get(version=v3)
+    assert evaluation.dataset.name == "applications-holdout" and evaluation.passed is True
+    assert evaluation.champion == v1
+    assert selectors.sensitive_inputs(version=v3) == ["sex", "age_band"]
+    pending = Review.objects.get(version=v3)
+    assert pending.state == "in_review"
+    assert {s.role for s in pending.signoffs.all()} == {"owner", "validator"}
+    missing = [i["requirement"] for i in selectors.review_checklist(review=pending) if not i["met"]]
+    assert missing == ["signoff:compliance", "acknowledgement:sensitive_inputs"]
+    compliance = User.objects.get(username="compliance")
+    assert [r.version for r in selectors.waiting_for(user=compliance)] == [v3]
+    assert list(selectors.waiting_for(user=owner)) == []
 
     # Evidence for every ready version; two weeks of traffic per monitor; the
     # credit traffic drifts and opens an alert, the diabetes traffic does not.
     assert Evaluation.objects.filter(status="succeeded").count() == 5
+    assert FairnessAudit.objects.filter(status="succeeded").count() == 3
     assert Alert.objects.filter(monitor__registered_model=credit).exists()
     assert not Alert.objects.filter(monitor__registered_model=diabetes).exists()
     assert PredictionBatch.objects.count() == 2 * 14
@@ -100,3 +137,20 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     owner.refresh_from_db()
     assert owner.check_password(reset["owner"])
     assert not owner.check_password(passwords["owner"])
+
+    # The mitigation is approvable: the compliance officer's acknowledged sign-off
+    # approves it, and it can be deployed.
+    compliance.refresh_from_db()
+    reviews.signoff_create(
+        actor=compliance,
+        version=v3,
+        password=reset["compliance"],
+        decision="approve",
+        meaning="approved_for_deployment",
+        acknowledge_sensitive_inputs=True,
+    )
+    assert Review.objects.get(version=v3).state == "approved"
+    deployed = registry_services.alias_set(
+        actor=owner, model=credit, name="production", version_number=v3.number
+    )
+    assert deployed.version == v3

@@ -3,6 +3,7 @@ registers a candidate, has the registry validate it and audits it again."""
 
 from __future__ import annotations
 
+import io
 import tempfile
 
 import numpy as np
@@ -13,14 +14,20 @@ from fairlearn.reductions import DemographicParity, ExponentiatedGradient
 from sklearn.linear_model import LogisticRegression
 
 from common import jobs
+from common.models import AuditEvent
+from common.storage import local_blob_path
 from demo import samples
-from governance.estimators import TRUSTED_TYPES, mitigated_estimator
+from governance.estimators import THRESHOLD_OBJECTIVE, TRUSTED_TYPES, mitigated_estimator
 from governance.fairness import FairnessInputError
 from governance.models import FairnessAudit, MitigationRun
 from governance.tasks import heavy_fairness_audit, heavy_mitigate
-from registry.artifacts import check_types, inspect_artifact
+from lifecycle.models import Evaluation
+from lifecycle.tasks import heavy_evaluate
+from registry import services as registry_services
+from registry.artifacts import check_types, inspect_artifact, load_estimator
 from registry.models import ModelVersion
-from tests.conftest import client_for, ready_version, validate
+from registry.tables import read_table
+from tests.conftest import client_for, csv_bytes, ready_version, validate
 from tests.evidence_support import audit_frame, upload
 
 FEATURES = samples.CREDIT_FEATURES
@@ -59,7 +66,11 @@ def test_threshold_optimizer_candidate_predicts_exactly_like_fairlearn(credit):
         random_state=5,
     )
     reference = ThresholdOptimizer(
-        estimator=fitted, constraints="demographic_parity", prefit=True, predict_method="auto"
+        estimator=fitted,
+        constraints="demographic_parity",
+        objective=THRESHOLD_OBJECTIVE,
+        prefit=True,
+        predict_method="auto",
     ).fit(frame[FEATURES], frame[TARGET], sensitive_features=frame[["sex"]])
     expected = reference.predict(frame[FEATURES], sensitive_features=frame[["sex"]], random_state=5)
     loaded, named = stored(candidate)
@@ -114,10 +125,23 @@ def test_exponentiated_gradient_needs_an_estimator_taking_sample_weight(credit):
 # --------------------------------------------------------------------------- the run
 
 
+def training_upload(model, actor, frame, name="train-data"):
+    return registry_services.dataset_upload(
+        actor=actor,
+        model=model,
+        name=name,
+        role="training",
+        upload=io.BytesIO(csv_bytes(frame)),
+        filename=f"{name}.csv",
+    )
+
+
 @pytest.fixture
 def failed_audit(db, model, personas):
-    ready_version(model, personas.bot)
-    dataset = upload(model, personas.bot, audit_frame())
+    """v1 trained on ``train-data``, audited on the held-out ``audit-data``: failed."""
+    train = training_upload(model, personas.bot, audit_frame(seed=3))
+    ready_version(model, personas.bot, training_dataset=train, target_column="label")
+    dataset = upload(model, personas.bot, audit_frame(seed=8))
     response = client_for(personas.bot).post(
         "/api/v1/models/credit/versions/1/fairness-audits/",
         {"dataset": dataset.pk, "target_column": "label", "sensitive_features": ["sex"]},
@@ -133,7 +157,17 @@ def mitigations_url(audit) -> str:
     return f"/api/v1/models/credit/versions/1/fairness-audits/{audit.pk}/mitigations/"
 
 
-def test_a_mitigation_registers_a_candidate_that_is_validated_and_audited_again(
+def loaded(version):
+    with local_blob_path(version.artifact_key) as path:
+        return load_estimator(path)[0]
+
+
+def table(dataset):
+    with local_blob_path(dataset.storage_key) as path:
+        return read_table(path)
+
+
+def test_a_mitigation_registers_a_candidate_that_is_validated_audited_and_evaluated(
     failed_audit, personas, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
@@ -148,9 +182,18 @@ def test_a_mitigation_registers_a_candidate_that_is_validated_and_audited_again(
     candidate = run.candidate
     assert candidate.status == "pending" and candidate.parent.number == 1
     assert candidate.source_run_id == f"mitigation-{run.pk}"
-    assert candidate.tags == ["fairness-mitigation"] and candidate.created_by == personas.owner
+    assert candidate.tags == ["fairness-mitigation"]
+    # Authored by the job, requested by the owner: requesting is not authoring.
+    assert candidate.created_by is None and candidate.requested_by == personas.owner
+    registered = AuditEvent.objects.get(
+        action="registry.version.registered", object_id=candidate.pk
+    )
+    assert registered.actor == f"system:governance.mitigate#{run.pk}"
+    body = client_for(personas.viewer).get("/api/v1/models/credit/versions/2/").json()
+    assert (body["created_by"], body["requested_by"]) == (None, "owner")
 
-    # The registry validates it; its "ready" event starts the follow-up audit.
+    # The registry validates it; its "ready" event starts the follow-up audit and
+    # the evaluation, both on the audit's held-out rows.
     with django_capture_on_commit_callbacks(execute=True):
         validate(candidate)
     candidate.refresh_from_db()
@@ -160,6 +203,12 @@ def test_a_mitigation_registers_a_candidate_that_is_validated_and_audited_again(
     follow_up = run.follow_up
     assert follow_up is not None and follow_up.version == candidate
     assert follow_up.sensitive_columns == ["sex"] and follow_up.dataset == failed_audit.dataset
+    evaluation = Evaluation.objects.get(version=candidate)
+    assert (evaluation.dataset, evaluation.target_column) == (failed_audit.dataset, "label")
+    assert evaluation.requested_by == personas.owner
+    heavy_evaluate.run(evaluation.pk)
+    evaluation.refresh_from_db()
+    assert evaluation.status == "succeeded", evaluation.error
     heavy_fairness_audit.run(follow_up.pk)
     follow_up.refresh_from_db()
     ratio = {r["rule"]: r for r in follow_up.report["rules"]}["demographic_parity_ratio_min"]
@@ -169,6 +218,82 @@ def test_a_mitigation_registers_a_candidate_that_is_validated_and_audited_again(
     body = client_for(personas.viewer).get("/api/v1/models/credit/versions/1/mitigations/").json()
     assert body["results"][0]["candidate"] == candidate.number
     assert body["results"][0]["follow_up_audit"] == follow_up.pk
+
+
+def test_the_candidate_is_fitted_on_the_training_data_and_scored_on_the_held_out_rows(
+    failed_audit, personas, monkeypatch
+):
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
+    response = client_for(personas.owner).post(
+        mitigations_url(failed_audit), {"method": "threshold_optimizer"}, format="json"
+    )
+    heavy_mitigate.run(response.json()["id"])
+    candidate = validate(MitigationRun.objects.get(pk=response.json()["id"]).candidate)
+    parent = candidate.parent
+    train, holdout = table(parent.training_dataset), table(failed_audit.dataset)
+    assert candidate.training_dataset == parent.training_dataset
+
+    stored = loaded(candidate)
+    common = dict(
+        features=parent.feature_names,
+        target="label",
+        sensitive=["sex"],
+        method="threshold_optimizer",
+        constraint="demographic_parity",
+        random_state=0,
+        classes=parent.classes,
+    )
+    on_training = mitigated_estimator(loaded(parent), train, **common)
+    on_holdout = mitigated_estimator(loaded(parent), holdout, **common)
+    np.testing.assert_array_equal(stored.predict(holdout), on_training.predict(holdout))
+    assert not np.array_equal(stored.predict(holdout), on_holdout.predict(holdout))
+
+    # Its metrics are scikit-learn's on the held-out rows, which it was not fitted on.
+    predicted = stored.predict(holdout)
+    assert candidate.metrics["accuracy"] == pytest.approx(
+        accuracy_score(holdout["label"], predicted), abs=1e-6
+    )
+    assert candidate.metrics["f1"] == pytest.approx(f1_score(holdout["label"], predicted), abs=1e-6)
+    assert candidate.metrics["roc_auc"] == pytest.approx(
+        roc_auc_score(holdout["label"], stored.predict_proba(holdout)[:, 1]), abs=1e-6
+    )
+
+
+def test_a_mitigation_needs_training_data_apart_from_the_audited_rows(
+    db, model, personas, monkeypatch
+):
+    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
+    train = training_upload(model, personas.bot, audit_frame(seed=3))
+    ready_version(model, personas.bot)  # v1: no training dataset recorded
+    ready_version(model, personas.bot, training_dataset=train, target_column="label")  # v2
+    for number, dataset in ((1, upload(model, personas.bot, audit_frame(seed=8))), (2, train)):
+        response = client_for(personas.bot).post(
+            f"/api/v1/models/credit/versions/{number}/fairness-audits/",
+            {"dataset": dataset.pk, "target_column": "label", "sensitive_features": ["sex"]},
+            format="json",
+        )
+        heavy_fairness_audit.run(response.json()["id"])
+    no_training, on_training = FairnessAudit.objects.order_by("version__number")
+    assert no_training.passed is False and on_training.passed is False
+
+    refused = client_for(personas.owner).post(
+        f"/api/v1/models/credit/versions/1/fairness-audits/{no_training.pk}/mitigations/",
+        {},
+        format="json",
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "no_training_data"
+    refused = client_for(personas.owner).post(
+        f"/api/v1/models/credit/versions/2/fairness-audits/{on_training.pk}/mitigations/",
+        {},
+        format="json",
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "audit_on_training_data"
+    assert "held-out" in refused.json()["error"]["message"]
+    assert not MitigationRun.objects.exists()
 
 
 def test_only_the_owner_mitigates_and_only_a_failed_audit(failed_audit, personas, model):
@@ -244,7 +369,11 @@ def test_a_candidate_is_fitted_on_the_positive_class_and_answers_in_the_versions
     )
     positive = (frame["label"] == classes[1]).astype(int)
     reference = ThresholdOptimizer(
-        estimator=fitted, constraints="demographic_parity", prefit=True, predict_method="auto"
+        estimator=fitted,
+        constraints="demographic_parity",
+        objective=THRESHOLD_OBJECTIVE,
+        prefit=True,
+        predict_method="auto",
     ).fit(frame[features], positive, sensitive_features=frame[["sex"]])
     expected = reference.predict(frame[features], sensitive_features=frame[["sex"]], random_state=5)
     loaded, _ = stored(candidate)
@@ -260,8 +389,17 @@ def test_a_mitigated_candidate_of_a_text_labelled_model_is_audited_on_the_same_c
     frame["label"] = np.where(frame["label"] == 1, "yes", "no")
     features = ["age", "income", "score"]
     fitted = LogisticRegression(max_iter=300).fit(frame[features], frame["label"])
-    ready_version(model, personas.bot, artifact=sio.dumps(fitted))
-    dataset = upload(model, personas.bot, frame)
+    train = training_upload(model, personas.bot, frame)
+    ready_version(
+        model,
+        personas.bot,
+        artifact=sio.dumps(fitted),
+        training_dataset=train,
+        target_column="label",
+    )
+    holdout = audit_frame(seed=8)
+    holdout["label"] = np.where(holdout["label"] == 1, "yes", "no")
+    dataset = upload(model, personas.bot, holdout)
     response = client_for(personas.bot).post(
         "/api/v1/models/credit/versions/1/fairness-audits/",
         {"dataset": dataset.pk, "target_column": "label", "sensitive_features": ["sex"]},

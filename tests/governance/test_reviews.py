@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.core import mail
 from django.utils import timezone
 
+from common.audit import SystemActor
 from common.errors import DomainError
 from common.evidence import policy_thresholds
 from common.models import AuditEvent
@@ -16,8 +18,8 @@ from governance import policies, reviews, selectors
 from governance.models import ApprovalPolicy, Review, ReviewTransition, SignOff
 from registry import services as registry_services
 from registry.models import Alias
-from tests.conftest import create_model, grant, ready_version
-from tests.governance.review_support import file_evidence, high_risk_version, sign
+from tests.conftest import SIGNATURE, classifier_bytes, create_model, grant, ready_version, validate
+from tests.governance.review_support import HIGH_EVIDENCE, file_evidence, high_risk_version, sign
 
 pytestmark = pytest.mark.django_db
 
@@ -170,17 +172,53 @@ class TestFullHighRiskReview:
 
 
 class TestRefusals:
-    def test_the_registrant_may_never_sign(self, personas):
+    def test_the_author_of_a_version_may_not_sign_it_as_an_independent_role(self, personas):
+        version = high_risk_version(personas, evidence=False)
+        model = version.registered_model
+        grant(model, personas.validator, "contributor")  # a validator who also registers
+        authored = ready_version(model, personas.validator)
+        reviews.review_submit(actor=personas.owner, version=authored)
+        before = snapshot_counts()
+        with pytest.raises(DomainError) as excinfo:
+            sign(personas.validator, authored)
+        assert excinfo.value.code == "sod_registrant" and excinfo.value.status == 403
+        assert excinfo.value.details == {"rule": "author_not_independent", "role": "validator"}
+        assert excinfo.value.message == (
+            "You registered this version, so you may not sign it as the independent validator: "
+            "that role checks the author's work and must be someone else."
+        )
+        assert snapshot_counts() == before
+        assert authored not in [r.version for r in selectors.waiting_for(user=personas.validator)]
+
+    def test_the_owner_who_registered_a_version_may_still_attest_to_it_as_owner(self, personas):
         model = create_model(personas.owner, name="solo", risk_tier="low")
         version = ready_version(model, personas.owner)
         file_evidence(version, "evaluation_report")
         reviews.review_submit(actor=personas.owner, version=version)
-        before = snapshot_counts()
-        with pytest.raises(DomainError) as excinfo:
-            sign(personas.owner, version)
-        assert excinfo.value.code == "sod_registrant"
-        assert excinfo.value.details["rule"] == "registrant_cannot_sign"
-        assert snapshot_counts() == before
+        assert [r.version for r in selectors.waiting_for(user=personas.owner)] == [version]
+        assert sign(personas.owner, version).role == "owner"
+        assert state_of(version) == "approved"
+
+    def test_who_only_requested_a_job_is_not_the_author_of_its_version(self, personas):
+        """A job's version has no human author: the person who asked for the job (here
+        the validator, say for a retraining) still signs in their independent role."""
+        version = high_risk_version(personas)
+        produced = registry_services.model_version_register(
+            actor=SystemActor("tests.job#1"),
+            model=version.registered_model,
+            artifact=io.BytesIO(classifier_bytes()),
+            signature_inputs=SIGNATURE,
+            requested_by=grant(version.registered_model, personas.validator, "contributor"),
+        )
+        produced = validate(produced)
+        assert produced.created_by is None and produced.requested_by == personas.validator
+        for kind in HIGH_EVIDENCE:
+            file_evidence(produced, kind)
+        reviews.review_submit(actor=personas.owner, version=produced)
+        for user in (personas.owner, personas.validator, personas.compliance):
+            assert produced in [r.version for r in selectors.waiting_for(user=user)]
+            sign(user, produced)
+        assert state_of(produced) == "approved"
 
     def test_one_person_cannot_hold_two_required_roles(self, personas):
         version = high_risk_version(personas)

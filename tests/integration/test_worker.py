@@ -81,14 +81,17 @@ def test_an_evaluation_runs_on_the_heavy_queue(celery_worker, model, personas):
 
 
 def test_a_fairness_audit_and_its_mitigation_run_on_the_worker(celery_worker, model, personas):
-    """Audit, mitigation, the candidate's validation and its follow-up audit: four
-    jobs chained by the worker alone (the last through the registry's ready event)."""
+    """Audit, mitigation, the candidate's validation, its follow-up audit and evaluation:
+    five jobs chained by the worker alone (the last two through the registry's ready
+    event)."""
     from governance.models import FairnessAudit, MitigationRun
+    from lifecycle.models import Evaluation
     from tests.conftest import ready_version
     from tests.evidence_support import audit_frame, upload
 
-    ready_version(model, personas.bot)
-    dataset = upload(model, personas.bot, audit_frame(1500))
+    train = upload(model, personas.bot, audit_frame(1500), name="train-data")
+    ready_version(model, personas.bot, training_dataset=train, target_column="label")
+    dataset = upload(model, personas.bot, audit_frame(1500, seed=8))
     response = client_for(personas.bot).post(
         "/api/v1/models/credit/versions/1/fairness-audits/",
         {"dataset": dataset.pk, "target_column": "label", "sensitive_features": ["sex"]},
@@ -113,6 +116,12 @@ def test_a_fairness_audit_and_its_mitigation_run_on_the_worker(celery_worker, mo
         message="the mitigation and its follow-up audit",
     )
     assert run.candidate.status == "ready" and run.follow_up.version == run.candidate
+    assert run.candidate.training_dataset == train and run.follow_up.dataset == dataset
+    evaluation = wait_for(
+        lambda: Evaluation.objects.filter(version=run.candidate, status="succeeded").first(),
+        message="the candidate's evaluation",
+    )
+    assert evaluation.dataset == dataset
     assert "governance.tasks.heavy_mitigate" in celery_worker.output()
 
 

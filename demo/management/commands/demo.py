@@ -1,4 +1,4 @@
-"""Load the demo: personas, teams, two models with several versions each.
+"""Load the demo: personas, teams, two models with their versions.
 
 This command seeds the registry (personas, grants, models, datasets, versions)
 and the evidence (evaluations, fairness audits, model cards); the reviews come
@@ -63,12 +63,12 @@ MODEL_CARDS = {
             "applicants outside the training population."
         ),
         "limitations": (
-            "Trained on synthetic applications; income is the dominant feature and carries "
-            "historical pay gaps."
+            "Trained on synthetic applications. Recorded income carries a pay gap by sex and "
+            "recorded credit history is longer for applicants aged 51+, for the same risk."
         ),
         "ethical_considerations": (
-            "Selection rates differ by sex through income: see the fairness audit before any "
-            "decision use, and consider the mitigated candidate."
+            "A model that reads income or credit history selects groups at different rates: "
+            "see the fairness audit before any decision use, and the mitigated candidate."
         ),
         "caveats": "Re-audit after every retraining; monitor drift in income and debt ratio.",
     },
@@ -173,11 +173,11 @@ class Command(BaseCommand):
                         sensitive_columns=sensitive,
                     )
                     heavy_fairness_audit.run(audit.pk)
-            latest = model.versions.filter(status=VersionStatus.READY).order_by("-number").first()
-            if latest and not ModelCard.objects.filter(version=latest).exists():
-                model_cards.model_card_update(
-                    actor=users["owner"], version=latest, fields=MODEL_CARDS[model.name]
-                )
+            for version in model.versions.filter(status=VersionStatus.READY):
+                if not ModelCard.objects.filter(version=version).exists():
+                    model_cards.model_card_update(
+                        actor=users["owner"], version=version, fields=MODEL_CARDS[model.name]
+                    )
 
     # --- models -----------------------------------------------------------------
 
@@ -200,25 +200,37 @@ class Command(BaseCommand):
         return model
 
     def _credit_versions(self, users: dict[str, Any], model: RegisteredModel) -> None:
-        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+        """v1: a scorecard without the columns whose records carry group gaps (fair, and
+        good enough); v2: every applicant column (better, and unfair: see samples.py).
+        The hold-out is large so that the audit's smallest group (women aged 51+) has
+        about 1,800 rows and its rates are measured, not guessed."""
         from sklearn.linear_model import LogisticRegression
 
-        train = samples.credit_data(6000, seed=1)
-        evaluation = samples.credit_data(3000, seed=2)
+        train = samples.credit_data(10000, seed=1)
+        evaluation = samples.credit_data(20000, seed=2)
         train_ds = self._dataset(users, model, "applications-2025", DatasetRole.TRAINING, train)
         self._dataset(users, model, "applications-holdout", DatasetRole.EVALUATION, evaluation)
         self._dataset(users, model, "applications-reference", DatasetRole.REFERENCE, train)
-        X, y = train[samples.CREDIT_FEATURES], train[samples.CREDIT_TARGET]
-        Xe, ye = evaluation[samples.CREDIT_FEATURES], evaluation[samples.CREDIT_TARGET]
         candidates = [
-            ("baseline logistic regression", LogisticRegression(max_iter=500)),
-            ("random forest", RandomForestClassifier(n_estimators=60, max_depth=8, random_state=0)),
-            ("gradient boosting", HistGradientBoostingClassifier(max_iter=120, random_state=0)),
+            (
+                "scorecard: debt, accounts, late payments and employment (no income, no history)",
+                samples.CREDIT_SCORECARD_FEATURES,
+                LogisticRegression(max_iter=500, class_weight="balanced"),
+            ),
+            (
+                "logistic regression on every applicant column",
+                samples.CREDIT_FEATURES,
+                LogisticRegression(max_iter=500),
+            ),
         ]
         parent = None
-        for description, estimator in candidates:
-            fitted = samples.credit_pipeline(estimator).fit(X, y)
-            metrics = self._classification_metrics(fitted, Xe, ye)
+        for description, features, estimator in candidates:
+            fitted = samples.credit_pipeline(estimator, features).fit(
+                train[features], train[samples.CREDIT_TARGET]
+            )
+            metrics = self._classification_metrics(
+                fitted, evaluation[features], evaluation[samples.CREDIT_TARGET]
+            )
             parent = self._register(
                 users, model, fitted, train_ds, samples.CREDIT_TARGET, metrics, description, parent
             )
