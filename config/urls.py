@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("registry.urls")),
     path("", include("governance.urls")),
     path("", include("monitoring.urls")),
+    path("", include("lifecycle.urls")),
 ]
 
 handler404 = "common.views.not_found"

@@ -92,8 +92,9 @@ class Dataset(TimeStampedModel):
     schema = models.JSONField(editable=False)
     source_format = models.CharField(max_length=10, editable=False)
     source_sha256 = models.CharField(max_length=64, editable=False)
+    # None when a system job stored it (a retraining run's training rows or hold-out).
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
 
     objects = PermissionManager()
@@ -162,8 +163,14 @@ class ModelVersion(TimeStampedModel):
     )
     source_run_id = models.CharField(max_length=200, blank=True)
     source_commit = models.CharField(max_length=64, blank=True)
+    # The registrant (who may never sign the version off); None when a system job
+    # registered it (a retraining run, whose requester is recorded on the run).
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="registered_versions"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="registered_versions",
     )
     description = models.TextField(blank=True)
     tags = models.JSONField(default=list, blank=True)

@@ -171,7 +171,7 @@ class VersionSerializer(serializers.ModelSerializer):
     training_dataset = serializers.SerializerMethodField()
     parent = serializers.IntegerField(source="parent.number", read_only=True, default=None)
     source = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
     aliases = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
@@ -232,7 +232,7 @@ class VersionSerializer(serializers.ModelSerializer):
 
 class DatasetSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="registered_model.name", read_only=True)
-    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
     download_url = serializers.SerializerMethodField()
 
     class Meta:
