@@ -294,7 +294,9 @@ def _clean_policy(model: RegisteredModel, values: dict[str, Any]) -> dict[str, A
         parse_cron(v["schedule"])
         v["schedule"] = " ".join(v["schedule"].split())
     try:
-        v["params"] = strategies.validate_params(v["strategy"], v["params"])
+        # Stored as the owner gave them; each run records them resolved (defaults filled).
+        strategies.validate_params(v["strategy"], v["params"])
+        v["params"] = dict(v["params"] or {})
     except strategies.StrategyError as exc:
         raise DomainError(
             "invalid_strategy", exc.reason, details={exc.field or "strategy": exc.reason}
@@ -408,7 +410,7 @@ def retraining_policy_set(
         values = _clean_policy(model, {**current, **changes})
         parent = _default_parent(model)
         if parent is not None:
-            values["params"] = _check_parent(parent, values["strategy"], values["params"])
+            _check_parent(parent, values["strategy"], values["params"])
         before = snapshot(policy, POLICY_FIELDS) if policy else None
         if policy is None:
             policy = RetrainingPolicy(registered_model=model)
@@ -547,11 +549,12 @@ def _plan(
             )
         params = {"sensitive_columns": audit.sensitive_columns, **params}
     try:
-        params = strategies.validate_params(strategy, params)
+        strategies.validate_params(strategy, params)
     except strategies.StrategyError as exc:
         raise DomainError(
             "invalid_strategy", exc.reason, details={exc.field or "strategy": exc.reason}
         ) from None
+    params = dict(params or {})
 
     parent = given.get("parent") or (audit.version if audit else None) or parent_hint
     parent = parent or _default_parent(model)

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from common.errors import DomainError
 from common.permissions import get_visible
+from common.schema import error_responses
 from governance.models import FairnessAudit
 from lifecycle import retraining, selectors, services
 from lifecycle.api.serializers import (
@@ -81,7 +82,7 @@ def _dataset(request: Request, pk: int | None) -> Dataset | None:
 class RetrainingPolicyView(APIView):
     """The model's retraining policy: read it (view right), set it (its owner)."""
 
-    @extend_schema(responses={200: RetrainingPolicySerializer})
+    @extend_schema(responses={200: RetrainingPolicySerializer, **error_responses(404)})
     def get(self, request: Request, model_name: str) -> Response:
         model = _model(request, model_name)
         policy = selectors.retraining_policy_get(model=model)
@@ -94,7 +95,8 @@ class RetrainingPolicyView(APIView):
         return Response(RetrainingPolicySerializer(policy).data)
 
     @extend_schema(
-        request=RetrainingPolicyWriteSerializer, responses={200: RetrainingPolicySerializer}
+        request=RetrainingPolicyWriteSerializer,
+        responses={200: RetrainingPolicySerializer, **error_responses(400, 403, 404, 409)},
     )
     def put(self, request: Request, model_name: str) -> Response:
         model = _model(request, model_name)
@@ -122,13 +124,17 @@ class RetrainingRunViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
+    @extend_schema(responses={200: RetrainingRunSerializer, **error_responses(404)})
     def retrieve(self, request: Request, model_name: str, pk: str) -> Response:
         run = selectors.retraining_run_get(
             user=request.user, model=_model(request, model_name), pk=pk
         )
         return Response(self.get_serializer(run).data)
 
-    @extend_schema(request=RetrainRequestSerializer, responses={202: RetrainingRunSerializer})
+    @extend_schema(
+        request=RetrainRequestSerializer,
+        responses={202: RetrainingRunSerializer, **error_responses(400, 403, 404, 409)},
+    )
     def create(self, request: Request, model_name: str) -> Response:
         """Retrain now: a run is queued (202) or refused with the reason (4xx, nothing queued)."""
         model = _model(request, model_name)

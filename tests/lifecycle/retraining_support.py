@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pytest
 import skops.io as sio
 
 from common.jobs import job_claim
@@ -18,8 +17,7 @@ from lifecycle.models import RetrainingRun
 from lifecycle.tasks import heavy_retrain
 from monitoring import services as monitoring_services
 from registry import services as registry_services
-from registry.models import ModelVersion
-from tests.conftest import FEATURES, parquet_bytes, ready_version, training_frame, validate
+from tests.conftest import FEATURES, parquet_bytes, training_frame, validate
 
 
 def upload_dataset(
@@ -46,17 +44,6 @@ def weak_bytes() -> bytes:
     from sklearn.linear_model import LogisticRegression
 
     return fitted_bytes(LogisticRegression(C=1e-6))
-
-
-@pytest.fixture
-def training(model: Any, personas: Any) -> Any:
-    return upload_dataset(model, personas.bot, training_frame(600, seed=3))
-
-
-@pytest.fixture
-def parent(model: Any, personas: Any, training: Any) -> ModelVersion:
-    """v1 of ``credit``: a logistic regression with its training dataset and target."""
-    return ready_version(model, personas.bot, training_dataset=training, target_column="label")
 
 
 def execute(run: RetrainingRun) -> RetrainingRun:
@@ -113,9 +100,7 @@ __all__ = [
     "complete",
     "execute",
     "fitted_bytes",
-    "parent",
     "post_traffic",
-    "training",
     "upload_dataset",
     "weak_bytes",
 ]
