@@ -1,6 +1,6 @@
 """Retraining writes: policies, run requests and triggers, the worker's run, the follow-up.
 
-The computation is pure and lives elsewhere (``strategies``, ``training_data``,
+The computation lives in the Django-free modules (``strategies``, ``training_data``,
 ``challenger``); this module decides who may do what, when, on which rows, and
 records every step.
 
@@ -79,6 +79,7 @@ MAX_WINDOW_HOURS = 24 * 366
 MAX_DEBOUNCE = 20
 MAX_SEED = 2**31 - 1
 RUN_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    DomainError,  # a service refused what the run asked (a dataset, a registration)
     training_data.TrainingDataError,
     strategies.StrategyError,
     challenger.ChallengerError,
@@ -1048,18 +1049,27 @@ class _Columns:
 
     The champion and the challenger may read different columns (a mitigated
     challenger also reads the sensitive ones); both are scored on the same rows.
+    Answers are kept per frame: the comparison and the metrics ask for the same
+    predictions on the same rows, and they are computed once.
     """
 
     def __init__(self, estimator: Any, columns: list[str]) -> None:
         self.estimator = estimator
         self.columns = list(columns)
+        self._answers: dict[tuple[str, int], Any] = {}
         if getattr(estimator, "classes_", None) is not None:
             self.classes_ = estimator.classes_
         if hasattr(estimator, "predict_proba"):
-            self.predict_proba = lambda X: estimator.predict_proba(X[self.columns])
+            self.predict_proba = lambda X: self._ask("predict_proba", X)
+
+    def _ask(self, method: str, X: pd.DataFrame) -> Any:
+        key = (method, id(X))
+        if key not in self._answers:
+            self._answers[key] = getattr(self.estimator, method)(X[self.columns])
+        return self._answers[key]
 
     def predict(self, X: pd.DataFrame) -> Any:
-        return self.estimator.predict(X[self.columns])
+        return self._ask("predict", X)
 
 
 def _step(job: RetrainingRun, message: str) -> None:
@@ -1238,9 +1248,16 @@ def retraining_run_execute(*, job: RetrainingRun) -> RetrainingRun:
         champion_estimator = parent_estimator if champion.pk == parent.pk else _load(champion)
     challenger_view = _Columns(result.estimator, run.features)
     parent_view = _Columns(parent_estimator, parent.feature_names)
+    champion_view = None
+    if champion is not None:
+        champion_view = (
+            parent_view
+            if champion.pk == parent.pk
+            else _Columns(champion_estimator, champion.feature_names)
+        )
     comparison = challenger.compare(
         challenger=challenger_view,
-        champion=_Columns(champion_estimator, champion.feature_names) if champion else None,
+        champion=champion_view,
         X=X_cmp,
         y=y_cmp,
         metric_name=run.primary_metric,

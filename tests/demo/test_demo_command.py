@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from governance.models import FairnessAudit, Review, SignOff
-from lifecycle.models import Evaluation
+from lifecycle.models import Evaluation, RetrainingRun
 from monitoring.models import Alert, Monitor, PredictionBatch
 from registry.models import ModelVersion, RegisteredModel
 
@@ -51,6 +51,7 @@ def counts() -> dict[str, int]:
             Monitor,
             PredictionBatch,
             Alert,
+            RetrainingRun,
         )
     }
 
@@ -74,7 +75,7 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     # credit (high risk): v3 in review, signed by owner and validator, waiting for
     # compliance; its fairness audit failed (the data is biased on purpose).
     credit = RegisteredModel.objects.get(name="credit-default")
-    in_review = Review.objects.get(version__registered_model=credit)
+    in_review = Review.objects.get(version__registered_model=credit, version__number=3)
     assert (in_review.version.number, in_review.state) == (3, "in_review")
     assert {s.role for s in in_review.signoffs.all()} == {"owner", "validator"}
     assert not credit.aliases.filter(name="production").exists()
@@ -82,10 +83,29 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
 
     # Evidence for every ready version; two weeks of traffic per monitor; the
     # credit traffic drifts and opens an alert, the diabetes traffic does not.
-    assert Evaluation.objects.filter(status="succeeded").count() == 5
+    # (and diabetes' SGD version and the two retrained candidates below).
+    assert Evaluation.objects.filter(status="succeeded").count() == 5 + 3
     assert Alert.objects.filter(monitor__registered_model=credit).exists()
     assert not Alert.objects.filter(monitor__registered_model=diabetes).exists()
     assert PredictionBatch.objects.count() == 2 * 14
+
+    # Retraining: the credit drift alert retrained credit by itself (refit on the
+    # training dataset and a week of labelled production rows) and its candidate is
+    # in review; diabetes' SGD version (partial_fit) learned its traffic online and
+    # the production champion beat it; diabetes retrains weekly on beat's schedule.
+    alerted = RetrainingRun.objects.get(registered_model=credit)
+    assert (alerted.trigger, alerted.strategy, alerted.outcome) == (
+        "alert",
+        "refit",
+        "candidate_submitted",
+    )
+    assert alerted.alert.monitor.registered_model == credit and alerted.version.parent.number == 3
+    assert Review.objects.get(version=alerted.version).state == "in_review"
+    assert alerted.data_record["train"]["rows"]["production"] > 0
+    online = RetrainingRun.objects.get(registered_model=diabetes)
+    assert (online.strategy, online.outcome) == ("online", "rejected_by_champion")
+    assert online.parent.estimator.endswith("Pipeline") and online.champion.number == 2
+    assert diabetes.retraining_policy.periodic_task.enabled
 
     # A second run keeps what exists and prints no password.
     before = counts()

@@ -23,7 +23,7 @@ from django.db import transaction
 from common.apps import AUDITORS_GROUP
 from common.audit import SystemActor
 from common.jobs import job_claim
-from demo import monitors, reviews, samples
+from demo import monitors, retraining, reviews, samples
 from registry import services
 from registry.choices import DatasetRole, VersionStatus
 from registry.models import Dataset, RegisteredModel, RegistrationJob
@@ -93,9 +93,10 @@ class Command(BaseCommand):
         diabetes = self._diabetes_model(users)
         self._grants(users, credit, diabetes)
         self._evidence(users, credit, diabetes)
-        # The governance and monitoring state (reviews, monitors, traffic) comes
-        # from their own modules' ``load``: demo/reviews.py, demo/monitors.py.
-        for loader in (reviews.load, monitors.load):
+        # The governance, retraining and monitoring state (reviews, policies, monitors,
+        # traffic, runs) comes from their own modules: demo/reviews.py,
+        # demo/retraining.py (policies before the alerts, runs after), demo/monitors.py.
+        for loader in (reviews.load, retraining.policies, monitors.load, retraining.load):
             loader(self, users=users, models={"credit": credit, "diabetes": diabetes})
         self._report(users, passwords)
 
