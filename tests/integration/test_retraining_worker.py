@@ -43,6 +43,12 @@ def slow_parent(model, personas):
     )
 
 
+@pytest.fixture
+def parent(model, personas):
+    dataset = upload_dataset(model, personas.bot, training_frame(600, seed=3))
+    return ready_version(model, personas.bot, training_dataset=dataset, target_column="label")
+
+
 def run_row(pk: int) -> RetrainingRun:
     return RetrainingRun.objects.get(pk=pk)
 
