@@ -398,7 +398,7 @@ def retraining_policy_set(
     with transaction.atomic():
         model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
         policy = (
-            RetrainingPolicy.objects.select_for_update()
+            RetrainingPolicy.objects.select_for_update(of=("self",))
             .filter(registered_model=model)
             .select_related("periodic_task")
             .first()
