@@ -68,6 +68,17 @@ app.conf.beat_schedule = {
         "task": "monitoring.tasks.claim_due_monitors",
         "schedule": crontab(minute="*"),
     },
+    # Retraining: alert signals to runs (and debounce re-checks), candidates' follow-ups.
+    # Each policy's own schedule is a per-model PeriodicTask row (django-celery-beat's
+    # DatabaseScheduler), written by lifecycle.retraining.retraining_policy_set.
+    "lifecycle-retraining-signals": {
+        "task": "lifecycle.tasks.retraining_signal_sweep",
+        "schedule": crontab(minute="*"),
+    },
+    "lifecycle-retraining-follow-ups": {
+        "task": "lifecycle.tasks.retraining_follow_up_sweep",
+        "schedule": crontab(minute="*/5"),
+    },
     "purge-expired-tokens": {
         "task": "common.tasks.purge_expired_tokens",
         "schedule": crontab(minute=17, hour=3),

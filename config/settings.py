@@ -267,7 +267,9 @@ SPECTACULAR_SETTINGS = {
         "ReviewStateEnum": "governance.choices.ReviewState",
         "SignOffRoleEnum": "governance.choices.SignOffRole",
         "DatasetRoleEnum": "registry.choices.DatasetRole",
-        "TierLoweringRoleEnum": "governance.models.risk_tiers.TierLoweringRole",
+        "TierLoweringRoleEnum": "governance.choices.TierLoweringRole",
+        "DeploymentStrategyEnum": "lifecycle.models.deployments.Strategy",
+        "RetrainingStrategyEnum": "lifecycle.models.retraining.RetrainingStrategy",
     },
 }
 

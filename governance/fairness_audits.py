@@ -120,7 +120,7 @@ def fairness_audit_start(
             min_group_size=min_group_size,
             bootstrap=bootstrap,
             random_state=random_state,
-            requested_by=actor,
+            requested_by=None if isinstance(actor, SystemActor) else actor,
         )
         audit_record(
             actor=actor,

@@ -22,3 +22,17 @@ class LifecycleConfig(AppConfig):
         register_alias_guard(environment_alias_guard)
         # Governance's mitigation candidates are evaluated as soon as they are ready.
         register_evaluation_starter(services.evaluation_start)
+        self._retraining()
+
+    @staticmethod
+    def _retraining() -> None:
+        """Retraining hooks: triggers and follow-ups by event, panels, alert links."""
+        from common.events import register_event_listener
+        from lifecycle import retraining, retraining_views
+        from monitoring.views import register_alert_links
+        from registry.views import register_model_panel, register_version_panel
+
+        register_event_listener(retraining.on_event)
+        register_model_panel(retraining_views.retraining_panel, order=30)
+        register_version_panel(retraining_views.retrained_version_panel, order=15)
+        register_alert_links(retraining_views.alert_links)

@@ -16,6 +16,9 @@ from lifecycle.models import (
     Environment,
     EnvironmentTransition,
     Evaluation,
+    RetrainingPolicy,
+    RetrainingRun,
+    RetrainingSkip,
     ServingLogBatch,
 )
 from registry.choices import VersionStatus
@@ -241,3 +244,88 @@ def serving_log(
         error=error,
         limit=limit,
     )
+
+
+# --- retraining -------------------------------------------------------------------------
+
+
+def retraining_policy_get(*, model: RegisteredModel) -> RetrainingPolicy | None:
+    """The model's policy; the caller has fetched ``model`` through ``model_get`` (visible)."""
+    return (
+        RetrainingPolicy.objects.filter(registered_model=model)
+        .select_related("registered_model", "training_dataset", "evaluation_dataset", "updated_by")
+        .first()
+    )
+
+
+RUN_RELATED = (
+    "registered_model",
+    "requested_by",
+    "parent",
+    "version",
+    "champion",
+    "training_dataset",
+    "evaluation_dataset",
+    "train_dataset",
+    "holdout_dataset",
+    "trigger_dataset",
+    "alert",
+)
+
+
+def retraining_run_list(*, user: Any, model: RegisteredModel) -> QuerySet[RetrainingRun]:
+    return (
+        RetrainingRun.objects.visible_to(user, "view")
+        .filter(registered_model=model)
+        .select_related(*RUN_RELATED)
+        .order_by("-queued_at", "-pk")
+    )
+
+
+def retraining_run_get(*, user: Any, model: RegisteredModel, pk: Any) -> RetrainingRun:
+    return get_visible(
+        RetrainingRun.objects.select_related(*RUN_RELATED, "signal", "fairness_audit"),
+        user,
+        f"Retraining run {pk}",
+        pk=pk,
+        registered_model=model,
+    )
+
+
+def retraining_skip_list(*, user: Any, model: RegisteredModel) -> QuerySet[RetrainingSkip]:
+    return (
+        RetrainingSkip.objects.visible_to(user, "view")
+        .filter(registered_model=model)
+        .select_related("alert", "dataset")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def retraining_run_of(*, version: ModelVersion) -> RetrainingRun | None:
+    """The run that produced ``version`` (visible with it), or None."""
+    return RetrainingRun.objects.filter(version=version).select_related(*RUN_RELATED).first()
+
+
+def retraining_runs_for_alerts(
+    *, user: Any, alert_ids: list[int]
+) -> dict[int, list[RetrainingRun]]:
+    """Runs started by these alerts, by alert id (what the alert led to)."""
+    found: dict[int, list[RetrainingRun]] = {}
+    runs = (
+        RetrainingRun.objects.visible_to(user, "view")
+        .filter(alert_id__in=alert_ids)
+        .select_related("registered_model", "version")
+        .order_by("queued_at")
+    )
+    for run in runs:
+        found.setdefault(run.alert_id, []).append(run)
+    return found
+
+
+def retraining_skips_for_alerts(
+    *, user: Any, alert_ids: list[int]
+) -> dict[int, list[RetrainingSkip]]:
+    found: dict[int, list[RetrainingSkip]] = {}
+    for skip in RetrainingSkip.objects.visible_to(user, "view").filter(alert_id__in=alert_ids):
+        found.setdefault(skip.alert_id, []).append(skip)
+    return found

@@ -70,7 +70,7 @@ def evaluation_start(
             dataset=dataset,
             dataset_sha256=dataset.sha256,
             target_column=target_column,
-            requested_by=actor,
+            requested_by=None if isinstance(actor, SystemActor) else actor,
             thresholds=policy_thresholds(version, EVALUATION_REPORT),
         )
         audit_record(

@@ -8,9 +8,9 @@ from typing import Any
 from celery import shared_task
 
 from common.jobs import job_run
-from lifecycle import deployments, services, serving_logs
+from lifecycle import deployments, retraining, services, serving_logs
 from lifecycle.evaluation import EvaluationInputError
-from lifecycle.models import Deployment, Evaluation
+from lifecycle.models import Deployment, Evaluation, RetrainingRun
 from registry.artifacts import ArtifactRejected
 
 
@@ -40,3 +40,33 @@ def serving_log_ingest(message: dict[str, Any]) -> None:
     """A serving process's batch of logged predictions (the broker carries the rows
     themselves, a few hundred KB at most; the batch id makes a redelivery harmless)."""
     serving_logs.serving_log_ingest(message=message)
+
+
+# --- retraining --------------------------------------------------------------------
+
+
+@shared_task(name="lifecycle.tasks.heavy_retrain")
+def heavy_retrain(job_id: int) -> None:
+    # RUN_INPUT_ERRORS: no retry can fix the data or the parent.
+    job_run(
+        RetrainingRun,
+        job_id,
+        retraining.retraining_run_execute,
+        permanent=retraining.RUN_INPUT_ERRORS,
+    )
+
+
+@shared_task(name="lifecycle.tasks.retrain_on_schedule")
+def retrain_on_schedule(model_id: int) -> None:
+    """Run by beat from the policy's PeriodicTask (django-celery-beat)."""
+    retraining.retraining_on_schedule(model_id=model_id)
+
+
+@shared_task(name="lifecycle.tasks.retraining_signal_sweep")
+def retraining_signal_sweep() -> dict[str, int]:
+    return retraining.retraining_signals_consume()
+
+
+@shared_task(name="lifecycle.tasks.retraining_follow_up_sweep")
+def retraining_follow_up_sweep() -> int:
+    return retraining.retraining_follow_up_sweep()

@@ -577,6 +577,12 @@ def alert_raise(
                 obj=signal,
                 after={"alert": alert.pk, "reason": message},
             )
+            # Whoever consumes signals (lifecycle's retraining) hears it after commit;
+            # its beat sweep catches up on any signal whose event was lost.
+            publish_event(
+                "monitoring.retraining.requested",
+                {"signal": signal.pk, "alert": alert.pk, "model": monitor.registered_model.name},
+            )
         if monitor.notify:
             publish_event("monitoring.alert.opened", _alert_payload(alert))
     return alert, True

@@ -21,15 +21,35 @@ from monitoring.choices import ACTIVE_ALERT_STATUSES
 from monitoring.models import CheckRun
 from registry import selectors as registry_selectors
 
+# Other apps say what an alert led to (lifecycle: the retraining run it started):
+# ``provider(request, alerts)`` returns {alert id: [{"text", "url"}, ...]}.
+_alert_link_providers: list[Any] = []
+
+
+def register_alert_links(provider: Any) -> None:
+    if provider not in _alert_link_providers:
+        _alert_link_providers.append(provider)
+
+
+def _alert_links(request: HttpRequest, alerts: list[Any]) -> None:
+    for alert in alerts:
+        alert.links = []
+    for provider in _alert_link_providers:
+        found = provider(request, alerts)
+        for alert in alerts:
+            alert.links.extend(found.get(alert.pk, []))
+
 
 def _alerts_context(request: HttpRequest, model: Any) -> dict[str, Any]:
     alerts = selectors.alert_list(user=request.user).filter(registered_model=model)
     show = request.GET.get("alerts", "active")
     if show == "active":
         alerts = alerts.filter(status__in=ACTIVE_ALERT_STATUSES)
+    shown = list(alerts[:50])
+    _alert_links(request, shown)
     return {
         "model": model,
-        "alerts": list(alerts[:50]),
+        "alerts": shown,
         "show": show,
         "can_change": user_can(request.user, "change", model),
     }

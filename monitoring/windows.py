@@ -81,9 +81,16 @@ def _keep_last(table: pa.Table) -> pa.Table:
 
 
 def labelled_rows(
-    model: RegisteredModel, version: ModelVersion, batches: list[Any]
+    model: RegisteredModel,
+    version: ModelVersion,
+    batches: list[Any],
+    *,
+    columns: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Predictions of ``batches`` joined with the model's labels by request id.
+
+    ``columns``: further columns of the prediction rows to keep (the features and
+    ``timestamp``, for a retraining run's production rows); absent ones are skipped.
 
     Only label batches posted after the earliest prediction of ``batches`` (less
     ``LABEL_CLOCK_SKEW``) are read: a label cannot precede the request it labels, and a
@@ -95,7 +102,8 @@ def labelled_rows(
     if not batches:
         return empty
     predictions = _read_batches(
-        [b.storage_key for b in batches], ["request_id", "prediction", "probability"]
+        [b.storage_key for b in batches],
+        list(dict.fromkeys(["request_id", "prediction", "probability", *columns])),
     )
     earliest = min(b.first_at for b in batches) - LABEL_CLOCK_SKEW
     label_keys = list(

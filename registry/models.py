@@ -94,8 +94,9 @@ class Dataset(TimeStampedModel):
     schema = models.JSONField(editable=False)
     source_format = models.CharField(max_length=10, editable=False)
     source_sha256 = models.CharField(max_length=64, editable=False)
+    # None when a system job stored it (a retraining run's training rows or hold-out).
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
 
     objects = PermissionManager()

@@ -102,6 +102,11 @@ def _grant_role(model: RegisteredModel, holder: AbstractBaseUser | Group, role: 
         assign_perm(RegisteredModel.PERMISSION_ACTIONS[action], holder, model)
 
 
+def _person(actor: Any) -> Any:
+    """The user to record as creator; None for a system actor (a job, beat, the demo)."""
+    return None if isinstance(actor, SystemActor) else actor
+
+
 def _bump_resolution(model_pk: int) -> None:
     """Invalidate every cached resolution of a model (see registry/cache.py)."""
     RegisteredModel.objects.filter(pk=model_pk).update(
@@ -357,13 +362,24 @@ def dataset_upload(
             schema=info.schema,
             source_format=fmt,
             source_sha256=source_sha256,
-            created_by=actor,
+            created_by=_person(actor),
         )
         audit_record(
             actor=actor,
             action="registry.dataset.uploaded",
             obj=dataset,
             after=snapshot(dataset, ("name", "version", "role", "sha256", "row_count", "schema")),
+        )
+        publish_event(
+            "registry.dataset.uploaded",
+            {
+                "model": model.name,
+                "dataset_id": dataset.pk,
+                "name": dataset.name,
+                "version": dataset.version,
+                "role": dataset.role,
+                "by_system": dataset.created_by_id is None,
+            },
         )
     return dataset
 
@@ -453,7 +469,7 @@ def model_version_register(
             parent=parent,
             source_run_id=source_run_id,
             source_commit=source_commit,
-            created_by=None if isinstance(actor, SystemActor) else actor,
+            created_by=_person(actor),
             requested_by=requested_by,
             description=description,
             tags=tags,

@@ -16,7 +16,9 @@ class FairnessAuditSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number", read_only=True)
     dataset = serializers.SerializerMethodField()
     sensitive_features = serializers.ListField(source="sensitive_columns", read_only=True)
-    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    requested_by = serializers.CharField(
+        source="requested_by.username", read_only=True, default=None
+    )
 
     class Meta:
         model = FairnessAudit

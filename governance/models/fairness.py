@@ -36,8 +36,9 @@ class FairnessAudit(BackgroundJob):
     min_group_size = models.PositiveIntegerField(default=30)
     bootstrap = models.PositiveIntegerField(default=0)
     random_state = models.IntegerField(default=0)
+    # None when a system job asked for it (a retraining run's follow-up).
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     report = models.JSONField(null=True, blank=True)
     passed = models.BooleanField(null=True, blank=True)

@@ -1,8 +1,33 @@
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
-from lifecycle.models import Deployment, Environment, Evaluation, Strategy
+from lifecycle.models import (
+    Deployment,
+    Environment,
+    Evaluation,
+    RetrainingPolicy,
+    RetrainingRun,
+    RetrainingStrategy,
+    Strategy,
+)
+
+DATASET_REF = inline_serializer(
+    "DatasetRef",
+    {
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "version": serializers.IntegerField(),
+        "sha256": serializers.CharField(),
+    },
+    allow_null=True,
+)
 
 
 class EvaluationSerializer(serializers.ModelSerializer):
@@ -10,7 +35,9 @@ class EvaluationSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number", read_only=True)
     dataset = serializers.SerializerMethodField()
     champion = serializers.IntegerField(source="champion.number", read_only=True, default=None)
-    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    requested_by = serializers.CharField(
+        source="requested_by.username", read_only=True, default=None
+    )
 
     class Meta:
         model = Evaluation
@@ -130,13 +157,210 @@ class RollbackRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-class _ErrorBody(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
+# --- retraining -------------------------------------------------------------------------
 
 
-class ErrorSerializer(serializers.Serializer):
-    """The one error shape: ``{"error": {"code", "message", "details"}}``."""
+def _dataset_ref(dataset: Any) -> dict[str, Any] | None:
+    if dataset is None:
+        return None
+    return {
+        "id": dataset.pk,
+        "name": dataset.name,
+        "version": dataset.version,
+        "sha256": dataset.sha256,
+    }
 
-    error = _ErrorBody()
+
+class RetrainingPolicySerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="registered_model.name", read_only=True)
+    training_dataset = serializers.SerializerMethodField()
+    evaluation_dataset = serializers.SerializerMethodField()
+    next_run_at = serializers.SerializerMethodField()
+    periodic_task = serializers.CharField(source="periodic_task.name", read_only=True, default=None)
+    updated_by = serializers.CharField(source="updated_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = RetrainingPolicy
+        fields = [
+            "model",
+            "enabled",
+            "strategy",
+            "params",
+            "schedule",
+            "next_run_at",
+            "periodic_task",
+            "on_alert",
+            "on_new_dataset",
+            "training_dataset",
+            "evaluation_dataset",
+            "target_column",
+            "production_window_hours",
+            "max_rows",
+            "holdout_fraction",
+            "seed",
+            "cooldown_minutes",
+            "debounce_checks",
+            "debounce_window",
+            "daily_budget",
+            "auto_submit",
+            "primary_metric",
+            "tolerance",
+            "sensitive_columns",
+            "updated_by",
+            "updated_at",
+        ]
+
+    @extend_schema_field(DATASET_REF)
+    def get_training_dataset(self, obj: RetrainingPolicy) -> dict[str, Any] | None:
+        return _dataset_ref(obj.training_dataset)
+
+    @extend_schema_field(DATASET_REF)
+    def get_evaluation_dataset(self, obj: RetrainingPolicy) -> dict[str, Any] | None:
+        return _dataset_ref(obj.evaluation_dataset)
+
+    def get_next_run_at(self, obj: RetrainingPolicy) -> datetime | None:
+        from lifecycle.retraining import next_cron_time
+
+        if not (obj.enabled and obj.schedule):
+            return None
+        return next_cron_time(obj.schedule, timezone.now())
+
+
+class RetrainingPolicyWriteSerializer(serializers.Serializer):
+    """PUT body: every field is optional; those left out keep their value."""
+
+    enabled = serializers.BooleanField(required=False)
+    strategy = serializers.ChoiceField(choices=RetrainingStrategy.choices, required=False)
+    params = serializers.DictField(required=False)
+    schedule = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    on_alert = serializers.BooleanField(required=False)
+    on_new_dataset = serializers.BooleanField(required=False)
+    training_dataset = serializers.IntegerField(required=False, allow_null=True)
+    evaluation_dataset = serializers.IntegerField(required=False, allow_null=True)
+    target_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    production_window_hours = serializers.IntegerField(required=False, min_value=0)
+    max_rows = serializers.IntegerField(required=False, allow_null=True, min_value=10)
+    holdout_fraction = serializers.FloatField(required=False)
+    seed = serializers.IntegerField(required=False, min_value=0)
+    cooldown_minutes = serializers.IntegerField(required=False, min_value=0)
+    debounce_checks = serializers.IntegerField(required=False, min_value=1)
+    debounce_window = serializers.IntegerField(required=False, min_value=1)
+    daily_budget = serializers.IntegerField(required=False, min_value=0)
+    auto_submit = serializers.BooleanField(required=False)
+    primary_metric = serializers.CharField(required=False, max_length=30)
+    tolerance = serializers.FloatField(required=False, min_value=0)
+    sensitive_columns = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=4
+    )
+
+
+class RetrainRequestSerializer(serializers.Serializer):
+    """POST .../retrain/: everything optional; the policy fills in the rest."""
+
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    force = serializers.BooleanField(required=False, default=False)
+    strategy = serializers.ChoiceField(choices=RetrainingStrategy.choices, required=False)
+    params = serializers.DictField(required=False)
+    parent = serializers.IntegerField(required=False, min_value=1, help_text="version number")
+    training_dataset = serializers.IntegerField(required=False)
+    evaluation_dataset = serializers.IntegerField(required=False)
+    production_window_hours = serializers.IntegerField(required=False, min_value=0)
+    seed = serializers.IntegerField(required=False, min_value=0)
+    fairness_audit = serializers.IntegerField(
+        required=False, help_text="a failed fairness audit to mitigate (fairness_mitigation)"
+    )
+
+
+class RetrainingRunSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="registered_model.name", read_only=True)
+    requested_by = serializers.CharField(
+        source="requested_by.username", read_only=True, default=None
+    )
+    parent = serializers.IntegerField(source="parent.number", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True, default=None)
+    champion = serializers.IntegerField(source="champion.number", read_only=True, default=None)
+    alert = serializers.IntegerField(source="alert_id", read_only=True)
+    signal = serializers.IntegerField(source="signal_id", read_only=True)
+    fairness_audit = serializers.IntegerField(source="fairness_audit_id", read_only=True)
+    trigger_dataset = serializers.SerializerMethodField()
+    training_dataset = serializers.SerializerMethodField()
+    evaluation_dataset = serializers.SerializerMethodField()
+    train_dataset = serializers.SerializerMethodField()
+    holdout_dataset = serializers.SerializerMethodField()
+    duration_seconds = serializers.FloatField(read_only=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RetrainingRun
+        fields = [
+            "id",
+            "model",
+            "status",
+            "outcome",
+            "outcome_reason",
+            "error",
+            "trigger",
+            "reason",
+            "forced",
+            "requested_by",
+            "alert",
+            "signal",
+            "trigger_dataset",
+            "fairness_audit",
+            "strategy",
+            "params",
+            "seed",
+            "parent",
+            "version",
+            "champion",
+            "training_dataset",
+            "evaluation_dataset",
+            "target_column",
+            "production_window_hours",
+            "window_end",
+            "max_rows",
+            "holdout_fraction",
+            "primary_metric",
+            "tolerance",
+            "auto_submit",
+            "sensitive_columns",
+            "train_dataset",
+            "holdout_dataset",
+            "comparison",
+            "data_record",
+            "training_record",
+            "environment",
+            "timings",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "attempts",
+            "log",
+            "url",
+        ]
+
+    @extend_schema_field(DATASET_REF)
+    def get_trigger_dataset(self, obj: RetrainingRun) -> dict[str, Any] | None:
+        return _dataset_ref(obj.trigger_dataset)
+
+    @extend_schema_field(DATASET_REF)
+    def get_training_dataset(self, obj: RetrainingRun) -> dict[str, Any] | None:
+        return _dataset_ref(obj.training_dataset)
+
+    @extend_schema_field(DATASET_REF)
+    def get_evaluation_dataset(self, obj: RetrainingRun) -> dict[str, Any] | None:
+        return _dataset_ref(obj.evaluation_dataset)
+
+    @extend_schema_field(DATASET_REF)
+    def get_train_dataset(self, obj: RetrainingRun) -> dict[str, Any] | None:
+        return _dataset_ref(obj.train_dataset)
+
+    @extend_schema_field(DATASET_REF)
+    def get_holdout_dataset(self, obj: RetrainingRun) -> dict[str, Any] | None:
+        return _dataset_ref(obj.holdout_dataset)
+
+    def get_url(self, obj: RetrainingRun) -> str:
+        path = reverse("api:retraining-run-detail", args=[obj.registered_model.name, obj.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path

@@ -6,6 +6,7 @@ evaluations = views.EvaluationViewSet
 environments = views.EnvironmentViewSet
 deployments = views.DeploymentViewSet
 environment = "models/<str:model_name>/environments/<str:environment>"
+retraining_runs = views.RetrainingRunViewSet
 
 urlpatterns = [
     path(
@@ -39,5 +40,25 @@ urlpatterns = [
         f"{environment}/deployments/<int:pk>/",
         deployments.as_view({"get": "retrieve"}),
         name="deployment-detail",
+    ),
+    path(
+        "models/<str:model_name>/retraining-policy",
+        views.RetrainingPolicyView.as_view(),
+        name="retraining-policy",
+    ),
+    path(
+        "models/<str:model_name>/retrain/",
+        retraining_runs.as_view({"post": "create"}),
+        name="retrain",
+    ),
+    path(
+        "models/<str:model_name>/retraining-runs/",
+        retraining_runs.as_view({"get": "list"}),
+        name="retraining-run-list",
+    ),
+    path(
+        "models/<str:model_name>/retraining-runs/<int:pk>/",
+        retraining_runs.as_view({"get": "retrieve"}),
+        name="retraining-run-detail",
     ),
 ]

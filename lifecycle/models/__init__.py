@@ -3,6 +3,7 @@
 - ``evaluations``: an evaluation of a version beside the champion (evidence).
 - ``deployments``: environments (routing state), deployments, their history,
   the live serving processes and the serving log.
+- ``retraining``: retraining policies, runs and skipped triggers.
 """
 
 from lifecycle.models.deployments import (
@@ -16,14 +17,30 @@ from lifecycle.models.deployments import (
     Strategy,
 )
 from lifecycle.models.evaluations import Evaluation
+from lifecycle.models.retraining import (
+    AUTOMATIC_TRIGGERS,
+    RetrainingOutcome,
+    RetrainingPolicy,
+    RetrainingRun,
+    RetrainingSkip,
+    RetrainingStrategy,
+    RetrainingTrigger,
+)
 
 __all__ = [
+    "AUTOMATIC_TRIGGERS",
     "Deployment",
     "DeploymentState",
     "Environment",
     "EnvironmentPhase",
     "EnvironmentTransition",
     "Evaluation",
+    "RetrainingOutcome",
+    "RetrainingPolicy",
+    "RetrainingRun",
+    "RetrainingSkip",
+    "RetrainingStrategy",
+    "RetrainingTrigger",
     "ServingLogBatch",
     "ServingProcess",
     "Strategy",

@@ -23,8 +23,9 @@ class Evaluation(BackgroundJob):
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="evaluations")
     dataset_sha256 = models.CharField(max_length=64)
     target_column = models.CharField(max_length=200)
+    # None when a system job asked for it (a retraining run's follow-up).
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     champion = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

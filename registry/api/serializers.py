@@ -237,7 +237,7 @@ class VersionSerializer(serializers.ModelSerializer):
 
 class DatasetSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="registered_model.name", read_only=True)
-    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
     download_url = serializers.SerializerMethodField()
 
     class Meta:

@@ -16,7 +16,7 @@ from django.core.management import call_command
 
 from governance import reviews, selectors
 from governance.models import FairnessAudit, MitigationRun, Review, SignOff
-from lifecycle.models import Evaluation
+from lifecycle.models import Evaluation, RetrainingRun
 from monitoring.models import Alert, Monitor, PredictionBatch
 from registry import services as registry_services
 from registry.models import ModelVersion, RegisteredModel
@@ -54,6 +54,7 @@ def counts() -> dict[str, int]:
             Monitor,
             PredictionBatch,
             Alert,
+            RetrainingRun,
         )
     }
 
@@ -77,7 +78,7 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     # credit (high risk), end to end. v1 (a scorecard) passes every gate: evaluation,
     # fairness audit, model card, three sign-offs; it is in production.
     credit = RegisteredModel.objects.get(name="credit-default")
-    v1, v2, v3 = ModelVersion.objects.filter(registered_model=credit).order_by("number")
+    v1, v2, v3 = ModelVersion.objects.filter(registered_model=credit).order_by("number")[:3]
     assert credit.aliases.get(name="production").version == v1
     first = Review.objects.get(version=v1)
     assert first.state == "approved"
@@ -123,6 +124,24 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     assert Alert.objects.filter(monitor__registered_model=credit).exists()
     assert not Alert.objects.filter(monitor__registered_model=diabetes).exists()
     assert PredictionBatch.objects.count() == 2 * 14
+
+    # Retraining: the credit drift alert retrained credit by itself (refit on the
+    # training dataset and a week of labelled production rows) and its candidate is
+    # in review; diabetes' SGD version (partial_fit) learned its traffic online and
+    # the production champion beat it; diabetes retrains weekly on beat's schedule.
+    alerted = RetrainingRun.objects.get(registered_model=credit)
+    assert (alerted.trigger, alerted.strategy, alerted.outcome) == (
+        "alert",
+        "refit",
+        "candidate_submitted",
+    )
+    assert alerted.alert.monitor.registered_model == credit and alerted.version.parent.number == 3
+    assert Review.objects.get(version=alerted.version).state == "in_review"
+    assert alerted.data_record["train"]["rows"]["production"] > 0
+    online = RetrainingRun.objects.get(registered_model=diabetes)
+    assert (online.strategy, online.outcome) == ("online", "rejected_by_champion")
+    assert online.parent.estimator.endswith("Pipeline") and online.champion.number == 2
+    assert diabetes.retraining_policy.periodic_task.enabled
 
     # A second run keeps what exists and prints no password.
     before = counts()

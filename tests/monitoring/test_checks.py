@@ -246,10 +246,13 @@ def test_alerts_are_deduplicated_then_acknowledged_and_resolved(
             "monitoring.check.request",
             "monitoring.monitor.create",
         } <= actions
+    # The monitor requests retraining: each opened alert also announces its signal.
     assert [e[0] for e in events] == [
+        "monitoring.retraining.requested",
         "monitoring.alert.opened",
         "monitoring.alert.acknowledged",
         "monitoring.alert.resolved",
+        "monitoring.retraining.requested",
         "monitoring.alert.opened",
     ]
 

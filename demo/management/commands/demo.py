@@ -23,7 +23,7 @@ from django.db import transaction
 from common.apps import AUDITORS_GROUP
 from common.audit import SystemActor
 from common.jobs import job_claim
-from demo import environments, monitors, reviews, samples
+from demo import environments, monitors, retraining, reviews, samples
 from registry import services
 from registry.choices import DatasetRole, VersionStatus
 from registry.models import Dataset, RegisteredModel, RegistrationJob
@@ -93,10 +93,12 @@ class Command(BaseCommand):
         diabetes = self._diabetes_model(users)
         self._grants(users, credit, diabetes)
         self._evidence(users, credit, diabetes)
-        # The governance, monitoring and serving state (reviews, monitors, traffic,
-        # environments) comes from their own modules' ``load``: demo/reviews.py,
+        # The governance, retraining, monitoring and serving state (reviews, policies,
+        # monitors, traffic, runs, environments) comes from their own modules:
+        # demo/reviews.py, demo/retraining.py (policies before the alerts, runs after),
         # demo/monitors.py, demo/environments.py.
-        for loader in (reviews.load, monitors.load, environments.load):
+        loaders = (reviews.load, retraining.policies, monitors.load, retraining.load)
+        for loader in (*loaders, environments.load):
             loader(self, users=users, models={"credit": credit, "diabetes": diabetes})
         self._report(users, passwords)
 
