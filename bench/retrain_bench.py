@@ -21,8 +21,10 @@ with ``--postgres``/``--redis``, PostgreSQL + Redis in a throw-away database
    Measured: ``review.submitted_at - alert.opened_at`` (target < 60 s);
 4. the run's overhead beyond the bare fit, two ways: the run's own accounting
    (``timings.total - timings.fit``: loading, assembling, comparing, serialising,
-   registering) and from outside (``finished_at - started_at`` of the job row minus
-   a bare ``clone(parent).fit`` of the same rows timed here). Target < 2 s.
+   registering) and from the job row (``finished_at - started_at``, claim to finish,
+   minus the fit as timed around the library call). Target < 2 s. For scale, the
+   same fit (``clone(parent).fit`` of the run's stored training rows) is also timed
+   alone in this process.
 
 Run on an otherwise idle machine: the fit itself (and so every figure) moves with
 whatever else is using the two cores.
@@ -129,9 +131,9 @@ def child(repeats: int, label: str) -> None:
 
     from common.storage import local_blob_path
     from config.celery import app
-    from governance.models import Review
+    from governance.models import FairnessAudit, Review
     from lifecycle import retraining
-    from lifecycle.models import RetrainingRun
+    from lifecycle.models import Evaluation, RetrainingRun
     from monitoring import services as monitoring_services
     from monitoring.models import Alert, Monitor
     from registry.artifacts import load_estimator
@@ -193,6 +195,16 @@ def child(repeats: int, label: str) -> None:
                     review = Review.objects.filter(version=run.version, state="in_review").first()
                 time.sleep(0.1)
             run.refresh_from_db()
+            # Let the candidate's evidence jobs finish before the next alert, so that
+            # the next fit does not share the cores with them.
+            busy = ["queued", "running"]
+            while (
+                Evaluation.objects.filter(version=run.version, status__in=busy).exists()
+                or FairnessAudit.objects.filter(version=run.version, status__in=busy).exists()
+            ):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             samples.append(
                 {
                     "alert_to_review": (review.submitted_at - alert.opened_at).total_seconds(),
@@ -256,15 +268,16 @@ def report(result: dict) -> None:
         )
     to_review = [s["alert_to_review"] for s in samples]
     internal = [s["overhead_internal"] for s in samples]
-    outside = [s["run_wall"] - result["bare_fit"] for s in samples]
+    outside = [s["run_wall"] - s["fit"] for s in samples]
     print(
         f"   alert -> candidate in review: median {statistics.median(to_review):.1f} s, "
         f"max {max(to_review):.1f} s (target < 60 s)"
     )
     print(
-        f"   run overhead beyond the fit: {statistics.median(internal):.2f} s by the run's "
-        f"accounting; {statistics.median(outside):.2f} s from outside (job wall time "
-        f"minus a bare fit of {result['bare_fit']:.2f} s) (target < 2 s)"
+        f"   run overhead beyond the fit: median {statistics.median(internal):.2f} s by the "
+        f"run's accounting, {statistics.median(outside):.2f} s from the job row (claimed to "
+        f"finished, minus the fit) (target < 2 s); the same fit alone in this process: "
+        f"{result['bare_fit']:.2f} s"
     )
 
 
