@@ -16,10 +16,10 @@ from django.core.management import call_command
 
 from governance import reviews, selectors
 from governance.models import FairnessAudit, MitigationRun, Review, SignOff
-from lifecycle.models import Evaluation, RetrainingRun
+from lifecycle.models import Environment, Evaluation, RetrainingRun
 from monitoring.models import Alert, Monitor, PredictionBatch
-from registry import services as registry_services
 from registry.models import ModelVersion, RegisteredModel
+from tests.lifecycle.deploy_support import deploy
 
 pytestmark = pytest.mark.django_db
 
@@ -114,13 +114,17 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     missing = [i["requirement"] for i in selectors.review_checklist(review=pending) if not i["met"]]
     assert missing == ["signoff:compliance", "acknowledgement:sensitive_inputs"]
     compliance = User.objects.get(username="compliance")
-    assert [r.version for r in selectors.waiting_for(user=compliance)] == [v3]
-    assert list(selectors.waiting_for(user=owner)) == []
+    # v4, the candidate that credit's drift alert retrained by itself (below), waits
+    # in review too: for every role, the owner's included (the owner only requested it).
+    waiting = [r.version.number for r in selectors.waiting_for(user=compliance)]
+    assert sorted(waiting) == [3, 4]
+    assert [r.version.number for r in selectors.waiting_for(user=owner)] == [4]
 
     # Evidence for every ready version; two weeks of traffic per monitor; the
     # credit traffic drifts and opens an alert, the diabetes traffic does not.
-    assert Evaluation.objects.filter(status="succeeded").count() == 5
-    assert FairnessAudit.objects.filter(status="succeeded").count() == 3
+    # (5, and diabetes' SGD version and the two retrained candidates below).
+    assert Evaluation.objects.filter(status="succeeded").count() == 5 + 3
+    assert FairnessAudit.objects.filter(status="succeeded").count() == 3 + 1  # + v4, retrained
     assert Alert.objects.filter(monitor__registered_model=credit).exists()
     assert not Alert.objects.filter(monitor__registered_model=diabetes).exists()
     assert PredictionBatch.objects.count() == 2 * 14
@@ -135,7 +139,9 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
         "refit",
         "candidate_submitted",
     )
-    assert alerted.alert.monitor.registered_model == credit and alerted.version.parent.number == 3
+    # The parent is the version the alerting monitor watches (v2, which serves the traffic).
+    assert alerted.alert.monitor.registered_model == credit
+    assert alerted.version.parent == alerted.alert.monitor.version == v2
     assert Review.objects.get(version=alerted.version).state == "in_review"
     assert alerted.data_record["train"]["rows"]["production"] > 0
     online = RetrainingRun.objects.get(registered_model=diabetes)
@@ -169,7 +175,6 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
         acknowledge_sensitive_inputs=True,
     )
     assert Review.objects.get(version=v3).state == "approved"
-    deployed = registry_services.alias_set(
-        actor=owner, model=credit, name="production", version_number=v3.number
-    )
-    assert deployed.version == v3
+    production = Environment.objects.get(registered_model=credit, name="production")
+    assert deploy(production, v3, owner).state == "succeeded"
+    assert credit.aliases.get(name="production").version == v3
