@@ -328,6 +328,7 @@ class RetrainingRunViewSet(viewsets.GenericViewSet):
         request=RetrainRequestSerializer,
         responses={202: RetrainingRunSerializer, **error_responses(400, 403, 404, 409)},
     )
+    @idempotent
     def create(self, request: Request, model_name: str) -> Response:
         """Retrain now: a run is queued (202) or refused with the reason (4xx, nothing queued)."""
         model = _model(request, model_name)
