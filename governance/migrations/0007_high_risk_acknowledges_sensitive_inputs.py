@@ -17,6 +17,7 @@ COPIED = (
     "thresholds",
     "validity_days",
     "independent_validator",
+    "tier_lowering_role",
     "description",
 )
 

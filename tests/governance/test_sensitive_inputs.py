@@ -183,10 +183,10 @@ def test_only_a_required_role_can_be_named_to_acknowledge(personas):
 
 
 def test_the_data_migration_leaves_frozen_reviews_as_they_were(personas):
-    """Migration 0006: an unused high policy is corrected in place; a used one is
+    """Migration 0007: an unused high policy is corrected in place; a used one is
     followed by a new version, so the review that froze it keeps its policy."""
     migration = importlib.import_module(
-        "governance.migrations.0006_high_risk_acknowledges_sensitive_inputs"
+        "governance.migrations.0007_high_risk_acknowledges_sensitive_inputs"
     )
     ApprovalPolicy.objects.filter(risk_tier="high").update(sensitive_inputs_acknowledged_by="")
     current = policies.policy_current(risk_tier="high")
