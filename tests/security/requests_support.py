@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 
 from governance import risk_tiers
 from governance.fairness_audits import fairness_audit_start
+from lifecycle import deployments
 from monitoring import services as monitoring_services
 from tests.conftest import Personas, create_model, grant, make_user, ready_version
 from tests.monitoring.conftest import upload_training
@@ -57,6 +58,7 @@ def seed_world(personas: Personas) -> World:
         target_column="label",
         sensitive_columns=["age"],
     )
+    deployments.environment_create(actor=personas.owner, model=model, name="staging")
     tier_change = risk_tiers.risk_tier_change_request(
         actor=personas.owner, model=model, risk_tier="low", reason="seeded for the tests"
     )

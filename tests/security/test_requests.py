@@ -76,6 +76,15 @@ JSON_ENTRY_POINTS: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/models/{model_name}/risk-tier-changes/"): {},
     ("post", "/api/v1/models/{model_name}/risk-tier-changes/{id}/approve/"): {"id": "tier_change"},
     ("post", "/api/v1/models/{model_name}/risk-tier-changes/{id}/reject/"): {"id": "tier_change"},
+    ("post", "/api/v1/models/{model_name}/environments/"): {},
+    ("post", "/api/v1/models/{model_name}/environments/{environment}/deployments/"): {
+        "environment": "staging"
+    },
+    ("post", "/api/v1/models/{model_name}/environments/{environment}/rollback"): {
+        "environment": "staging"
+    },
+    ("post", "/api/v1/models/{model_name}/retrain/"): {},
+    ("put", "/api/v1/models/{model_name}/retraining-policy"): {},
 }
 # Declared with a body in the schema, but the view reads none.
 READS_NO_BODY = {("post", "/api/v1/alerts/{id}/acknowledge/")}
