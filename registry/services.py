@@ -17,7 +17,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, ProtectedError
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -237,8 +237,20 @@ def registered_model_delete(*, actor: AbstractBaseUser, model: RegisteredModel) 
     model.aliases.all().delete()
     model.versions.update(parent=None)
     ModelVersion.objects.filter(registered_model=model).delete()
-    model.datasets.all().delete()
-    model.delete()
+    try:
+        # Another app's rows may still point at the model (an environment): the
+        # refusal leaves this function's transaction, which undoes every delete above.
+        with transaction.atomic():
+            model.datasets.all().delete()
+            model.delete()
+    except ProtectedError as exc:
+        holders = sorted({type(obj).__name__ for obj in exc.protected_objects})
+        raise conflict(
+            "model_in_use",
+            f"{model.name} is still referenced by other rows ({', '.join(holders)}); "
+            "remove those first.",
+            referenced_by=holders,
+        ) from None
     audit_record(
         actor=actor,
         action="registry.model.deleted",

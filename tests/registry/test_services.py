@@ -109,6 +109,22 @@ class TestModels:
         assert not RegisteredModel.objects.filter(pk=model.pk).exists()
         assert AuditEvent.objects.filter(action="registry.model.deleted").count() == 1
 
+    def test_a_model_another_app_still_refers_to_is_refused_and_nothing_is_deleted(
+        self, model, personas
+    ):
+        # Found by schemathesis: an environment (lifecycle) protects its model.
+        from lifecycle import deployments
+
+        failed = validate(register(model, personas.bot, artifact=b"not a model"))
+        deployments.environment_create(actor=personas.owner, model=model, name="staging")
+        with pytest.raises(DomainError) as excinfo:
+            services.registered_model_delete(actor=personas.owner, model=model)
+        assert (excinfo.value.code, excinfo.value.status) == ("model_in_use", 409)
+        assert excinfo.value.details["referenced_by"] == ["Environment"]
+        assert RegisteredModel.objects.filter(pk=model.pk).exists()
+        assert ModelVersion.objects.filter(pk=failed.pk).exists()
+        assert not AuditEvent.objects.filter(action="registry.model.deleted").exists()
+
 
 class TestDatasets:
     def test_a_csv_upload_is_stored_as_parquet_with_schema_and_digest(self, model, personas):
