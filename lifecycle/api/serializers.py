@@ -17,6 +17,7 @@ from lifecycle.models import (
     RetrainingStrategy,
     Strategy,
 )
+from lifecycle.retraining import POLICY_FIELDS
 
 DATASET_REF = inline_serializer(
     "DatasetRef",
@@ -181,31 +182,13 @@ class RetrainingPolicySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RetrainingPolicy
+        # The policy's own fields are the service's list (``POLICY_FIELDS``), so the
+        # API shows exactly what ``retraining_policy_set`` writes and audits.
         fields = [
             "model",
-            "enabled",
-            "strategy",
-            "params",
-            "schedule",
+            *POLICY_FIELDS,
             "next_run_at",
             "periodic_task",
-            "on_alert",
-            "on_new_dataset",
-            "training_dataset",
-            "evaluation_dataset",
-            "target_column",
-            "production_window_hours",
-            "max_rows",
-            "holdout_fraction",
-            "seed",
-            "cooldown_minutes",
-            "debounce_checks",
-            "debounce_window",
-            "daily_budget",
-            "auto_submit",
-            "primary_metric",
-            "tolerance",
-            "sensitive_columns",
             "updated_by",
             "updated_at",
         ]
