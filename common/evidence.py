@@ -6,10 +6,6 @@ same transaction that stores their result. Governance registers a recorder in
 its ``AppConfig.ready`` that files the item against the version (and its
 review), so the evidence row and the result commit or roll back together.
 
-Evaluations can be asked for the same way: a producer of versions (governance's
-fairness mitigation) calls ``evaluation_request``, answered by the evaluation
-producer that lifecycle registers.
-
 Thresholds flow the other way: before a fairness audit or an evaluation runs,
 the producer asks ``policy_thresholds(version, kind)`` and freezes the answer on
 its own row. Governance answers from the approval policy frozen at submission
@@ -63,10 +59,8 @@ class EvidenceItem:
 
 EvidenceRecorder = Callable[..., None]
 ThresholdProvider = Callable[[Any, str], dict[str, Any] | None]
-EvaluationStarter = Callable[..., Any]
 _recorders: list[EvidenceRecorder] = []
 _threshold_providers: list[ThresholdProvider] = []
-_evaluation_starters: list[EvaluationStarter] = []
 
 
 def register_evidence_recorder(recorder: EvidenceRecorder) -> EvidenceRecorder:
@@ -97,21 +91,3 @@ def policy_thresholds(version: Any, kind: str) -> dict[str, Any]:
         if answer is not None:
             return dict(answer)
     return dict(DEFAULT_THRESHOLDS.get(kind, {}))
-
-
-def register_evaluation_starter(starter: EvaluationStarter) -> EvaluationStarter:
-    """Register ``starter(*, actor, version, dataset, target_column)``, which queues an
-    evaluation (lifecycle's ``evaluation_start``) and returns its job."""
-    if starter not in _evaluation_starters:
-        _evaluation_starters.append(starter)
-    return starter
-
-
-def evaluation_request(*, actor: Any, version: Any, dataset: Any, target_column: str) -> Any:
-    """Queue an evaluation of ``version`` on ``dataset`` through the registered starter,
-    inside the caller's transaction (a producer of versions, such as governance's
-    mitigation, has its candidates evaluated without importing lifecycle). Returns the
-    job, or None when no evaluation producer is installed."""
-    for starter in _evaluation_starters:
-        return starter(actor=actor, version=version, dataset=dataset, target_column=target_column)
-    return None

@@ -56,10 +56,6 @@ app.conf.beat_schedule = {
         "task": "common.tasks.requeue_stale_jobs",
         "schedule": timedelta(seconds=max(1, round(settings.JOB_HEARTBEAT_SECONDS))),
     },
-    "mitigation-follow-ups": {
-        "task": "governance.tasks.mitigation_follow_up_sweep",
-        "schedule": crontab(minute="*/5"),
-    },
     "governance-approval-expiry": {
         "task": "governance.tasks.approval_expiry_sweep",
         "schedule": crontab(minute=23),

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from common.admin import ReadOnlyAdmin
-from governance.models import FairnessAudit, MitigationRun, ModelCard
+from governance.models import FairnessAudit, ModelCard
 
 
 @admin.register(FairnessAudit)
@@ -10,13 +10,6 @@ class FairnessAuditAdmin(ReadOnlyAdmin):
     list_filter = ("status", "passed")
     search_fields = ("version__registered_model__name", "=sha256")
     list_select_related = ("version", "version__registered_model", "dataset", "requested_by")
-
-
-@admin.register(MitigationRun)
-class MitigationRunAdmin(ReadOnlyAdmin):
-    list_display = ("version", "method", "constraint", "status", "candidate", "follow_up")
-    list_filter = ("status", "method")
-    list_select_related = ("version", "version__registered_model", "candidate", "follow_up")
 
 
 @admin.register(ModelCard)

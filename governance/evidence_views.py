@@ -1,4 +1,6 @@
-"""Evidence on the version page: fairness audits, mitigations, the model card.
+"""Evidence on the version page: fairness audits, the model card.
+
+A failed audit's mitigation has its own panel, lifecycle's (a retraining run).
 
 Panels are contributed to the registry's version page; the small POST views
 call the same services as the API and answer htmx requests with the panel
@@ -11,7 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -21,7 +23,7 @@ from common.permissions import require, user_can
 from common.ui import error_response
 from governance import fairness_audits, model_cards, selectors
 from governance.charts import group_chart, group_label
-from governance.forms import FairnessAuditForm, MitigationForm, ModelCardForm
+from governance.forms import FairnessAuditForm, ModelCardForm
 from governance.models import ModelCard
 from registry.models import ModelVersion
 from registry.views import version_or_404
@@ -33,7 +35,6 @@ def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any
     user = request.user
     audit = selectors.latest_audit(version=version)
     recent = list(selectors.audit_list(user=user, version=version)[:5])
-    mitigations = list(selectors.mitigation_list(user=user, version=version)[:5])
     task = version.registered_model.task
     scopes = []
     if audit is not None:
@@ -52,18 +53,7 @@ def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any
     can_audit = version.status == "ready" and any(
         user_can(user, a, version) for a in fairness_audits.AUDIT_ACTIONS
     )
-    can_mitigate = (
-        audit is not None
-        and audit.passed is False
-        and task == "classification"
-        and user_can(user, "manage", version)
-        and user_can(user, "register", version)
-    )
-    busy = any(a.status in ("queued", "running") for a in recent) or any(
-        m.status in ("queued", "running")
-        or (m.follow_up_id and m.follow_up.status in ("queued", "running"))
-        for m in mitigations
-    )
+    busy = any(a.status in ("queued", "running") for a in recent)
     return {
         "id": "fairness",
         "title": "Fairness audit",
@@ -78,8 +68,6 @@ def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any
         "scopes": scopes,
         "metric_columns": _metric_columns(task),
         "form": FairnessAuditForm(version=version, user=user) if can_audit else None,
-        "mitigation_form": MitigationForm() if can_mitigate else None,
-        "mitigations": mitigations,
     }
 
 
@@ -151,24 +139,6 @@ def fairness_audit_create(request: HttpRequest, name: str, number: int) -> HttpR
 
 
 @login_required
-@require_POST
-def mitigation_create(request: HttpRequest, name: str, number: int, audit_id: int) -> HttpResponse:
-    version = version_or_404(request, name, number)
-    try:
-        audit = selectors.audit_get(user=request.user, version=version, pk=audit_id)
-    except DomainError as exc:
-        raise Http404(exc.message) from None
-    form = MitigationForm(request.POST)
-    if form.is_valid():
-        try:
-            fairness_audits.mitigation_start(actor=request.user, audit=audit, **form.cleaned_data)
-            messages.success(request, "Mitigation queued: a candidate version will be registered.")
-        except DomainError as exc:
-            messages.error(request, exc.message)
-    return _panel_response(request, version, fairness_panel(request, version))
-
-
-@login_required
 @require_http_methods(["GET", "POST"])
 def model_card_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
     version = version_or_404(request, name, number)
@@ -220,7 +190,7 @@ def model_card_export(request: HttpRequest, name: str, number: int) -> HttpRespo
 
 @login_required
 def fairness_panel_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    """The fairness panel alone (htmx polls it while an audit or mitigation runs)."""
+    """The fairness panel alone (htmx polls it while an audit runs)."""
     version = version_or_404(request, name, number)
     return render(
         request,

@@ -7,8 +7,6 @@ from typing import Any
 from django import forms
 
 from governance.choices import (
-    Constraint,
-    MitigationMethod,
     SignOffDecision,
     SignOffMeaning,
     SignOffRole,
@@ -46,11 +44,6 @@ class FairnessAuditForm(forms.Form):
         if not 1 <= len(names) <= MAX_SENSITIVE_COLUMNS:
             raise forms.ValidationError(f"Name 1 to {MAX_SENSITIVE_COLUMNS} columns.")
         return names
-
-
-class MitigationForm(forms.Form):
-    method = forms.ChoiceField(choices=MitigationMethod.choices)
-    constraint = forms.ChoiceField(choices=Constraint.choices)
 
 
 class ModelCardForm(forms.Form):

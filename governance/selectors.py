@@ -2,8 +2,8 @@
 
 Reviews: the review of a version, its checklist against the frozen policy, the
 sign-off roles a user holds, what waits for a user's sign-off, the reviews and
-sign-offs a user may see, recent decisions and deployments. Fairness audits and
-mitigation runs of a version. The audit trail (auditors) and webhooks
+sign-offs a user may see, recent decisions and deployments. Fairness audits of a
+version. The audit trail (auditors) and webhooks
 (administrators), which have no object permissions.
 """
 
@@ -29,7 +29,6 @@ from governance.choices import (
 from governance.models import (
     Evidence,
     FairnessAudit,
-    MitigationRun,
     Review,
     SignOff,
     Webhook,
@@ -419,15 +418,6 @@ def latest_audit(*, version: ModelVersion) -> FairnessAudit | None:
         .select_related("dataset")
         .order_by("-finished_at")
         .first()
-    )
-
-
-def mitigation_list(*, user: Any, version: ModelVersion) -> QuerySet[MitigationRun]:
-    return (
-        MitigationRun.objects.visible_to(user, "view")
-        .filter(version=version)
-        .select_related("audit", "candidate", "follow_up", "requested_by")
-        .order_by("-queued_at")
     )
 
 

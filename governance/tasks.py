@@ -8,26 +8,16 @@ from celery import shared_task
 from common.errors import DomainError
 from common.jobs import job_run
 from governance import fairness_audits
-from governance.models import FairnessAudit, MitigationRun
+from governance.models import FairnessAudit
 from registry.artifacts import ArtifactRejected
 
-#: Bad data or a refused artifact: the audit or mitigation fails for good.
+#: Bad data or a refused artifact: the audit fails for good.
 BAD_INPUT = (fairness_audits.AuditInputError, ArtifactRejected)
 
 
 @shared_task(name="governance.tasks.heavy_fairness_audit")
 def heavy_fairness_audit(job_id: int) -> None:
     job_run(FairnessAudit, job_id, fairness_audits.fairness_audit_run, permanent=BAD_INPUT)
-
-
-@shared_task(name="governance.tasks.heavy_mitigate")
-def heavy_mitigate(job_id: int) -> None:
-    job_run(MitigationRun, job_id, fairness_audits.mitigation_run, permanent=BAD_INPUT)
-
-
-@shared_task(name="governance.tasks.mitigation_follow_up_sweep")
-def mitigation_follow_up_sweep() -> int:
-    return fairness_audits.mitigation_follow_up_sweep()
 
 
 @shared_task(name="governance.tasks.approval_expiry_sweep")

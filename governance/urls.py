@@ -16,11 +16,6 @@ urlpatterns = [
         name="fairness-audit-create",
     ),
     path(f"{version}/fairness/", evidence_views.fairness_panel_view, name="fairness-panel"),
-    path(
-        f"{version}/fairness-audits/<int:audit_id>/mitigations/",
-        evidence_views.mitigation_create,
-        name="mitigation-create",
-    ),
     path(f"{version}/model-card/", evidence_views.model_card_export, name="model-card-export"),
     path(f"{version}/model-card/edit/", evidence_views.model_card_edit, name="model-card-edit"),
     path(

@@ -6,9 +6,7 @@ class LifecycleConfig(AppConfig):
     verbose_name = "Lifecycle"
 
     def ready(self) -> None:
-        from common.evidence import register_evaluation_starter
         from governance.model_cards import register_card_section
-        from lifecycle import services
         from lifecycle.deployments import environment_alias_guard
         from lifecycle.selectors import evaluation_card_section
         from lifecycle.views import deployments_panel, evaluation_panel, version_deployments_panel
@@ -20,8 +18,6 @@ class LifecycleConfig(AppConfig):
         register_model_panel(deployments_panel, order=10)
         register_card_section("evaluation", evaluation_card_section)
         register_alias_guard(environment_alias_guard)
-        # Governance's mitigation candidates are evaluated as soon as they are ready.
-        register_evaluation_starter(services.evaluation_start)
         self._retraining()
 
     @staticmethod
@@ -35,4 +31,5 @@ class LifecycleConfig(AppConfig):
         register_event_listener(retraining.on_event)
         register_model_panel(retraining_views.retraining_panel, order=30)
         register_version_panel(retraining_views.retrained_version_panel, order=15)
+        register_version_panel(retraining_views.mitigation_panel, order=35)  # after fairness
         register_alert_links(retraining_views.alert_links)

@@ -52,7 +52,7 @@ from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.jobs import JobLost, job_enqueue, job_finish, job_progress
 from common.models import JobStatus
-from common.permissions import require
+from common.permissions import require, user_can
 from common.storage import local_blob_path
 from lifecycle import challenger, strategies, training_data
 from lifecycle import transitions as tr
@@ -512,6 +512,39 @@ def _schema_check(parent: ModelVersion, dataset: Dataset, field: str, extra: lis
         )
 
 
+def _check_audit_failed(audit: Any) -> None:
+    if audit.status != JobStatus.SUCCEEDED or audit.passed is not False:
+        raise conflict(
+            "audit_not_failed",
+            "Only a completed audit that failed is mitigated "
+            f"(this one is {audit.status}, passed={audit.passed}).",
+        )
+
+
+def _mitigation_datasets(
+    audit: Any, parent: ModelVersion, columns: list[str], *, named: Dataset | None
+) -> tuple[Dataset | None, Dataset | None]:
+    """(training, evaluation) datasets of a run that mitigates ``audit``.
+
+    As governance's mitigation always did: fitted on the parent's own training data
+    and judged on the audited rows, which it was not fitted on. When the parent records
+    no training data apart from the audited rows (or none holding the sensitive
+    columns), the audited rows themselves, with the run's seeded hold-out. A named
+    training dataset wins; the audited rows then judge it unless they are the same.
+    """
+    if named is not None:
+        return named, (audit.dataset if named.pk != audit.dataset_id else None)
+    training = parent.training_dataset
+    if (
+        training is not None
+        and training.registered_model_id == parent.registered_model_id
+        and training.sha256 != audit.dataset_sha256
+        and set(columns) <= set(training.column_names)
+    ):
+        return training, audit.dataset
+    return audit.dataset, None
+
+
 def _plan(
     *,
     model: RegisteredModel,
@@ -542,12 +575,7 @@ def _plan(
             )
         if audit.version.registered_model_id != model.pk:
             raise _invalid("fairness_audit", "The fairness audit belongs to another model.")
-        if audit.status != JobStatus.SUCCEEDED or audit.passed is not False:
-            raise conflict(
-                "audit_not_failed",
-                "Only a completed audit that failed is mitigated "
-                f"(this one is {audit.status}, passed={audit.passed}).",
-            )
+        _check_audit_failed(audit)
         params = {"sensitive_columns": audit.sensitive_columns, **params}
     try:
         strategies.validate_params(strategy, params)
@@ -586,7 +614,12 @@ def _plan(
     features = list(dict.fromkeys([*parent.feature_names, *sensitive]))
 
     dataset = _check_dataset(model, "training_dataset", given.get("training_dataset"))
-    dataset = dataset or (audit.dataset if audit else None) or dataset_hint
+    audit_evaluation = None
+    if audit is not None:
+        dataset, audit_evaluation = _mitigation_datasets(
+            audit, parent, [target, *sensitive], named=dataset
+        )
+    dataset = dataset or dataset_hint
     dataset = dataset or base["training_dataset"] or _newest_training_dataset(model)
     if dataset is not None:
         dataset = _check_dataset(model, "training_dataset", dataset)
@@ -601,7 +634,7 @@ def _plan(
         raise _invalid("training_dataset", "fairness_mitigation needs a training dataset.")
 
     evaluation = _check_dataset(model, "evaluation_dataset", given.get("evaluation_dataset"))
-    evaluation = evaluation or base["evaluation_dataset"]
+    evaluation = evaluation or audit_evaluation or base["evaluation_dataset"]
     if evaluation is not None:
         if dataset is not None and evaluation.pk == dataset.pk:
             raise _invalid(
@@ -793,6 +826,64 @@ def retraining_run_request(
             requested_by=None if isinstance(actor, SystemActor) else actor,
             now=now,
         )
+
+
+def fairness_mitigation_request(
+    *,
+    actor: Any,
+    audit: Any,
+    method: str = strategies.MITIGATION_METHODS[0],
+    constraint: str = strategies.MITIGATION_CONSTRAINTS[0],
+    random_state: int = 0,
+    force: bool = False,
+    reason: str = "",
+) -> RetrainingRun:
+    """The mitigation door on a failed audit (``.../fairness-audits/{id}/mitigations/``
+    and the version page's "Start mitigation"): a run with the ``fairness_mitigation``
+    strategy, like ``POST .../retrain/ {"fairness_audit": id}``, but strict about its
+    data: fitted on the audited version's recorded training data and judged on the
+    audit's rows, so it refuses a version without training data (``no_training_data``)
+    and an audit run on the training data itself (``audit_on_training_data``).
+
+    The model's owner only (manage and register rights). Everything else (cooldown,
+    one active run, the parent's ability, the columns) is ``retraining_run_request``'s.
+    """
+    version = audit.version
+    model = version.registered_model
+    if not user_can(actor, "manage", model) or not user_can(actor, "register", model):
+        raise DomainError(
+            "permission_denied",
+            "Only the model's owner (manage and register rights) starts a mitigation.",
+            status=403,
+        )
+    _check_audit_failed(audit)
+    training = version.training_dataset
+    if training is None:
+        raise conflict(
+            "no_training_data",
+            f"{version} records no training dataset: a mitigation is fitted on the "
+            "training data, never on the rows that audit it.",
+        )
+    if training.sha256 == audit.dataset_sha256:
+        raise conflict(
+            "audit_on_training_data",
+            f"Fairness audit #{audit.pk} ran on the training data of {version}. Audit it on "
+            "held-out data first: the candidate is fitted on the training rows and judged "
+            "on rows it has not seen.",
+            dataset=audit.dataset_id,
+        )
+    return retraining_run_request(
+        actor=actor,
+        model=model,
+        reason=reason or f"Mitigate fairness audit #{audit.pk} of v{version.number}.",
+        force=force,
+        fairness_audit=audit,
+        parent=version,
+        params={"method": method, "constraint": constraint},
+        seed=random_state,
+        training_dataset=training,
+        evaluation_dataset=audit.dataset,
+    )
 
 
 def _skip(
@@ -1595,6 +1686,8 @@ def retraining_follow_up(*, version_id: int) -> RetrainingRun | None:
                         dataset=audit_ds,
                         target_column=run.target_column,
                         sensitive_columns=sensitive,
+                        # A mitigation is re-audited the way its audit was.
+                        bootstrap=run.fairness_audit.bootstrap if run.fairness_audit_id else 0,
                         random_state=run.seed,
                     ),
                 )
@@ -1637,6 +1730,7 @@ def retraining_follow_up_sweep() -> int:
 
 
 __all__ = [
+    "fairness_mitigation_request",
     "next_cron_time",
     "on_event",
     "parse_cron",

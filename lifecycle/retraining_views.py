@@ -1,5 +1,6 @@
 """Retraining in the approver UI: the model page's panel, the policy form, "Retrain now",
-the run page, the "what changed" panel of a retrained version, and alert links.
+the run page, the "what changed" panel of a retrained version, alert links, and the
+version page's Fairness mitigation panel ("Start mitigation" on a failed audit).
 
 Views read through selectors and write through ``lifecycle.retraining``, like the API.
 """
@@ -23,10 +24,14 @@ from common import metrics as common_metrics
 from common.errors import DomainError
 from common.permissions import user_can
 from common.ui import add_domain_error, or_404
+from governance import selectors as governance_selectors
+from governance.choices import Constraint, MitigationMethod
+from governance.selectors import latest_audit
 from lifecycle import retraining, selectors, strategies
 from lifecycle.models import RetrainingPolicy, RetrainingRun, RetrainingStrategy
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
+from registry.views import version_or_404
 
 # --------------------------------------------------------------------------- forms
 
@@ -111,6 +116,14 @@ class RetrainingPolicyForm(forms.Form):
 
 class RetrainNowForm(forms.Form):
     reason = forms.CharField(required=False, max_length=2000)
+    force = forms.BooleanField(required=False, label="Override the cooldown")
+
+
+class MitigationForm(forms.Form):
+    """ "Start mitigation" on a failed audit: a fairness_mitigation retraining run."""
+
+    method = forms.ChoiceField(choices=MitigationMethod.choices)
+    constraint = forms.ChoiceField(choices=Constraint.choices)
     force = forms.BooleanField(required=False, label="Override the cooldown")
 
 
@@ -237,6 +250,43 @@ def retrained_version_panel(request: HttpRequest, version: ModelVersion) -> dict
     }
 
 
+def mitigation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any] | None:
+    """The version page's Fairness mitigation panel: its mitigation runs and, for the
+    owner when the latest audit failed, "Start mitigation" (a retraining run)."""
+    user = request.user
+    runs = list(selectors.mitigation_run_list(user=user, version=version)[:5])
+    audit = latest_audit(version=version)
+    failed = audit is not None and audit.passed is False
+    if not runs and not failed:
+        return None
+    for run in runs:
+        run.words = outcome_words(run)
+    model = version.registered_model
+    can_mitigate = (
+        failed
+        and model.task == "classification"
+        and user_can(user, "manage", model)
+        and user_can(user, "register", model)
+    )
+    busy = any(
+        run.status in ("queued", "running")
+        or run.outcome == "awaiting_validation"
+        or (run.follow_up_audit_id and run.follow_up_audit.status in ("queued", "running"))
+        for run in runs
+    )
+    return {
+        "id": "mitigation",
+        "title": "Fairness mitigation",
+        "template": "lifecycle/_mitigation_panel.html",
+        "poll_url": reverse("lifecycle:mitigation-panel", args=[model.name, version.number])
+        if busy
+        else None,
+        "audit": audit if failed else None,
+        "runs": runs,
+        "form": MitigationForm() if can_mitigate else None,
+    }
+
+
 def alert_links(request: HttpRequest, alerts: list[Any]) -> dict[int, list[dict[str, str]]]:
     """Monitoring's alert list: the runs an alert started, or why it started none."""
     ids = [a.pk for a in alerts]
@@ -337,3 +387,45 @@ def run_detail(request: HttpRequest, name: str, pk: int) -> HttpResponse:
         "lifecycle/_retraining_run_body.html" if request.htmx else "lifecycle/retraining_run.html"
     )
     return render(request, template, context)
+
+
+def _mitigation_response(request: HttpRequest, version: ModelVersion) -> HttpResponse:
+    panel = mitigation_panel(request, version)
+    if request.htmx and panel is not None:
+        return render(request, "common/panel.html", {"panel": panel, "version": version})
+    url = reverse("registry:version-detail", args=[version.registered_model.name, version.number])
+    return redirect(f"{url}#panel-mitigation")
+
+
+@login_required
+@require_POST
+def mitigation_create(request: HttpRequest, name: str, number: int, audit_id: int) -> HttpResponse:
+    """ "Start mitigation" (the fairness panel's old action, same URL): a retraining run."""
+    version = version_or_404(request, name, number)
+    audit = or_404(governance_selectors.audit_get, user=request.user, version=version, pk=audit_id)
+    form = MitigationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a mitigation method and a constraint.")
+        return _mitigation_response(request, version)
+    try:
+        run = retraining.fairness_mitigation_request(
+            actor=request.user, audit=audit, **form.cleaned_data
+        )
+        messages.success(
+            request,
+            f"Retraining run #{run.pk} queued (fairness mitigation): a candidate version "
+            "will be registered, evaluated and audited again.",
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return _mitigation_response(request, version)
+
+
+@login_required
+def mitigation_panel_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """The mitigation panel alone (htmx polls it while a run or its evidence is busy)."""
+    version = version_or_404(request, name, number)
+    panel = mitigation_panel(request, version)
+    if panel is None:
+        return HttpResponse("")
+    return render(request, "common/panel.html", {"panel": panel, "version": version})

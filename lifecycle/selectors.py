@@ -19,6 +19,7 @@ from lifecycle.models import (
     RetrainingPolicy,
     RetrainingRun,
     RetrainingSkip,
+    RetrainingStrategy,
     ServingLogBatch,
 )
 from registry.choices import VersionStatus
@@ -278,6 +279,17 @@ def retraining_run_list(*, user: Any, model: RegisteredModel) -> QuerySet[Retrai
         RetrainingRun.objects.visible_to(user, "view")
         .filter(registered_model=model)
         .select_related(*RUN_RELATED)
+        .order_by("-queued_at", "-pk")
+    )
+
+
+def mitigation_run_list(*, user: Any, version: ModelVersion) -> QuerySet[RetrainingRun]:
+    """The fairness mitigations of a version: its runs with the ``fairness_mitigation``
+    strategy (from its failed audits, or asked for with the strategy by name)."""
+    return (
+        RetrainingRun.objects.visible_to(user, "view")
+        .filter(parent=version, strategy=RetrainingStrategy.FAIRNESS_MITIGATION)
+        .select_related(*RUN_RELATED, "fairness_audit", "follow_up_audit")
         .order_by("-queued_at", "-pk")
     )
 

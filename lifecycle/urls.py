@@ -6,6 +6,7 @@ app_name = "lifecycle"
 
 environment = "models/<slug:name>/environments/<slug:environment>"
 retraining = "models/<slug:name>/retraining"
+version = "models/<slug:name>/versions/<int:number>"
 urlpatterns = [
     path(
         "models/<slug:name>/deployments/",
@@ -18,4 +19,11 @@ urlpatterns = [
     path(f"{retraining}/policy/", retraining_views.policy_edit, name="retraining-policy"),
     path(f"{retraining}/run/", retraining_views.retrain_now, name="retrain-now"),
     path(f"{retraining}/runs/<int:pk>/", retraining_views.run_detail, name="retraining-run"),
+    # "Start mitigation" on a failed audit, at the URL governance's form always posted to.
+    path(
+        f"{version}/fairness-audits/<int:audit_id>/mitigations/",
+        retraining_views.mitigation_create,
+        name="mitigation-create",
+    ),
+    path(f"{version}/mitigation/", retraining_views.mitigation_panel_view, name="mitigation-panel"),
 ]

@@ -4,9 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from governance.choices import Constraint, MitigationMethod
 from governance.fairness_audits import MAX_BOOTSTRAP, MAX_SENSITIVE_COLUMNS
-from governance.models import FairnessAudit, MitigationRun, ModelCard
+from governance.models import FairnessAudit, ModelCard
 
 JOB_FIELDS = ["status", "error", "queued_at", "started_at", "finished_at", "attempts"]
 
@@ -58,39 +57,6 @@ class FairnessAuditRequestSerializer(serializers.Serializer):
         max_length=MAX_SENSITIVE_COLUMNS,
     )
     bootstrap = serializers.IntegerField(min_value=0, max_value=MAX_BOOTSTRAP, default=0)
-    random_state = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
-
-
-class MitigationSerializer(serializers.ModelSerializer):
-    version = serializers.IntegerField(source="version.number", read_only=True)
-    audit = serializers.IntegerField(source="audit_id", read_only=True)
-    candidate = serializers.IntegerField(source="candidate.number", read_only=True, default=None)
-    follow_up_audit = serializers.IntegerField(source="follow_up_id", read_only=True)
-    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
-
-    class Meta:
-        model = MitigationRun
-        fields = [
-            "id",
-            "version",
-            "audit",
-            *JOB_FIELDS,
-            "method",
-            "constraint",
-            "random_state",
-            "requested_by",
-            "candidate",
-            "follow_up_audit",
-        ]
-
-
-class MitigationRequestSerializer(serializers.Serializer):
-    method = serializers.ChoiceField(
-        choices=MitigationMethod.choices, default=MitigationMethod.THRESHOLD_OPTIMIZER
-    )
-    constraint = serializers.ChoiceField(
-        choices=Constraint.choices, default=Constraint.DEMOGRAPHIC_PARITY
-    )
     random_state = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
 
 

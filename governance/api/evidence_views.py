@@ -1,4 +1,8 @@
-"""Evidence endpoints under a version: fairness audits, mitigations, the model card."""
+"""Evidence endpoints under a version: fairness audits, the model card.
+
+A failed audit's mitigation is a retraining run: its endpoints are lifecycle's
+(``lifecycle.api.views.FairnessMitigationViewSet``), at the URLs they always had.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,9 @@ from governance import fairness_audits, model_cards, selectors
 from governance.api.evidence_serializers import (
     FairnessAuditRequestSerializer,
     FairnessAuditSerializer,
-    MitigationRequestSerializer,
-    MitigationSerializer,
     ModelCardNarrativeSerializer,
 )
-from governance.models import FairnessAudit, MitigationRun
+from governance.models import FairnessAudit
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion
 
@@ -71,30 +73,6 @@ class FairnessAuditViewSet(VersionScoped, viewsets.GenericViewSet):
     def retrieve(self, request: Request, model_name: str, number: int, pk: str) -> Response:
         job = selectors.audit_get(user=request.user, version=self._version(), pk=pk)
         return Response(self.get_serializer(job).data)
-
-
-class MitigationViewSet(VersionScoped, viewsets.GenericViewSet):
-    serializer_class = MitigationSerializer
-    queryset = MitigationRun.objects.none()
-
-    def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):
-            return MitigationRun.objects.none()
-        return selectors.mitigation_list(user=self.request.user, version=self._version())
-
-    def list(self, request: Request, model_name: str, number: int) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    @extend_schema(request=MitigationRequestSerializer, responses={202: MitigationSerializer})
-    def create(self, request: Request, model_name: str, number: int, audit_id: int) -> Response:
-        audit = selectors.audit_get(user=request.user, version=self._version(), pk=audit_id)
-        body = MitigationRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        run = fairness_audits.mitigation_start(
-            actor=request.user, audit=audit, **body.validated_data
-        )
-        return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class MarkdownRenderer(BaseRenderer):

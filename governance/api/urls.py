@@ -11,7 +11,6 @@ from governance.api import (
 
 version = "models/<str:model_name>/versions/<int:number>"
 audits = evidence_views.FairnessAuditViewSet
-mitigations = evidence_views.MitigationViewSet
 tier_changes = risk_tier_views.RiskTierChangeViewSet
 tier_change = "models/<str:model_name>/risk-tier-changes/<int:pk>"
 
@@ -67,12 +66,6 @@ urlpatterns = [
         audits.as_view({"get": "retrieve"}),
         name="fairness-audit-detail",
     ),
-    path(
-        f"{version}/fairness-audits/<int:audit_id>/mitigations/",
-        mitigations.as_view({"post": "create"}),
-        name="mitigation-create",
-    ),
-    path(f"{version}/mitigations/", mitigations.as_view({"get": "list"}), name="mitigation-list"),
     path(f"{version}/model-card", evidence_views.ModelCardView.as_view(), name="model-card"),
     path(
         "models/<str:model_name>/risk-tier-changes/",

@@ -1,4 +1,8 @@
-"""Fairness audits and their mitigation runs: evidence made in governance."""
+"""Fairness audits: evidence made in governance.
+
+A failed audit's mitigation is a retraining run (``lifecycle.models.RetrainingRun``,
+strategy ``fairness_mitigation``), like every other candidate version.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,9 @@ from django.db import models
 
 from common.models import BackgroundJob
 from common.permissions import PermissionManager
-from governance.choices import Constraint, MitigationMethod
 from registry.models import Dataset, ModelVersion
 
-__all__ = ["FairnessAudit", "MitigationRun"]
+__all__ = ["FairnessAudit"]
 
 
 class FairnessAudit(BackgroundJob):
@@ -51,38 +54,3 @@ class FairnessAudit(BackgroundJob):
 
     def __str__(self) -> str:
         return f"fairness audit #{self.pk} of {self.version}"
-
-
-class MitigationRun(BackgroundJob):
-    """A failed audit's mitigation: a new candidate version, then its own audit.
-
-    The candidate is registered like any version (``parent`` = the audited
-    version, source run ``mitigation-<id>``) and validated by the registry;
-    once it is ready, the same audit is run on it (``follow_up``).
-    """
-
-    permission_root = "version__registered_model"
-    task_name = "governance.tasks.heavy_mitigate"
-
-    audit = models.ForeignKey(FairnessAudit, on_delete=models.PROTECT, related_name="mitigations")
-    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
-    method = models.CharField(max_length=30, choices=MitigationMethod.choices)
-    constraint = models.CharField(max_length=30, choices=Constraint.choices)
-    random_state = models.IntegerField(default=0)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    candidate = models.ForeignKey(
-        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    follow_up = models.ForeignKey(
-        FairnessAudit, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-
-    objects = PermissionManager()
-
-    class Meta:
-        ordering = ["-queued_at"]
-
-    def __str__(self) -> str:
-        return f"mitigation #{self.pk} of {self.version} ({self.method})"

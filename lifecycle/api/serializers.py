@@ -8,6 +8,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from lifecycle import strategies
 from lifecycle.models import (
     Deployment,
     Environment,
@@ -254,6 +255,20 @@ class RetrainRequestSerializer(serializers.Serializer):
     )
 
 
+class MitigationRequestSerializer(serializers.Serializer):
+    """POST .../fairness-audits/{id}/mitigations/: a fairness_mitigation run of the audit."""
+
+    method = serializers.ChoiceField(
+        choices=strategies.MITIGATION_METHODS, default=strategies.MITIGATION_METHODS[0]
+    )
+    constraint = serializers.ChoiceField(
+        choices=strategies.MITIGATION_CONSTRAINTS, default=strategies.MITIGATION_CONSTRAINTS[0]
+    )
+    random_state = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    force = serializers.BooleanField(required=False, default=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
 class RetrainingRunSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="registered_model.name", read_only=True)
     requested_by = serializers.CharField(
@@ -265,6 +280,8 @@ class RetrainingRunSerializer(serializers.ModelSerializer):
     alert = serializers.IntegerField(source="alert_id", read_only=True)
     signal = serializers.IntegerField(source="signal_id", read_only=True)
     fairness_audit = serializers.IntegerField(source="fairness_audit_id", read_only=True)
+    evaluation = serializers.IntegerField(source="evaluation_id", read_only=True)
+    follow_up_audit = serializers.IntegerField(source="follow_up_audit_id", read_only=True)
     trigger_dataset = serializers.SerializerMethodField()
     training_dataset = serializers.SerializerMethodField()
     evaluation_dataset = serializers.SerializerMethodField()
@@ -310,6 +327,8 @@ class RetrainingRunSerializer(serializers.ModelSerializer):
             "train_dataset",
             "holdout_dataset",
             "comparison",
+            "evaluation",
+            "follow_up_audit",
             "data_record",
             "training_record",
             "environment",

@@ -7,6 +7,8 @@ environments = views.EnvironmentViewSet
 deployments = views.DeploymentViewSet
 environment = "models/<str:model_name>/environments/<str:environment>"
 retraining_runs = views.RetrainingRunViewSet
+mitigations = views.FairnessMitigationViewSet
+version = "models/<str:model_name>/versions/<int:number>"
 
 urlpatterns = [
     path(
@@ -61,4 +63,11 @@ urlpatterns = [
         retraining_runs.as_view({"get": "retrieve"}),
         name="retraining-run-detail",
     ),
+    # A failed audit's mitigation: governance's URLs, lifecycle's retraining runs.
+    path(
+        f"{version}/fairness-audits/<int:audit_id>/mitigations/",
+        mitigations.as_view({"post": "create"}),
+        name="mitigation-create",
+    ),
+    path(f"{version}/mitigations/", mitigations.as_view({"get": "list"}), name="mitigation-list"),
 ]

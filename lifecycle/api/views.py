@@ -19,6 +19,7 @@ from common.errors import DomainError
 from common.idempotency import idempotent
 from common.permissions import get_visible
 from common.schema import error_responses
+from governance import selectors as governance_selectors
 from governance.models import FairnessAudit
 from lifecycle import deployments, retraining, selectors, services
 from lifecycle.api.serializers import (
@@ -28,6 +29,7 @@ from lifecycle.api.serializers import (
     EnvironmentSerializer,
     EvaluationRequestSerializer,
     EvaluationSerializer,
+    MitigationRequestSerializer,
     RetrainingPolicySerializer,
     RetrainingPolicyWriteSerializer,
     RetrainingRunSerializer,
@@ -356,5 +358,46 @@ class RetrainingRunViewSet(viewsets.GenericViewSet):
             )
         run = retraining.retraining_run_request(
             actor=request.user, model=model, reason=data["reason"], force=data["force"], **given
+        )
+        return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class FairnessMitigationViewSet(viewsets.GenericViewSet):
+    """A failed fairness audit's mitigation, at governance's long-standing URLs: the
+    door is ``RetrainingRun`` (strategy ``fairness_mitigation``), like every candidate."""
+
+    serializer_class = RetrainingRunSerializer
+    queryset = RetrainingRun.objects.none()
+
+    def _version(self) -> ModelVersion:
+        model = _model(self.request, self.kwargs["model_name"])
+        return registry_selectors.version_get(
+            user=self.request.user, model=model, number=self.kwargs["number"]
+        )
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return RetrainingRun.objects.none()
+        return selectors.mitigation_run_list(user=self.request.user, version=self._version())
+
+    def list(self, request: Request, model_name: str, number: int) -> Response:
+        """The version's fairness mitigations: its ``fairness_mitigation`` retraining runs."""
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        request=MitigationRequestSerializer,
+        responses={202: RetrainingRunSerializer, **error_responses(400, 403, 404, 409)},
+    )
+    @idempotent
+    def create(self, request: Request, model_name: str, number: int, audit_id: int) -> Response:
+        """Mitigate a failed audit: a retraining run is queued (202) or refused (4xx)."""
+        audit = governance_selectors.audit_get(
+            user=request.user, version=self._version(), pk=audit_id
+        )
+        body = MitigationRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = retraining.fairness_mitigation_request(
+            actor=request.user, audit=audit, **body.validated_data
         )
         return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -1,5 +1,7 @@
-"""Mitigation: fairlearn's mitigators as storable versions, and the run that
-registers a candidate, has the registry validate it and audits it again."""
+"""Mitigation: fairlearn's mitigators as storable versions, and the door on a failed
+audit (``.../fairness-audits/{id}/mitigations/``), which queues a retraining run with the
+``fairness_mitigation`` strategy: it registers a candidate fitted on the training data,
+has the registry validate it, then evaluates and audits it again on the audited rows."""
 
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ from common.storage import local_blob_path
 from demo import samples
 from governance.estimators import THRESHOLD_OBJECTIVE, TRUSTED_TYPES, mitigated_estimator
 from governance.fairness import FairnessInputError
-from governance.models import FairnessAudit, MitigationRun
-from governance.tasks import heavy_fairness_audit, heavy_mitigate
-from lifecycle.models import Evaluation
-from lifecycle.tasks import heavy_evaluate
+from governance.models import FairnessAudit
+from governance.tasks import heavy_fairness_audit
+from lifecycle import retraining
+from lifecycle.models import Evaluation, RetrainingRun
+from lifecycle.tasks import heavy_evaluate, heavy_retrain
 from registry import services as registry_services
 from registry.artifacts import check_types, inspect_artifact, load_estimator
 from registry.models import ModelVersion
@@ -157,6 +160,16 @@ def mitigations_url(audit) -> str:
     return f"/api/v1/models/credit/versions/1/fairness-audits/{audit.pk}/mitigations/"
 
 
+def mitigate(audit, personas, **body):
+    """POST the mitigation as the owner and run the retraining run in-process."""
+    response = client_for(personas.owner).post(mitigations_url(audit), body, format="json")
+    assert response.status_code == 202, response.json()
+    heavy_retrain.run(response.json()["id"])
+    run = RetrainingRun.objects.select_related("version").get(pk=response.json()["id"])
+    assert run.status == "succeeded", run.error
+    return run
+
+
 def loaded(version):
     with local_blob_path(version.artifact_key) as path:
         return load_estimator(path)[0]
@@ -167,45 +180,60 @@ def table(dataset):
         return read_table(path)
 
 
-def test_a_mitigation_registers_a_candidate_that_is_validated_audited_and_evaluated(
+def test_a_mitigation_is_a_retraining_run_whose_candidate_is_validated_audited_and_evaluated(
     failed_audit, personas, monkeypatch, django_capture_on_commit_callbacks
 ):
-    sent = []
-    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: sent.append(job))
+    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
     response = client_for(personas.owner).post(
         mitigations_url(failed_audit), {"method": "threshold_optimizer"}, format="json"
     )
     assert response.status_code == 202, response.json()
-    heavy_mitigate.run(response.json()["id"])
-    run = MitigationRun.objects.get(pk=response.json()["id"])
+    body = response.json()
+    # The answer is the run, as POST .../retrain/ gives it: one door for every candidate.
+    assert (body["strategy"], body["trigger"], body["fairness_audit"]) == (
+        "fairness_mitigation",
+        "request",
+        failed_audit.pk,
+    )
+    assert body["params"] == {
+        "method": "threshold_optimizer",
+        "constraint": "demographic_parity",
+        "sensitive_columns": ["sex"],
+    }
+    assert body["parent"] == 1 and body["requested_by"] == "owner"
+    assert body["training_dataset"]["name"] == "train-data"
+    assert body["evaluation_dataset"]["id"] == failed_audit.dataset_id
+    assert body["url"].endswith(f"/retraining-runs/{body['id']}/")
+    heavy_retrain.run(body["id"])
+    run = RetrainingRun.objects.get(pk=body["id"])
     assert run.status == "succeeded", run.error
-    candidate = run.candidate
+    candidate = run.version
     assert candidate.status == "pending" and candidate.parent.number == 1
-    assert candidate.source_run_id == f"mitigation-{run.pk}"
-    assert candidate.tags == ["fairness-mitigation"]
-    # Authored by the job, requested by the owner: requesting is not authoring.
+    assert candidate.source_run_id == f"retraining-run-{run.pk}"
+    assert sorted(candidate.tags) == ["fairness_mitigation", "retrained"]
+    # Authored by the run, requested by the owner: requesting is not authoring.
     assert candidate.created_by is None and candidate.requested_by == personas.owner
     registered = AuditEvent.objects.get(
         action="registry.version.registered", object_id=candidate.pk
     )
-    assert registered.actor == f"system:governance.mitigate#{run.pk}"
+    assert registered.actor == f"system:lifecycle.retraining_run#{run.pk}"
     body = client_for(personas.viewer).get("/api/v1/models/credit/versions/2/").json()
     assert (body["created_by"], body["requested_by"]) == (None, "owner")
 
-    # The registry validates it; its "ready" event starts the follow-up audit and
-    # the evaluation, both on the audit's held-out rows.
+    # The registry validates it; its "ready" event starts the run's follow-up: the
+    # evaluation and the fairness audit, both on the audit's held-out rows.
     with django_capture_on_commit_callbacks(execute=True):
         validate(candidate)
     candidate.refresh_from_db()
     assert candidate.status == "ready", candidate.status_reason
     assert candidate.estimator == "governance.estimators.GroupThresholdClassifier"
     run.refresh_from_db()
-    follow_up = run.follow_up
+    follow_up = run.follow_up_audit
     assert follow_up is not None and follow_up.version == candidate
     assert follow_up.sensitive_columns == ["sex"] and follow_up.dataset == failed_audit.dataset
     evaluation = Evaluation.objects.get(version=candidate)
+    assert run.evaluation == evaluation
     assert (evaluation.dataset, evaluation.target_column) == (failed_audit.dataset, "label")
-    assert evaluation.requested_by == personas.owner
     heavy_evaluate.run(evaluation.pk)
     evaluation.refresh_from_db()
     assert evaluation.status == "succeeded", evaluation.error
@@ -215,9 +243,18 @@ def test_a_mitigation_registers_a_candidate_that_is_validated_audited_and_evalua
     before = {r["rule"]: r for r in failed_audit.report["rules"]}["demographic_parity_ratio_min"]
     assert ratio["value"] > before["value"]
     assert ratio["status"] == "passed"
-    body = client_for(personas.viewer).get("/api/v1/models/credit/versions/1/mitigations/").json()
-    assert body["results"][0]["candidate"] == candidate.number
-    assert body["results"][0]["follow_up_audit"] == follow_up.pk
+    listed = client_for(personas.viewer).get("/api/v1/models/credit/versions/1/mitigations/")
+    assert listed.status_code == 200
+    (row,) = listed.json()["results"]
+    assert (row["id"], row["version"], row["follow_up_audit"]) == (
+        run.pk,
+        candidate.number,
+        follow_up.pk,
+    )
+    assert row["evaluation"] == evaluation.pk
+    # The same run is in the model's retraining history.
+    history = client_for(personas.viewer).get("/api/v1/models/credit/retraining-runs/").json()
+    assert [r["id"] for r in history["results"]] == [run.pk]
 
 
 def test_the_candidate_is_fitted_on_the_training_data_and_scored_on_the_held_out_rows(
@@ -226,14 +263,12 @@ def test_the_candidate_is_fitted_on_the_training_data_and_scored_on_the_held_out
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
     monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
-    response = client_for(personas.owner).post(
-        mitigations_url(failed_audit), {"method": "threshold_optimizer"}, format="json"
-    )
-    heavy_mitigate.run(response.json()["id"])
-    candidate = validate(MitigationRun.objects.get(pk=response.json()["id"]).candidate)
+    run = mitigate(failed_audit, personas, method="threshold_optimizer")
+    candidate = validate(run.version)
     parent = candidate.parent
     train, holdout = table(parent.training_dataset), table(failed_audit.dataset)
     assert candidate.training_dataset == parent.training_dataset
+    assert run.holdout_dataset is None  # judged on the audited rows, no hold-out drawn
 
     stored = loaded(candidate)
     common = dict(
@@ -259,6 +294,7 @@ def test_the_candidate_is_fitted_on_the_training_data_and_scored_on_the_held_out
     assert candidate.metrics["roc_auc"] == pytest.approx(
         roc_auc_score(holdout["label"], stored.predict_proba(holdout)[:, 1]), abs=1e-6
     )
+    assert run.comparison["compared_on"] == f"evaluation dataset {failed_audit.dataset}"
 
 
 def test_a_mitigation_needs_training_data_apart_from_the_audited_rows(
@@ -293,54 +329,85 @@ def test_a_mitigation_needs_training_data_apart_from_the_audited_rows(
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "audit_on_training_data"
     assert "held-out" in refused.json()["error"]["message"]
-    assert not MitigationRun.objects.exists()
+    assert not RetrainingRun.objects.exists()
 
 
 def test_only_the_owner_mitigates_and_only_a_failed_audit(failed_audit, personas, model):
     bot = client_for(personas.bot)  # may register, may not manage
-    assert bot.post(mitigations_url(failed_audit), {}, format="json").status_code == 403
+    refused = bot.post(mitigations_url(failed_audit), {}, format="json")
+    assert refused.status_code == 403 and "owner" in refused.json()["error"]["message"]
     assert client_for(personas.outsider).post(mitigations_url(failed_audit), {}).status_code == 404
+    wrong_version = "/api/v1/models/credit/versions/2/fairness-audits/"
+    assert (
+        client_for(personas.owner)
+        .post(f"{wrong_version}{failed_audit.pk}/mitigations/", {}, format="json")
+        .status_code
+        == 404
+    )
     FairnessAudit.objects.filter(pk=failed_audit.pk).update(passed=True)
     response = client_for(personas.owner).post(mitigations_url(failed_audit), {}, format="json")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "audit_not_failed"
-    assert not MitigationRun.objects.exists()
+    assert not RetrainingRun.objects.exists()
     assert ModelVersion.objects.filter(registered_model=model).count() == 1
+
+
+def test_the_mitigation_door_keeps_the_run_guards_cooldown_and_one_active_run(
+    failed_audit, personas, model, monkeypatch
+):
+    """A mitigation is a run like any other: one active run per model, and the policy's
+    cooldown, which only a person's ``force`` overrides (and the run says so)."""
+    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
+    retraining.retraining_policy_set(actor=personas.owner, model=model, cooldown_minutes=60)
+    owner = client_for(personas.owner)
+    first = owner.post(mitigations_url(failed_audit), {}, format="json")
+    assert first.status_code == 202
+    busy = owner.post(mitigations_url(failed_audit), {"force": True}, format="json")
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "run_active"
+    heavy_retrain.run(first.json()["id"])
+    cooling = owner.post(mitigations_url(failed_audit), {}, format="json")
+    assert cooling.status_code == 409 and cooling.json()["error"]["code"] == "cooldown"
+    assert RetrainingRun.objects.count() == 1
+    forced = owner.post(
+        mitigations_url(failed_audit),
+        {"force": True, "method": "exponentiated_gradient", "reason": "second try"},
+        format="json",
+    )
+    assert forced.status_code == 202, forced.json()
+    assert forced.json()["forced"] is True and forced.json()["reason"] == "second try"
+    assert forced.json()["params"]["method"] == "exponentiated_gradient"
 
 
 def test_exponentiated_gradient_registers_a_candidate_and_unknown_methods_are_400(
     failed_audit, personas, monkeypatch
 ):
     monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
-    response = client_for(personas.owner).post(
-        mitigations_url(failed_audit), {"method": "exponentiated_gradient"}, format="json"
-    )
-    heavy_mitigate.run(response.json()["id"])
-    run = MitigationRun.objects.get(pk=response.json()["id"])
     # The test model is a bare LogisticRegression, whose fit takes sample weights.
-    assert run.status == "succeeded", run.error
-    assert run.candidate.parent.number == 1
-    bad = client_for(personas.owner).post(
-        mitigations_url(failed_audit), {"method": "magic"}, format="json"
-    )
-    assert bad.status_code == 400 and "method" in bad.json()["error"]["details"]
+    run = mitigate(failed_audit, personas, method="exponentiated_gradient", random_state=7)
+    assert run.version.parent.number == 1 and run.seed == 7
+    for bad in ({"method": "magic"}, {"constraint": "luck"}, {"random_state": -1}):
+        response = client_for(personas.owner).post(
+            mitigations_url(failed_audit), bad, format="json"
+        )
+        assert response.status_code == 400
+        assert set(bad) <= set(response.json()["error"]["details"])
+    assert RetrainingRun.objects.count() == 1
 
 
-def test_a_lost_ready_event_is_caught_up_by_the_sweep(failed_audit, personas, monkeypatch):
-    from governance.fairness_audits import mitigation_follow_up_sweep
-
+def test_a_lost_ready_event_is_caught_up_by_the_retraining_sweep(
+    failed_audit, personas, monkeypatch
+):
     monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
-    response = client_for(personas.owner).post(mitigations_url(failed_audit), {}, format="json")
-    heavy_mitigate.run(response.json()["id"])
-    run = MitigationRun.objects.get(pk=response.json()["id"])
-    assert mitigation_follow_up_sweep() == 0  # the candidate is still pending
-    validate(run.candidate)  # its event is never delivered (no on-commit here)
+    run = mitigate(failed_audit, personas)
+    assert retraining.retraining_follow_up_sweep() == 0  # the candidate is still pending
+    validate(run.version)  # its event is never delivered (no on-commit here)
     run.refresh_from_db()
-    assert run.follow_up is None
-    assert mitigation_follow_up_sweep() == 1
-    assert mitigation_follow_up_sweep() == 0  # once only
+    assert run.follow_up_audit is None
+    assert retraining.retraining_follow_up_sweep() == 1
+    assert retraining.retraining_follow_up_sweep() == 0  # once only
     run.refresh_from_db()
-    assert run.follow_up.version == run.candidate
+    assert run.follow_up_audit.version == run.version
+    assert run.follow_up_audit.dataset == failed_audit.dataset
 
 
 # --------------------------------------------------------------------------- the positive class
@@ -409,20 +476,15 @@ def test_a_mitigated_candidate_of_a_text_labelled_model_is_audited_on_the_same_c
     audit = FairnessAudit.objects.get(pk=response.json()["id"])
     assert audit.passed is False and audit.report["pos_label"] == "yes"
 
-    response = client_for(personas.owner).post(
-        mitigations_url(audit), {"method": "threshold_optimizer"}, format="json"
-    )
-    heavy_mitigate.run(response.json()["id"])
-    run = MitigationRun.objects.get(pk=response.json()["id"])
-    assert run.status == "succeeded", run.error
+    run = mitigate(audit, personas, method="threshold_optimizer")
     with django_capture_on_commit_callbacks(execute=True):
-        validate(run.candidate)
-    candidate = ModelVersion.objects.get(pk=run.candidate_id)
+        validate(run.version)
+    candidate = ModelVersion.objects.get(pk=run.version_id)
     assert candidate.status == "ready", candidate.status_reason
     assert candidate.classes == ["no", "yes"]
     run.refresh_from_db()
-    heavy_fairness_audit.run(run.follow_up.pk)
-    follow_up = FairnessAudit.objects.get(pk=run.follow_up.pk)
+    heavy_fairness_audit.run(run.follow_up_audit.pk)
+    follow_up = FairnessAudit.objects.get(pk=run.follow_up_audit.pk)
     assert follow_up.status == "succeeded", follow_up.error
     assert follow_up.report["pos_label"] == "yes"
     ratio = {r["rule"]: r for r in follow_up.report["rules"]}["demographic_parity_ratio_min"]
