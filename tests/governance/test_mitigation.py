@@ -489,3 +489,82 @@ def test_a_mitigated_candidate_of_a_text_labelled_model_is_audited_on_the_same_c
     assert follow_up.report["pos_label"] == "yes"
     ratio = {r["rule"]: r for r in follow_up.report["rules"]}["demographic_parity_ratio_min"]
     assert ratio["status"] == "passed"
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def panel_of(html: str, panel: str) -> str:
+    return html.split(f'id="panel-{panel}"')[1].split("</section>")[0]
+
+
+def test_start_mitigation_on_the_version_page_queues_a_retraining_run(
+    failed_audit, personas, monkeypatch
+):
+    from django.test import Client
+
+    monkeypatch.setattr(jobs, "_send", lambda job, countdown=None: None)
+    pages = {}
+    for persona in ("owner", "bot", "viewer"):
+        client = Client()
+        client.force_login(getattr(personas, persona))
+        pages[persona] = client
+    action = f"/models/credit/versions/1/fairness-audits/{failed_audit.pk}/mitigations/"
+    owner_panel = panel_of(
+        pages["owner"].get("/models/credit/versions/1/").content.decode(), "mitigation"
+    )
+    assert f"Fairness audit #{failed_audit.pk}" in owner_panel and "Start mitigation" in owner_panel
+    assert f'action="{action}"' in owner_panel
+    fairness = panel_of(
+        pages["owner"].get("/models/credit/versions/1/").content.decode(), "fairness"
+    )
+    assert "Start mitigation" not in fairness  # one place only, lifecycle's panel
+    for persona in ("bot", "viewer"):  # they see why, not the button
+        panel = panel_of(
+            pages[persona].get("/models/credit/versions/1/").content.decode(), "mitigation"
+        )
+        assert "failed" in panel and "Start mitigation" not in panel
+    refused = pages["bot"].post(
+        action, {"method": "threshold_optimizer", "constraint": "demographic_parity"}, follow=True
+    )
+    assert "Only the model" in refused.content.decode()
+    assert not RetrainingRun.objects.exists()
+
+    response = pages["owner"].post(
+        action, {"method": "threshold_optimizer", "constraint": "equalized_odds"}
+    )
+    assert response.status_code == 302 and response["Location"].endswith(
+        "/models/credit/versions/1/#panel-mitigation"
+    )
+    run = RetrainingRun.objects.get()
+    assert (run.strategy, run.fairness_audit, run.requested_by) == (
+        "fairness_mitigation",
+        failed_audit,
+        personas.owner,
+    )
+    assert run.params["constraint"] == "equalized_odds"
+    page = pages["owner"].get("/models/credit/versions/1/").content.decode()
+    panel = panel_of(page, "mitigation")
+    assert f"Retraining run #{run.pk}" in panel and "Queued." in panel
+    assert f"/models/credit/retraining/runs/{run.pk}/" in panel
+    assert "/models/credit/versions/1/mitigation/" in page  # the panel polls while it runs
+
+    # A second click while it is queued: the run guard's refusal, in words, nothing queued.
+    again = pages["owner"].post(
+        action, {"method": "threshold_optimizer", "constraint": "demographic_parity"}, follow=True
+    )
+    assert "wait for it to finish" in again.content.decode()
+    assert RetrainingRun.objects.count() == 1
+    bad = pages["owner"].post(
+        action, {"method": "magic", "constraint": "demographic_parity"}, follow=True
+    )
+    assert "Choose a mitigation method" in bad.content.decode()
+    outsider = Client()
+    outsider.force_login(personas.outsider)
+    assert outsider.post(action, {"method": "threshold_optimizer"}).status_code == 404
+    assert outsider.get("/models/credit/versions/1/mitigation/").status_code == 404
+
+    heavy_retrain.run(run.pk)
+    validate(RetrainingRun.objects.get(pk=run.pk).version)
+    fragment = pages["viewer"].get("/models/credit/versions/1/mitigation/").content.decode()
+    assert '→ <a href="/models/credit/versions/2/">v2</a>' in fragment

@@ -17,7 +17,13 @@ from lifecycle import retraining
 from lifecycle.models import RetrainingRun
 from tests.conftest import client_for, ready_version
 from tests.evidence_support import audit_frame, upload
-from tests.lifecycle.retraining_support import complete, execute, fitted_bytes, post_traffic
+from tests.lifecycle.retraining_support import (
+    complete,
+    execute,
+    fitted_bytes,
+    post_traffic,
+    upload_dataset,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +122,47 @@ def test_warm_start_grows_the_parents_forest(model, personas, training):
     assert run.training_record["warm_start"]["total"] == 15
     assert run.version.hyperparameters["n_estimators"] == 15
     assert forest.hyperparameters["n_estimators"] == 10
+
+
+def test_mitigating_an_audit_fits_the_parents_training_data_and_judges_the_audited_rows(
+    model, personas
+):
+    """Both doors agree: with training data of its own, a mitigation is fitted on it and
+    judged on the audited rows (never on the rows it was fitted on), no hold-out drawn."""
+    train = upload_dataset(model, personas.bot, audit_frame(1500, seed=3), name="train-data")
+    audited = upload(model, personas.bot, audit_frame(1500, seed=8), name="audited")
+    parent = ready_version(
+        model,
+        personas.bot,
+        artifact=fitted_bytes(LogisticRegression(max_iter=300), audit_frame(1500, seed=3)),
+        training_dataset=train,
+        target_column="label",
+    )
+    audit = fairness_audits.fairness_audit_start(
+        actor=personas.bot,
+        version=parent,
+        dataset=audited,
+        target_column="label",
+        sensitive_columns=["sex"],
+    )
+    heavy_fairness_audit.run(audit.pk)
+    audit.refresh_from_db()
+    assert audit.passed is False
+    owner = client_for(personas.owner)
+    body = owner.post(
+        "/api/v1/models/credit/retrain/", {"fairness_audit": audit.pk}, format="json"
+    ).json()
+    assert body["training_dataset"]["id"] == train.pk
+    assert body["evaluation_dataset"]["id"] == audited.pk and body["holdout_fraction"] == 0.0
+    run = execute(RetrainingRun.objects.get(pk=body["id"]))
+    assert run.status == "succeeded", run.error
+    assert run.version.training_dataset == train and run.holdout_dataset is None
+    assert run.comparison["compared_on"] == f"evaluation dataset {audited}"
+    # Naming the audited rows as training data: they cannot also judge it; a hold-out does.
+    body = owner.post(
+        "/api/v1/models/credit/retrain/",
+        {"fairness_audit": audit.pk, "training_dataset": audited.pk, "force": True},
+        format="json",
+    ).json()
+    assert body["training_dataset"]["id"] == audited.pk
+    assert body["evaluation_dataset"] is None and body["holdout_fraction"] == 0.2
