@@ -230,7 +230,9 @@ def test_auditors_read_audits_in_the_admin_and_change_nothing(model, personas, d
     assert client.get(f"/admin/governance/fairnessaudit/{job_id}/change/").status_code == 200
     assert client.get("/admin/governance/fairnessaudit/add/").status_code == 403
     assert client.get("/admin/governance/modelcard/").status_code == 200
-    assert client.get("/admin/governance/mitigationrun/").status_code == 200
+    # Mitigations are retraining runs now: lifecycle's admin lists them.
+    assert client.get("/admin/governance/mitigationrun/").status_code == 404
+    assert client.get("/admin/lifecycle/retrainingrun/").status_code == 200
 
 
 def test_the_version_page_form_queues_an_audit_or_shows_why_not(model, personas, dataset, client):

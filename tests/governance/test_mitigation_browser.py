@@ -1,7 +1,8 @@
-"""A high-risk mitigation candidate approved in a real browser: the owner who asked for
-it attests as owner, the validator signs, and the compliance officer, told in plain
-words that it reads sex at prediction time, approves by acknowledging it. A validator
-who authored a version is told the one reason they may not sign it."""
+"""A failed audit mitigated from the version page in a real browser, and the high-risk
+candidate approved: the owner who asked for it (a retraining run) attests as owner,
+the validator signs, and the compliance officer, told in plain words that it reads
+sex at prediction time, approves by acknowledging it. A validator who authored a
+version is told the one reason they may not sign it."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from sklearn.linear_model import LogisticRegression
 
 from demo import samples
 from governance import fairness_audits, model_cards, reviews
-from governance.models import FairnessAudit, MitigationRun, Review, SignOff
-from governance.tasks import heavy_fairness_audit, heavy_mitigate
-from lifecycle.models import Evaluation
-from lifecycle.tasks import heavy_evaluate
+from governance.models import FairnessAudit, Review, SignOff
+from governance.tasks import heavy_fairness_audit
+from lifecycle import retraining
+from lifecycle.models import Evaluation, RetrainingRun
+from lifecycle.tasks import heavy_evaluate, heavy_retrain
 from registry import services as registry_services
 from tests.conftest import create_model, csv_bytes, grant, log_in, ready_version, shot, validate
 from tests.governance.review_support import PASSWORD, high_risk_version
@@ -59,9 +61,9 @@ def dataset(model, actor, frame, name, role):
     )
 
 
-def mitigated_candidate(personas):
+def failed_audit(personas):
     """credit v1 (by the bot, trained on the demo's biased loan data) fails its audit by
-    sex on held-out rows; the owner's mitigation makes v2: evaluated, audited, carded."""
+    sex on held-out rows."""
     model = create_model(personas.owner, name="credit", risk_tier="high", team=personas.team)
     grant(model, personas.bot, "contributor")
     grant(model, personas.validator, "approver")
@@ -92,17 +94,52 @@ def mitigated_candidate(personas):
     heavy_fairness_audit.run(audit.pk)
     audit.refresh_from_db()
     assert audit.passed is False
-    run = fairness_audits.mitigation_start(actor=personas.owner, audit=audit)
-    heavy_mitigate.run(run.pk)
-    candidate = validate(MitigationRun.objects.get(pk=run.pk).candidate)
-    # The "ready" event queues the follow-up audit and evaluation; run them here.
-    fairness_audits.mitigation_follow_up(version_id=candidate.pk)
-    for follow_up in FairnessAudit.objects.filter(version=candidate):
+    return audit
+
+
+def mitigated_candidate(personas):
+    """The owner's mitigation of v1's failed audit makes v2: evaluated, audited, carded."""
+    audit = failed_audit(personas)
+    run = retraining.fairness_mitigation_request(actor=personas.owner, audit=audit)
+    return finish(run, personas)
+
+
+def finish(run, personas):
+    """The worker's jobs in-process: the run, the validation, the run's follow-up
+    (the "ready" event's: review per the policy, evaluation, re-audit), the evidence."""
+    heavy_retrain.run(run.pk)
+    candidate = validate(RetrainingRun.objects.get(pk=run.pk).version)
+    retraining.retraining_follow_up(version_id=candidate.pk)
+    for follow_up in FairnessAudit.objects.filter(version=candidate, status="queued"):
         heavy_fairness_audit.run(follow_up.pk)
-    for evaluation in Evaluation.objects.filter(version=candidate):
+    for evaluation in Evaluation.objects.filter(version=candidate, status="queued"):
         heavy_evaluate.run(evaluation.pk)
     model_cards.model_card_update(actor=personas.owner, version=candidate, fields=NARRATIVE)
     return candidate
+
+
+def test_the_owner_starts_a_mitigation_from_the_failed_audit_and_sees_its_candidate(page, personas):
+    audit = failed_audit(personas)
+    log_in(page, "owner")
+    page.goto("/models/credit/versions/1/")
+    panel = page.locator("#panel-mitigation")
+    expect(panel.locator("#mitigation-audit")).to_contain_text(f"Fairness audit #{audit.pk}")
+    panel.locator("select[name=constraint]").select_option("demographic_parity")
+    panel.locator("#mitigation-form button[type=submit]").click()
+    expect(panel).to_contain_text("queued (fairness mitigation)")
+    run = RetrainingRun.objects.get()
+    assert (run.strategy, run.fairness_audit_id, run.requested_by) == (
+        "fairness_mitigation",
+        audit.pk,
+        personas.owner,
+    )
+    expect(panel.locator(f"#mitigation-run-{run.pk}")).to_contain_text("Queued")
+    shot(page, "mitigation-0-queued")
+    finish(run, personas)  # the panel polls while the run and its evidence are busy
+    expect(panel.locator(f"#mitigation-run-{run.pk}")).to_contain_text("v2", timeout=20000)
+    expect(panel.locator(f"#mitigation-run-{run.pk}")).to_contain_text("(passed)")
+    panel.locator(f"#mitigation-run-{run.pk} a", has_text="Retraining run").click()
+    expect(page.locator("main")).to_contain_text("Fairness mitigation")
 
 
 def test_the_owner_who_requested_a_mitigation_signs_it_and_compliance_acknowledges_sex(
@@ -112,7 +149,8 @@ def test_the_owner_who_requested_a_mitigation_signs_it_and_compliance_acknowledg
     assert candidate.created_by is None and candidate.requested_by == personas.owner
     assert FairnessAudit.objects.get(version=candidate).passed is True
     assert Evaluation.objects.get(version=candidate).passed is True
-    reviews.review_submit(actor=personas.owner, version=candidate)
+    if not Review.objects.filter(version=candidate).exists():  # unless the run submitted it
+        reviews.review_submit(actor=personas.owner, version=candidate)
 
     # The owner finds the candidate waiting for them and signs it as owner.
     log_in(page, "owner")

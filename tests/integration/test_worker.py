@@ -81,11 +81,11 @@ def test_an_evaluation_runs_on_the_heavy_queue(celery_worker, model, personas):
 
 
 def test_a_fairness_audit_and_its_mitigation_run_on_the_worker(celery_worker, model, personas):
-    """Audit, mitigation, the candidate's validation, its follow-up audit and evaluation:
-    five jobs chained by the worker alone (the last two through the registry's ready
-    event)."""
-    from governance.models import FairnessAudit, MitigationRun
-    from lifecycle.models import Evaluation
+    """Audit, mitigation (a retraining run), the candidate's validation, its follow-up
+    audit and evaluation: five jobs chained by the worker alone (the last two through
+    the registry's ready event and the run's follow-up)."""
+    from governance.models import FairnessAudit
+    from lifecycle.models import Evaluation, RetrainingRun
     from tests.conftest import ready_version
     from tests.evidence_support import audit_frame, upload
 
@@ -109,20 +109,22 @@ def test_a_fairness_audit_and_its_mitigation_run_on_the_worker(celery_worker, mo
         format="json",
     )
     assert response.status_code == 202
+    assert response.json()["strategy"] == "fairness_mitigation"
     run = wait_for(
-        lambda: MitigationRun.objects.filter(
-            pk=response.json()["id"], follow_up__status="succeeded"
+        lambda: RetrainingRun.objects.filter(
+            pk=response.json()["id"], follow_up_audit__status="succeeded"
         ).first(),
-        message="the mitigation and its follow-up audit",
+        message="the mitigation run and its follow-up audit",
     )
-    assert run.candidate.status == "ready" and run.follow_up.version == run.candidate
-    assert run.candidate.training_dataset == train and run.follow_up.dataset == dataset
+    candidate = run.version
+    assert candidate.status == "ready" and run.follow_up_audit.version == candidate
+    assert candidate.training_dataset == train and run.follow_up_audit.dataset == dataset
     evaluation = wait_for(
-        lambda: Evaluation.objects.filter(version=run.candidate, status="succeeded").first(),
+        lambda: Evaluation.objects.filter(version=candidate, status="succeeded").first(),
         message="the candidate's evaluation",
     )
-    assert evaluation.dataset == dataset
-    assert "governance.tasks.heavy_mitigate" in celery_worker.output()
+    assert evaluation.dataset == dataset and run.evaluation_id == evaluation.pk
+    assert "lifecycle.tasks.heavy_retrain" in celery_worker.output()
 
 
 def test_an_upload_never_waits_on_the_drift_baseline_the_worker_builds_and_applies_it(
