@@ -47,7 +47,9 @@ def policies(command: Any, *, users: dict[str, Any], models: dict[str, Any]) -> 
             on_alert=True,
             production_window_hours=3 * 24,  # the drifted days
             max_rows=9000,
-            cooldown_minutes=60,
+            # No cooldown: the demo compresses two weeks into a minute, and the owner's
+            # fairness mitigation (a retraining run too) ran moments before the alert.
+            cooldown_minutes=0,
             daily_budget=3,
             auto_submit=True,
             primary_metric="roc_auc",

@@ -11,11 +11,12 @@ Credit (high risk), the governed path end to end:
 - v2, trained on every applicant column, scores better but fails its fairness audit
   (the demo's credit data is biased on purpose, see ``demo/samples.py``); the
   compliance officer rejects it, quoting the failed rules;
-- v3 is the mitigation of v2's failed audit, started by the owner: fitted on the
-  training data by the mitigation job (its author), then evaluated and audited on
-  the held-out rows. It passes, but reads ``sex`` and ``age_band`` at prediction
-  time. The owner (who only requested it) and the validator have signed; it waits
-  for the compliance officer, who approves it only by acknowledging that use.
+- v3 is the mitigation of v2's failed audit, started by the owner: a retraining run
+  (strategy ``fairness_mitigation``, its author) fits it on the training data, then
+  it is evaluated and audited on the held-out rows. It passes, but reads ``sex`` and
+  ``age_band`` at prediction time. The owner (who only requested it) and the
+  validator have signed; it waits for the compliance officer, who approves it only
+  by acknowledging that use.
 
 The demo loader knows no passwords, so its sign-offs are recorded with
 ``reviews.signoff_record`` (the step after the e-signature check) and say so in
@@ -31,10 +32,11 @@ from django.db import transaction
 from common.jobs import job_claim
 from governance import fairness_audits, model_cards, policies, reviews, selectors
 from governance.choices import ReviewState
-from governance.models import FairnessAudit, MitigationRun, Review
-from governance.tasks import heavy_fairness_audit, heavy_mitigate
-from lifecycle.models import Evaluation
-from lifecycle.tasks import heavy_evaluate
+from governance.models import FairnessAudit, Review
+from governance.tasks import heavy_fairness_audit
+from lifecycle import retraining
+from lifecycle.models import Evaluation, RetrainingRun
+from lifecycle.tasks import heavy_evaluate, heavy_retrain
 from registry import services as registry_services
 from registry.choices import VersionStatus
 from registry.models import ModelVersion, RegistrationJob
@@ -141,22 +143,28 @@ def _run_in_process(model: Any, task: Any, pk: Any) -> None:
 
 
 def _credit_mitigation(command: Any, users: dict[str, Any], v2: Any) -> ModelVersion | None:
-    """The owner mitigates v2's failed audit; the candidate is validated, evaluated and
-    audited as the workers would, then given its model card."""
-    run = MitigationRun.objects.filter(version=v2).select_related("candidate").first()
+    """The owner mitigates v2's failed audit (a retraining run, as from the version
+    page); the candidate is validated, evaluated and audited as the workers would,
+    then given its model card."""
+    run = (
+        RetrainingRun.objects.filter(parent=v2, strategy="fairness_mitigation")
+        .select_related("version")
+        .first()
+    )
     if run is None:
         audit = selectors.latest_audit(version=v2)
         if audit is None or audit.passed is not False:
             return None
-        run = fairness_audits.mitigation_start(
+        run = retraining.fairness_mitigation_request(
             actor=users["owner"],
             audit=audit,
             method="threshold_optimizer",
             constraint="demographic_parity",
+            reason="v2 failed its fairness audit by sex and age band.",
         )
-        _run_in_process(MitigationRun, heavy_mitigate, run.pk)
-        run.refresh_from_db()
-    candidate = run.candidate
+        _run_in_process(RetrainingRun, heavy_retrain, run.pk)
+        run = RetrainingRun.objects.select_related("version").get(pk=run.pk)
+    candidate = run.version
     if candidate is None:
         raise RuntimeError(f"demo mitigation failed: {run.error}")
     if candidate.status == VersionStatus.PENDING:
@@ -166,9 +174,10 @@ def _credit_mitigation(command: Any, users: dict[str, Any], v2: Any) -> ModelVer
             candidate = registry_services.model_version_validate(job=job)
     if candidate.status != VersionStatus.READY:
         raise RuntimeError(f"demo mitigation candidate failed: {candidate.status_reason}")
-    # Normally the "ready" event queues these; it is delivered after a commit that a
-    # caller's transaction may still hold, so ask for them here (idempotent).
-    fairness_audits.mitigation_follow_up(version_id=candidate.pk)
+    # Normally the "ready" event runs the run's follow-up (review per the policy, the
+    # evaluation, the re-audit); it is delivered after a commit that a caller's
+    # transaction may still hold, so ask for it here (idempotent).
+    retraining.retraining_follow_up(version_id=candidate.pk)
     for audit in FairnessAudit.objects.filter(version=candidate):
         _run_in_process(FairnessAudit, heavy_fairness_audit, audit.pk)
     for evaluation in Evaluation.objects.filter(version=candidate):
@@ -187,9 +196,11 @@ def _credit_mitigation(command: Any, users: dict[str, Any], v2: Any) -> ModelVer
 
 
 def _credit_candidate_in_review(command: Any, users: dict[str, Any], candidate: Any) -> None:
-    if Review.objects.filter(version=candidate).exists():
+    review = Review.objects.filter(version=candidate).first()
+    if review is not None and review.signoffs.exists():
         return
-    reviews.review_submit(actor=users["owner"], version=candidate)
+    if review is None:  # the run submits it itself when the champion does not beat it
+        reviews.review_submit(actor=users["owner"], version=candidate)
     _sign(
         users,
         candidate,

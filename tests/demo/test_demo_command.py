@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from governance import reviews, selectors
-from governance.models import FairnessAudit, MitigationRun, Review, SignOff
+from governance.models import FairnessAudit, Review, SignOff
 from lifecycle.models import Environment, Evaluation, RetrainingRun
 from monitoring.models import Alert, Monitor, PredictionBatch
 from registry.models import ModelVersion, RegisteredModel
@@ -95,15 +95,19 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     assert "fairness audit failed" in rejected.transitions.last().reason
     assert "demographic_parity_ratio_min" in rejected.transitions.last().reason
 
-    # v3 mitigates v2's failed audit: requested by the owner, authored by the job,
-    # fitted on the training data, evaluated and audited (passed) on the held-out rows,
-    # reading sex and age_band at prediction time. Owner and validator signed; only
-    # the compliance officer's sign-off, acknowledging that use, is missing.
-    run = MitigationRun.objects.get(version=v2)
-    assert run.candidate == v3 and v3.parent == v2
+    # v3 mitigates v2's failed audit: a retraining run (fairness_mitigation) requested
+    # by the owner, authored by the run, fitted on the training data, evaluated and
+    # audited (passed) on the held-out rows, reading sex and age_band at prediction
+    # time. Owner and validator signed; only the compliance officer's sign-off,
+    # acknowledging that use, is missing.
+    run = RetrainingRun.objects.get(registered_model=credit, strategy="fairness_mitigation")
+    assert run.version == v3 and v3.parent == v2 == run.parent
+    assert (run.trigger, run.requested_by, run.fairness_audit) == ("request", owner, audit)
     assert (v3.created_by, v3.requested_by) == (None, owner)
     assert v3.training_dataset.name == "applications-2025" and v3.metrics["roc_auc"] > 0.6
-    assert run.follow_up.dataset.name == "applications-holdout" and run.follow_up.passed is True
+    assert run.evaluation_dataset.name == "applications-holdout"
+    follow_up = run.follow_up_audit
+    assert follow_up.dataset.name == "applications-holdout" and follow_up.passed is True
     evaluation = Evaluation.objects.get(version=v3)
     assert evaluation.dataset.name == "applications-holdout" and evaluation.passed is True
     assert evaluation.champion == v1
@@ -133,7 +137,7 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     # training dataset and a week of labelled production rows) and its candidate is
     # in review; diabetes' SGD version (partial_fit) learned its traffic online and
     # the production champion beat it; diabetes retrains weekly on beat's schedule.
-    alerted = RetrainingRun.objects.get(registered_model=credit)
+    alerted = RetrainingRun.objects.get(registered_model=credit, trigger="alert")
     assert (alerted.trigger, alerted.strategy, alerted.outcome) == (
         "alert",
         "refit",
