@@ -1297,6 +1297,9 @@ def retraining_run_execute(*, job: RetrainingRun) -> RetrainingRun:
         max_rows=run.max_rows,
         holdout_fraction=0.0 if evaluation is not None else run.holdout_fraction,
         classes=parent.classes,
+        # The policy's sensitive columns ride along (never trained on), so the
+        # stored hold-out can audit the candidate by them.
+        carry=run.sensitive_columns or [],
     )
     mark = lap("assemble", mark)
     rows = data.record["train"]["rows"]

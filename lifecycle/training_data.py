@@ -265,9 +265,9 @@ def holdout_split(
 class TrainingData:
     """The rows a run trains on and holds out, with the record of how they were chosen.
 
-    ``train`` and ``holdout`` hold the features then the target; ``train_sources``
-    and ``holdout_sources`` say for each row whether it came from the dataset
-    or from production (same order as the frames).
+    ``train`` and ``holdout`` hold the features, the carried columns, then the
+    target; ``train_sources`` and ``holdout_sources`` say for each row whether it
+    came from the dataset or from production (same order as the frames).
     """
 
     train: pd.DataFrame
@@ -322,8 +322,14 @@ def assemble(
     max_rows: int | None = None,
     holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
     classes: Sequence[Any] | None = None,
+    carry: Sequence[str] = (),
 ) -> TrainingData:
     """Check, combine, cap and split a run's data (see the module docstring).
+
+    ``carry`` names columns that ride along in the rows, never trained on (they are
+    not ``features``): the sensitive columns a follow-up fairness audit of the
+    candidate needs in its held-out rows. A column is carried only when every input
+    holds it; the record lists what was carried and what could not be.
 
     ``dataset`` is the registered training dataset's frame; ``production`` the
     labelled production rows (the features, ``label_column`` and optionally
@@ -355,6 +361,9 @@ def assemble(
         if dataset is not None:
             _check_kinds(dataset, prod, features)
 
+    given = [d for d in (dataset, production) if d is not None]
+    wanted = [str(c) for c in dict.fromkeys(carry) if c not in features and c != target]
+    carried = [c for c in wanted if all(c in frame.columns for frame in given)]
     data = dataset.reset_index(drop=True) if dataset is not None else None
     kept_data, kept_prod = cap_rows(
         0 if data is None else len(data),
@@ -366,14 +375,14 @@ def assemble(
     parts: list[pd.DataFrame] = []
     sources: list[np.ndarray] = []
     if data is not None:
-        parts.append(data.iloc[kept_data][[*features, target]])
+        parts.append(data.iloc[kept_data][[*features, *carried, target]])
         sources.append(np.full(len(kept_data), DATASET, dtype=object))
     if prod is not None:
         chosen = prod.iloc[kept_prod]
         if time_column in chosen.columns:
             times = pd.to_datetime(chosen[time_column], utc=True).to_numpy()
             chosen = chosen.iloc[np.argsort(times, kind="stable")]
-        rows = chosen[features].copy()
+        rows = chosen[[*features, *carried]].copy()
         like = (
             data[target]
             if data is not None
@@ -425,6 +434,8 @@ def assemble(
 
     record: dict[str, Any] = {
         "features": features,
+        "carried": carried,
+        "not_carried": [c for c in wanted if c not in carried],
         "target": target,
         "task": task,
         "seed": seed,

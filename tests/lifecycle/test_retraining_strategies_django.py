@@ -166,3 +166,28 @@ def test_mitigating_an_audit_fits_the_parents_training_data_and_judges_the_audit
     ).json()
     assert body["training_dataset"]["id"] == audited.pk
     assert body["evaluation_dataset"] is None and body["holdout_fraction"] == 0.2
+
+
+def test_a_policys_sensitive_columns_have_every_candidate_audited_on_held_out_rows(
+    model, personas
+):
+    """The issue's "a fairness audit when the model has sensitive features configured":
+    a refit of a never-audited parent is audited by the policy's columns on held-out
+    rows that hold them, though the model does not read them."""
+    frame = audit_frame(1500, seed=3)
+    train = upload_dataset(model, personas.bot, frame, name="train-data")
+    ready_version(
+        model,
+        personas.bot,
+        artifact=fitted_bytes(LogisticRegression(max_iter=300), frame),
+        training_dataset=train,
+        target_column="label",
+    )
+    retraining.retraining_policy_set(actor=personas.owner, model=model, sensitive_columns=["sex"])
+    run = complete(retraining.retraining_run_request(actor=personas.owner, model=model))
+    audit = run.follow_up_audit
+    assert audit is not None, run.outcome_reason
+    assert audit.version == run.version and audit.sensitive_columns == ["sex"]
+    assert audit.dataset != train  # never the rows the candidate was fitted on
+    assert audit.dataset.sha256 != run.version.training_dataset.sha256
+    assert "sex" not in run.version.feature_names

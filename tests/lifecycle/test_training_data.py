@@ -163,6 +163,24 @@ def test_without_a_cap_every_row_is_kept_dataset_first_then_production_oldest_fi
     assert data.holdout is None
 
 
+def test_carried_columns_ride_along_in_every_frame_but_are_never_features():
+    """A policy's sensitive columns stay in the rows (the hold-out audits by them)."""
+    frame = dataset()
+    frame["sex"] = np.where(frame["b"] > 0, "F", "M")
+    data = assemble(dataset=frame, carry=["sex", "a", "y", "sex"])
+    assert list(data.train.columns) == list(data.holdout.columns) == [*FEATURES, "sex", "y"]
+    assert list(data.X_train.columns) == list(data.X_holdout.columns) == FEATURES
+    assert (data.record["carried"], data.record["not_carried"]) == (["sex"], [])
+    plain = assemble(dataset=frame)
+    assert data.holdout["a"].tolist() == plain.holdout["a"].tolist()  # the same split
+    sex_of = dict(zip(frame["a"], frame["sex"], strict=True))  # each row keeps its own
+    assert data.holdout["sex"].tolist() == [sex_of[a] for a in data.holdout["a"]]
+    # Production rows without the column: nothing is carried, and the record says so.
+    mixed = assemble(dataset=frame, production=production(), carry=["sex"])
+    assert "sex" not in mixed.train.columns
+    assert (mixed.record["carried"], mixed.record["not_carried"]) == ([], ["sex"])
+
+
 def test_the_cap_keeps_the_newest_production_rows_then_samples_the_dataset():
     rows = production(100)
     data = assemble(dataset=dataset(), production=rows, max_rows=150, holdout_fraction=0)
