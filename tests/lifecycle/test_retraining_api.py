@@ -149,6 +149,23 @@ def test_a_schedule_is_a_beat_periodic_task_that_follows_the_policy(model, perso
     assert task.enabled is False
 
 
+def test_the_schedules_periodic_task_shows_and_is_editable_in_the_admin(
+    model, personas, parent, client
+):
+    from django.contrib.auth.models import User
+
+    put(personas.owner, schedule="30 4 * * 1")
+    task = PeriodicTask.objects.get(task="lifecycle.tasks.retrain_on_schedule")
+    admin = User.objects.create_superuser("admin", "admin@example.com", "x" * 20)
+    client.force_login(admin)
+    listed = client.get("/admin/django_celery_beat/periodictask/").content.decode()
+    assert "retrain credit" in listed
+    page = client.get(f"/admin/django_celery_beat/periodictask/{task.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="crontab"' in html and 'name="enabled"' in html and "Save" in html
+
+
 def test_next_cron_time_follows_celerys_day_rules():
     after = dt.datetime(2026, 1, 7, 10, 0, tzinfo=dt.UTC)  # a Wednesday
     assert retraining.next_cron_time("0 3 * * 1", after) == dt.datetime(
