@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "client"))
 
 from modelgate import ModelGate, ModelGateError, Timeout, UntrustedArtifact
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
