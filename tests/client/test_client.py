@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import skops.io as sio
 from sklearn.linear_model import LogisticRegression
@@ -80,6 +81,19 @@ def test_a_pipeline_registers_loads_and_retrains_through_the_client(
     owner.request("PUT", "models/credit/aliases/staging", json={"version": 1})
     assert bot.resolve("credit@staging")["number"] == 1
     assert type(bot.load("credit@staging")).__name__ == "Pipeline"
+
+    # Production traffic and, later, its labels: joined by request id.
+    rows = frame[FEATURES].head(50).copy()
+    rows["timestamp"] = pd.date_range("2026-01-01", periods=50, freq="min", tz="UTC")
+    rows["prediction"] = estimator.predict(rows[FEATURES])
+    ids = [f"req-{i}" for i in range(50)]
+    batch = bot.log_predictions("credit", 1, rows, batch_id="day-1", request_ids=ids)
+    assert (batch["batch_id"], batch["row_count"], batch["version"]) == ("day-1", 50, 1)
+    labels = pd.DataFrame({"request_id": ids, "label": frame["label"].head(50).tolist()})
+    assert bot.log_labels("credit", labels, batch_id="labels-1")["row_count"] == 50
+    with pytest.raises(ModelGateError) as bad_batch:
+        bot.log_predictions("credit", 1, rows.drop(columns=["income"]), batch_id="day-2")
+    assert bad_batch.value.status == 400 and "income" in bad_batch.value.message
 
     # A retrain asked for by the pipeline: 202 with the run, then readable.
     run = bot.retrain("credit", reason="new data from CI")
