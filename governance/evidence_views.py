@@ -52,13 +52,6 @@ def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any
     can_audit = version.status == "ready" and any(
         user_can(user, a, version) for a in fairness_audits.AUDIT_ACTIONS
     )
-    can_mitigate = (
-        audit is not None
-        and audit.passed is False
-        and task == "classification"
-        and user_can(user, "manage", version)
-        and user_can(user, "register", version)
-    )
     busy = any(a.status in ("queued", "running") for a in recent) or any(
         m.status in ("queued", "running")
         or (m.follow_up_id and m.follow_up.status in ("queued", "running"))
@@ -78,7 +71,6 @@ def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any
         "scopes": scopes,
         "metric_columns": _metric_columns(task),
         "form": FairnessAuditForm(version=version, user=user) if can_audit else None,
-        "mitigation_form": MitigationForm() if can_mitigate else None,
         "mitigations": mitigations,
     }
 

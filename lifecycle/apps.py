@@ -35,4 +35,8 @@ class LifecycleConfig(AppConfig):
         register_event_listener(retraining.on_event)
         register_model_panel(retraining_views.retraining_panel, order=30)
         register_version_panel(retraining_views.retrained_version_panel, order=15)
+        from lifecycle.action_views import mitigation_panel
+
+        # Right after governance's fairness panel (order 30), before the model card (40).
+        register_version_panel(mitigation_panel, order=31)
         register_alert_links(retraining_views.alert_links)

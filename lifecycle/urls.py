@@ -1,11 +1,12 @@
 from django.urls import path
 
-from lifecycle import retraining_views, views
+from lifecycle import action_views, retraining_views, views
 
 app_name = "lifecycle"
 
 environment = "models/<slug:name>/environments/<slug:environment>"
 retraining = "models/<slug:name>/retraining"
+version = "models/<slug:name>/versions/<int:number>"
 urlpatterns = [
     path(
         "models/<slug:name>/deployments/",
@@ -18,4 +19,14 @@ urlpatterns = [
     path(f"{retraining}/policy/", retraining_views.policy_edit, name="retraining-policy"),
     path(f"{retraining}/run/", retraining_views.retrain_now, name="retrain-now"),
     path(f"{retraining}/runs/<int:pk>/", retraining_views.run_detail, name="retraining-run"),
+    path(
+        f"{version}/evaluations/request/",
+        action_views.evaluation_request,
+        name="evaluation-request",
+    ),
+    path(
+        f"{version}/fairness-audits/<int:audit_id>/mitigate/",
+        action_views.mitigation_start,
+        name="mitigation-start",
+    ),
 ]
