@@ -76,9 +76,7 @@ class TestMovingAnAliasFromTheModelPage:
         assert move(client, "staging", 1).status_code == 403
         assert not Alias.objects.exists()
 
-    def test_a_version_that_is_not_ready_is_refused_with_the_services_reason(
-        self, model, personas
-    ):
+    def test_a_version_that_is_not_ready_is_refused_with_the_services_reason(self, model, personas):
         register(model, personas.bot)  # pending
         client = logged_in(personas.bot)
         response = move(client, "staging", 1)
@@ -140,9 +138,10 @@ class TestSameArtifactAgain:
         assert 'id="version-warning-duplicate_artifact"' in html
         assert "byte-identical to v1 (ready)" in html
         assert 'href="/models/credit/versions/1/"' in html
-        assert "byte-identical to v2 (failed)" in client.get(
-            "/models/credit/versions/3/"
-        ).content.decode()
+        assert (
+            "byte-identical to v2 (failed)"
+            in client.get("/models/credit/versions/3/").content.decode()
+        )
         assert "version-warning" not in client.get("/models/credit/versions/1/").content.decode()
 
     def test_the_same_file_under_another_model_is_no_duplicate(self, model, personas):
