@@ -39,7 +39,7 @@ def child_in_review(personas, narrative: dict[str, str]):
 
 
 def test_a_child_of_a_carded_version_meets_the_model_card_item_without_saving(personas):
-    parent, child, review = child_in_review(personas, NARRATIVE)
+    _parent, child, review = child_in_review(personas, NARRATIVE)
     item = card_item(review)
     assert item["met"] is True, item
     assert item["why"] == "complete (narrative inherited from v1)"

@@ -104,8 +104,8 @@ class TestRequestAnEvaluation:
         )
 
 
-@pytest.fixture
-def failed_audit(model, personas):
+def make_failed_audit(model, personas):
+    """credit v1 trained on data biased by sex, and its completed audit that failed."""
     dataset = upload(model, personas.bot, audit_frame(1500))
     parent = ready_version(
         model,
@@ -125,6 +125,11 @@ def failed_audit(model, personas):
     audit.refresh_from_db()
     assert audit.passed is False
     return audit
+
+
+@pytest.fixture
+def failed_audit(model, personas):
+    return make_failed_audit(model, personas)
 
 
 def mitigate_url(audit) -> str:

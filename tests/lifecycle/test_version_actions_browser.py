@@ -9,9 +9,14 @@ from playwright.sync_api import expect
 from lifecycle.models import Evaluation, RetrainingRun
 from lifecycle.tasks import heavy_evaluate
 from tests.conftest import log_in, ready_version, shot
-from tests.lifecycle.test_version_actions import failed_audit, holdout  # noqa: F401
+from tests.lifecycle.test_version_actions import holdout, make_failed_audit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def failed_audit(model, personas):
+    return make_failed_audit(model, personas)
 
 
 def test_a_contributor_requests_an_evaluation_and_reads_it(page, model, personas):
