@@ -15,7 +15,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -51,14 +51,34 @@ def evaluation_request_context(request: HttpRequest, version: ModelVersion) -> d
     can = version.status == "ready" and any(
         user_can(request.user, action, version) for action in services.EVALUATION_ACTIONS
     )
+    pending = list(
+        selectors.evaluation_list(user=request.user, version=version).filter(
+            status__in=("queued", "running")
+        )[:5]
+    )
     return {
         "request_form": EvaluationRequestForm(version=version, user=request.user) if can else None,
-        "pending": list(
-            selectors.evaluation_list(user=request.user, version=version).filter(
-                status__in=("queued", "running")
-            )[:5]
-        ),
+        "pending": pending,
+        # While one is under way the panel refreshes itself (htmx), as the fairness panel does.
+        "poll_url": reverse(
+            "lifecycle:evaluation-panel", args=[version.registered_model.name, version.number]
+        )
+        if pending
+        else None,
     }
+
+
+@login_required
+def evaluation_panel_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """The evaluation panel alone (htmx polls it while an evaluation is under way)."""
+    from lifecycle.views import evaluation_panel  # lifecycle.views imports this module
+
+    version = version_or_404(request, name, number)
+    return render(
+        request,
+        "common/panel.html",
+        {"panel": evaluation_panel(request, version), "version": version},
+    )
 
 
 def _version_url(version: ModelVersion, panel: str) -> str:

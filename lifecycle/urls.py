@@ -19,6 +19,7 @@ urlpatterns = [
     path(f"{retraining}/policy/", retraining_views.policy_edit, name="retraining-policy"),
     path(f"{retraining}/run/", retraining_views.retrain_now, name="retrain-now"),
     path(f"{retraining}/runs/<int:pk>/", retraining_views.run_detail, name="retraining-run"),
+    path(f"{version}/evaluation/", action_views.evaluation_panel_view, name="evaluation-panel"),
     path(
         f"{version}/evaluations/request/",
         action_views.evaluation_request,

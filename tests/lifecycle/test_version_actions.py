@@ -58,6 +58,11 @@ class TestRequestAnEvaluation:
         page = client.get(response["Location"]).content.decode()
         assert f"Evaluation #{job.pk} on {chosen} queued" in page
         assert 'id="evaluations-pending"' in page
+        poll = "/models/credit/versions/1/evaluation/"
+        assert f'hx-get="{poll}" hx-trigger="every 3s"' in page
+        fragment = client.get(poll).content.decode()
+        assert fragment.startswith('<section class="card" id="panel-evaluation"')
+        assert web(personas.outsider).get(poll).status_code == 404
 
     def test_the_services_refusal_is_the_apis_message(self, model, personas):
         ready_version(model, personas.bot)
