@@ -130,11 +130,11 @@ def mitigation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
         and user_can(request.user, "register", model)
         and user_can(request.user, "manage", model)
     )
-    runs = [
-        run
-        for run in selectors.retraining_run_list(user=request.user, model=model)[:20]
-        if run.fairness_audit_id == audit.pk
-    ]
+    runs = list(
+        selectors.retraining_run_list(user=request.user, model=model).filter(fairness_audit=audit)[
+            :10
+        ]
+    )
     return {
         "id": "mitigation",
         "title": "Fairness mitigation",
