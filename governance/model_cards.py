@@ -25,8 +25,13 @@ from common.audit import audit_record, canonical_bytes, snapshot, to_plain_json
 from common.errors import DomainError
 from common.evidence import MODEL_CARD, EvidenceItem, evidence_produced
 from common.permissions import require
-from governance.models import ModelCard
-from governance.selectors import latest_audit, sensitive_inputs, sensitive_inputs_notice
+from governance.models import Evidence, ModelCard
+from governance.selectors import (
+    latest_audit,
+    model_card_source,
+    sensitive_inputs,
+    sensitive_inputs_notice,
+)
 from registry.models import ModelVersion
 
 SCHEMA_VERSION = 1
@@ -40,12 +45,40 @@ def register_card_section(name: str, provider: CardSection) -> None:
 
 
 def narrative_of(version: ModelVersion) -> tuple[ModelCard | None, dict[str, str]]:
-    """The version's card row and narrative; a version without one starts from its parent's."""
-    card = ModelCard.objects.filter(version=version).first()
-    source = card
-    if source is None and version.parent_id:
-        source = ModelCard.objects.filter(version_id=version.parent_id).first()
+    """The version's card row and narrative; a version without one starts from its
+    nearest ancestor's (``selectors.model_card_source``)."""
+    card, source = model_card_source(version=version)
     return card, {f: getattr(source, f, "") if source else "" for f in ModelCard.NARRATIVE_FIELDS}
+
+
+def inherited_card_evidence(version: ModelVersion) -> Evidence | None:
+    """The ``model_card`` item a version without a card of its own holds by starting
+    from an ancestor's narrative (unsaved; None without such an ancestor).
+
+    Its digest is that of the card built for this version now, as saving it
+    would file it; complete when the inherited narrative fills every required field.
+    """
+    card, source = model_card_source(version=version)
+    if card is not None or source is None:
+        return None
+    full = card_build(version)
+    full.pop("narrative_updated_at", None)
+    missing = source.missing_fields
+    origin = f"v{source.version.number}"
+    return Evidence(
+        version=version,
+        kind=MODEL_CARD,
+        sha256=card_digest(full),
+        passed=not missing,
+        summary=(
+            f"complete (narrative inherited from {origin})"
+            if not missing
+            else f"incomplete (narrative inherited from {origin}): " + ", ".join(missing) + " empty"
+        ),
+        source=f"governance.modelcard:{source.pk}",
+        details={"missing_fields": missing, "inherited_from": source.version.number},
+        produced_at=source.updated_at,
+    )
 
 
 def _fairness_section(version: ModelVersion) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from django.db.models import CharField, Prefetch, QuerySet
 from django.db.models.functions import Cast
 
 from common.errors import DomainError, conflict
+from common.evidence import MODEL_CARD
 from common.models import AuditEvent
 from common.permissions import can_globally, get_visible, user_can
 from governance import evidence_rules
@@ -29,12 +30,14 @@ from governance.choices import (
 from governance.models import (
     Evidence,
     FairnessAudit,
+    ModelCard,
     Review,
     SignOff,
     Webhook,
 )
 from governance.policies import kind_thresholds, policy_current
 from registry.models import Alias, ModelVersion
+from registry.selectors import version_lineage
 
 S = ReviewState
 
@@ -47,10 +50,41 @@ def review_get_or_draft(*, version: ModelVersion) -> Review:
 
 
 def latest_evidence(*, version: ModelVersion) -> dict[str, Evidence]:
+    """The latest evidence item of each kind filed for ``version``.
+
+    A version without a card of its own that starts from an ancestor's narrative
+    counts as having that card: its ``model_card`` item is the card it would file
+    (unsaved, built by ``model_cards.inherited_card_evidence``), complete or not as
+    the narrative is. Signing records its digest like any other item's.
+    """
     latest: dict[str, Evidence] = {}
     for item in Evidence.objects.filter(version=version).order_by("produced_at", "pk"):
         latest[item.kind] = item
+    if MODEL_CARD not in latest:
+        # model_cards imports this module (card building reads the audits).
+        from governance.model_cards import inherited_card_evidence
+
+        inherited = inherited_card_evidence(version)
+        if inherited is not None:
+            latest[MODEL_CARD] = inherited
     return latest
+
+
+def model_card_source(*, version: ModelVersion) -> tuple[ModelCard | None, ModelCard | None]:
+    """(the version's own card, the card its narrative comes from).
+
+    The narrative comes from the version's own card, else from the nearest
+    ancestor that has one: a retrained or mitigated version starts from its
+    parent's narrative, which may itself be inherited.
+    """
+    own = ModelCard.objects.filter(version=version).first()
+    if own is not None:
+        return own, own
+    ancestors = [v.pk for v in version_lineage(version=version)]
+    if not ancestors:
+        return None, None
+    cards = {c.version_id: c for c in ModelCard.objects.filter(version_id__in=ancestors)}
+    return None, next((cards[pk] for pk in ancestors if pk in cards), None)
 
 
 def roles_of(*, user: Any, version: ModelVersion) -> list[str]:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lifecycle import retraining_views, views
+from lifecycle import action_views, retraining_views, views
 
 app_name = "lifecycle"
 
@@ -26,4 +26,10 @@ urlpatterns = [
         name="mitigation-create",
     ),
     path(f"{version}/mitigation/", retraining_views.mitigation_panel_view, name="mitigation-panel"),
+    path(f"{version}/evaluation/", action_views.evaluation_panel_view, name="evaluation-panel"),
+    path(
+        f"{version}/evaluations/request/",
+        action_views.evaluation_request,
+        name="evaluation-request",
+    ),
 ]

@@ -17,6 +17,7 @@ from common.permissions import user_can
 from common.ui import or_404
 from lifecycle import deployments, selectors
 from lifecycle import evaluation as ev
+from lifecycle.action_views import evaluation_request_context
 from lifecycle.charts import importance_chart
 from lifecycle.models import Environment
 from lifecycle.selectors import latest_evaluation
@@ -35,6 +36,7 @@ def evaluation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
             "title": "Evaluation",
             "template": "lifecycle/_evaluation_panel.html",
             "evaluation": None,
+            **evaluation_request_context(request, version),
         }
     comparison = (
         ev.compare_reports(job.report, job.champion_report) if job.champion_report else None
@@ -72,6 +74,7 @@ def evaluation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
                 job.report.get("classes", []), job.report.get("confusion_matrix", []), strict=False
             )
         ],
+        **evaluation_request_context(request, version),
     }
 
 

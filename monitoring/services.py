@@ -360,6 +360,52 @@ def _clean_weights(weights: dict[str, Any] | None, features: list[str]) -> dict[
     return clean
 
 
+def _monitor_settings_check(
+    *,
+    model: RegisteredModel,
+    version: ModelVersion,
+    checks: list[str] | None,
+    window_hours: int,
+    window_rows: int | None,
+    drift_method: str,
+    schedule_minutes: int,
+    tests: dict[str, str] | None,
+    weights: dict[str, Any] | None,
+) -> tuple[list[str], dict[str, float]]:
+    """A monitor's settings, checked the same way on create and on update:
+    (the checks, deduplicated; the cleaned weights), or the 4xx that says why not."""
+    checks = list(dict.fromkeys(checks or CheckKind.values))
+    bad = sorted(set(checks) - set(CheckKind.values))
+    if bad or not checks:
+        raise DomainError("invalid", f"Unknown checks {bad}.", details={"checks": CheckKind.values})
+    if drift_method not in DriftMethod.values:
+        raise DomainError(
+            "invalid",
+            f"Unknown drift method {drift_method!r}.",
+            details={"drift_method": DriftMethod.values},
+        )
+    if window_rows is not None and not 1 <= window_rows <= MAX_WINDOW_ROWS:
+        raise DomainError("invalid", f"window_rows must be between 1 and {MAX_WINDOW_ROWS}.")
+    if version.registered_model_id != model.pk or version.status != VersionStatus.READY:
+        raise DomainError("invalid", f"{version} is not a ready version of {model.name}.")
+    for column, test in (tests or {}).items():
+        if test not in drift.TEST_NAMES or column not in version.feature_names:
+            raise DomainError(
+                "invalid",
+                f"Test override {column!r}: {test!r} is not valid.",
+                details={"tests": list(drift.TEST_NAMES), "columns": version.feature_names},
+            )
+    clean_weights = _clean_weights(weights, version.feature_names)
+    if set(checks) & DRIFT_CHECKS and version.training_dataset_id is None:
+        raise DomainError(
+            "no_reference",
+            f"{version} has no training dataset to build a drift baseline from.",
+        )
+    if window_hours < 1 or schedule_minutes < 1:
+        raise DomainError("invalid", "window_hours and schedule_minutes must be at least 1.")
+    return checks, clean_weights
+
+
 def monitor_create(
     *,
     actor: Any,
@@ -384,35 +430,17 @@ def monitor_create(
     performance. The three drift checks need the version's training dataset.
     """
     require(actor, "change", model)
-    checks = list(dict.fromkeys(checks or CheckKind.values))
-    bad = sorted(set(checks) - set(CheckKind.values))
-    if bad or not checks:
-        raise DomainError("invalid", f"Unknown checks {bad}.", details={"checks": CheckKind.values})
-    if drift_method not in DriftMethod.values:
-        raise DomainError(
-            "invalid",
-            f"Unknown drift method {drift_method!r}.",
-            details={"drift_method": DriftMethod.values},
-        )
-    if window_rows is not None and not 1 <= window_rows <= MAX_WINDOW_ROWS:
-        raise DomainError("invalid", f"window_rows must be between 1 and {MAX_WINDOW_ROWS}.")
-    if version.registered_model_id != model.pk or version.status != VersionStatus.READY:
-        raise DomainError("invalid", f"{version} is not a ready version of {model.name}.")
-    for column, test in (tests or {}).items():
-        if test not in drift.TEST_NAMES or column not in version.feature_names:
-            raise DomainError(
-                "invalid",
-                f"Test override {column!r}: {test!r} is not valid.",
-                details={"tests": list(drift.TEST_NAMES), "columns": version.feature_names},
-            )
-    weights = _clean_weights(weights, version.feature_names)
-    if set(checks) & DRIFT_CHECKS and version.training_dataset_id is None:
-        raise DomainError(
-            "no_reference",
-            f"{version} has no training dataset to build a drift baseline from.",
-        )
-    if window_hours < 1 or schedule_minutes < 1:
-        raise DomainError("invalid", "window_hours and schedule_minutes must be at least 1.")
+    checks, weights = _monitor_settings_check(
+        model=model,
+        version=version,
+        checks=checks,
+        window_hours=window_hours,
+        window_rows=window_rows,
+        drift_method=drift_method,
+        schedule_minutes=schedule_minutes,
+        tests=tests,
+        weights=weights,
+    )
     with transaction.atomic():
         if Monitor.objects.filter(registered_model=model, name=name).exists():
             raise conflict("exists", f"{model.name} already has a monitor named {name!r}.")
@@ -450,6 +478,100 @@ def monitor_create(
         )
         reference_profile_request(version=version)  # a worker builds the baseline if missing
     return monitor
+
+
+# What ``monitor_update`` may change (``version`` is a ModelVersion of the same model).
+MONITOR_EDITABLE = (
+    "name",
+    "version",
+    "checks",
+    "window_hours",
+    "window_rows",
+    "drift_method",
+    "schedule_minutes",
+    "min_rows",
+    "thresholds",
+    "tests",
+    "weights",
+    "notify",
+    "request_retraining",
+    "enabled",
+)
+
+
+def monitor_update(*, actor: Any, monitor: Monitor, **changes: Any) -> Monitor:
+    """Change a monitor's settings (the UI's edit form and the API's PATCH).
+
+    The merged settings are checked exactly as ``monitor_create`` checks them;
+    a new version gets its drift baseline built like a new monitor's. Checks
+    already queued keep the window they were asked for.
+    """
+    require(actor, "change", monitor)
+    unknown = sorted(set(changes) - set(MONITOR_EDITABLE))
+    if unknown:
+        raise DomainError(
+            "invalid",
+            f"These monitor fields cannot be changed: {unknown}.",
+            details={"fields": unknown, "editable": list(MONITOR_EDITABLE)},
+        )
+    with transaction.atomic():
+        locked = Monitor.objects.select_for_update().select_related("version").get(pk=monitor.pk)
+        before = {name: getattr(locked, name) for name in MONITOR_EDITABLE if name != "version"}
+        before["version"] = locked.version.number
+        merged = {name: getattr(locked, name) for name in MONITOR_EDITABLE}
+        merged.update(changes)
+        checks, weights = _monitor_settings_check(
+            model=locked.registered_model,
+            version=merged["version"],
+            checks=merged["checks"],
+            window_hours=merged["window_hours"],
+            window_rows=merged["window_rows"],
+            drift_method=merged["drift_method"],
+            schedule_minutes=merged["schedule_minutes"],
+            tests=merged["tests"],
+            weights=merged["weights"],
+        )
+        name = merged["name"]
+        if not isinstance(name, str) or not name:
+            raise DomainError("invalid", "A monitor needs a name.", details={"name": "required"})
+        if (
+            name != locked.name
+            and Monitor.objects.filter(registered_model_id=locked.registered_model_id, name=name)
+            .exclude(pk=locked.pk)
+            .exists()
+        ):
+            raise conflict(
+                "exists", f"{locked.registered_model.name} already has a monitor named {name!r}."
+            )
+        if merged["min_rows"] < 1:
+            raise DomainError("invalid", "min_rows must be at least 1.", details={"min_rows": 1})
+        merged.update(
+            checks=checks,
+            weights=weights,
+            # A partial change of thresholds keeps the others as they are.
+            thresholds=_clean_thresholds(
+                {**locked.thresholds, **(changes.get("thresholds") or {})}
+            ),
+            tests=merged["tests"] or {},
+            notify=bool(merged["notify"]),
+            request_retraining=bool(merged["request_retraining"]),
+            enabled=bool(merged["enabled"]),
+        )
+        for field, value in merged.items():
+            setattr(locked, field, value)
+        locked.save()
+        after = {name: getattr(locked, name) for name in MONITOR_EDITABLE if name != "version"}
+        after["version"] = locked.version.number
+        audit_record(
+            actor=actor,
+            action="monitoring.monitor.updated",
+            obj=locked,
+            before={k: v for k, v in before.items() if after[k] != v},
+            after={k: v for k, v in after.items() if before[k] != v},
+        )
+        if before["version"] != after["version"]:
+            reference_profile_request(version=locked.version)
+    return locked
 
 
 def check_run_request(

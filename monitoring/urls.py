@@ -1,6 +1,6 @@
 from django.urls import path
 
-from monitoring import views
+from monitoring import monitor_views, views
 
 app_name = "monitoring"
 
@@ -13,4 +13,14 @@ urlpatterns = [
         name="alert-action",
     ),
     path("monitoring/models/<str:name>/monitors/<int:pk>/run/", views.run_now, name="run-now"),
+    path(
+        "monitoring/models/<str:name>/monitors/new/",
+        monitor_views.monitor_create,
+        name="monitor-create",
+    ),
+    path(
+        "monitoring/models/<str:name>/monitors/<int:pk>/edit/",
+        monitor_views.monitor_edit,
+        name="monitor-edit",
+    ),
 ]

@@ -78,6 +78,62 @@ def version_lineage(*, version: ModelVersion, limit: int = 20) -> list[ModelVers
     return chain
 
 
+def version_duplicates(*, version: ModelVersion) -> list[ModelVersion]:
+    """Earlier versions of the same model whose artifact is byte-identical (same SHA-256).
+
+    A second upload of the same file still takes a number (numbers are never
+    reused); this is what the registration answer and the version page warn about.
+    """
+    return list(
+        ModelVersion.objects.filter(
+            registered_model_id=version.registered_model_id,
+            artifact_sha256=version.artifact_sha256,
+            number__lt=version.number,
+        )
+        .only("number", "status")
+        .order_by("number")
+    )
+
+
+def version_warnings(*, version: ModelVersion) -> list[dict[str, Any]]:
+    """What a person or a pipeline should know about a version before using it, in the
+    API's error shape (``code``, ``message``, ``details``) without being an error."""
+    warnings: list[dict[str, Any]] = []
+    same = version_duplicates(version=version)
+    if same:
+        listed = ", ".join(f"v{v.number} ({v.status})" for v in same)
+        warnings.append(
+            {
+                "code": "duplicate_artifact",
+                "message": (
+                    f"The artifact of v{version.number} is byte-identical to {listed} of "
+                    f"{version.registered_model.name} (SHA-256 {version.artifact_sha256[:12]}…): "
+                    "the same model file was registered again."
+                ),
+                "details": {
+                    "sha256": version.artifact_sha256,
+                    "versions": [v.number for v in same],
+                },
+            }
+        )
+    return warnings
+
+
+def version_split(
+    *, user: Any, model: RegisteredModel
+) -> tuple[QuerySet[ModelVersion], QuerySet[ModelVersion]]:
+    """The model's versions for a page: (ready and pending, failed), newest first.
+
+    A failed upload keeps its number for good; pages show such versions apart
+    (collapsed) so that they do not crowd the versions a person works with.
+    """
+    versions = version_list(user=user, model=model).order_by("-number")
+    return (
+        versions.exclude(status=VersionStatus.FAILED),
+        versions.filter(status=VersionStatus.FAILED),
+    )
+
+
 def alias_list(*, user: Any, model: RegisteredModel) -> QuerySet[Alias]:
     return (
         Alias.objects.visible_to(user, "view")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
+from common.errors import DomainError
 from common.permissions import user_can
-from common.ui import or_404, paginate, querystring_without_page
-from registry import selectors
+from common.ui import error_response, or_404, paginate, querystring_without_page
+from registry import selectors, services
+from registry.choices import VersionStatus
 from registry.filtersets import RegisteredModelFilterSet
 from registry.models import ModelVersion
 
@@ -29,11 +35,18 @@ def model_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = or_404(selectors.model_get, user=request.user, name=name)
-    versions = selectors.version_list(user=request.user, model=model).order_by("-number")
+    versions, failed = selectors.version_split(user=request.user, model=model)
+    aliases = selectors.alias_list(user=request.user, model=model)
     context = {
         "model": model,
         "page": paginate(request, versions),
-        "aliases": selectors.alias_list(user=request.user, model=model),
+        "failed_versions": failed[:50],
+        "failed_count": failed.count(),
+        "aliases": aliases,
+        "movable_aliases": [a.name for a in aliases if not a.protected],
+        "ready_numbers": list(
+            versions.filter(status=VersionStatus.READY).values_list("number", flat=True)[:200]
+        ),
         "can": {
             a: user_can(request.user, a, model) for a in ("change", "register", "deploy", "manage")
         },
@@ -51,9 +64,40 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
         "version": version,
         "lineage": selectors.version_lineage(version=version),
         "children": version.children.order_by("number"),
+        "warnings": selectors.version_warnings(version=version),
         "panels": version_panels(request, version),
     }
     return render(request, "registry/version_detail.html", context)
+
+
+class AliasMoveForm(forms.Form):
+    alias = forms.CharField(max_length=64)
+    version = forms.IntegerField(min_value=1)
+
+
+@login_required
+@require_POST
+def alias_move(request: HttpRequest, name: str) -> HttpResponse:
+    """Point an alias at a ready version: ``alias_set`` as the API's PUT calls it, so a
+    protected alias is refused (or gated) with the API's own message."""
+    model = or_404(selectors.model_get, user=request.user, name=name)
+    back = reverse("registry:model-detail", args=[model.name]) + "#aliases"
+    form = AliasMoveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Name an alias and a version number.")
+        return redirect(back)
+    alias, number = form.cleaned_data["alias"].strip(), form.cleaned_data["version"]
+    try:
+        services.alias_set(actor=request.user, model=model, name=alias, version_number=number)
+    except DomainError as exc:
+        # Without the form's right (register) the refusal is the API's 403; with it,
+        # a stricter requirement (deploy, for a protected alias) is told on the page.
+        if exc.status == 403 and not user_can(request.user, "register", model):
+            return error_response(exc)
+        messages.error(request, exc.message)
+        return redirect(back)
+    messages.success(request, f"{model.name}@{alias} now points at v{number}.")
+    return redirect(back)
 
 
 def version_or_404(request: HttpRequest, name: str, number: int) -> ModelVersion:

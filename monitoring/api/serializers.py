@@ -96,6 +96,31 @@ class MonitorCreateSerializer(serializers.Serializer):
     request_retraining = serializers.BooleanField(default=False)
 
 
+class MonitorUpdateSerializer(serializers.Serializer):
+    """A monitor's settings to change; fields left out keep their value."""
+
+    name = serializers.SlugField(max_length=100, required=False)
+    version = serializers.CharField(
+        required=False, help_text="Version number or alias (e.g. champion)."
+    )
+    checks = serializers.ListField(
+        child=serializers.ChoiceField(choices=CheckKind.choices), required=False
+    )
+    window_hours = serializers.IntegerField(min_value=1, max_value=24 * 365, required=False)
+    window_rows = serializers.IntegerField(
+        min_value=1, max_value=1_000_000_000, required=False, allow_null=True
+    )
+    drift_method = serializers.ChoiceField(choices=DriftMethod.choices, required=False)
+    schedule_minutes = serializers.IntegerField(min_value=1, max_value=60 * 24 * 31, required=False)
+    min_rows = serializers.IntegerField(min_value=1, required=False)
+    thresholds = serializers.DictField(child=serializers.FloatField(), required=False)
+    tests = serializers.DictField(child=serializers.CharField(), required=False)
+    weights = serializers.DictField(child=serializers.FloatField(min_value=0), required=False)
+    notify = serializers.BooleanField(required=False)
+    request_retraining = serializers.BooleanField(required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
 class CheckRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = CheckRun

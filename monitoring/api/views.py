@@ -162,6 +162,33 @@ class MonitorDetailView(GenericAPIView):
         monitor = selectors.monitor_get(user=request.user, model=model, pk=pk)
         return Response(self.get_serializer(monitor).data)
 
+    @extend_schema(
+        operation_id="monitors_partial_update",
+        request=s.MonitorUpdateSerializer,
+        responses=s.MonitorSerializer,
+    )
+    def patch(self, request: Request, model_name: str, pk: int) -> Response:
+        model = registry_selectors.model_get(user=request.user, name=model_name)
+        monitor = selectors.monitor_get(user=request.user, model=model, pk=pk)
+        if not isinstance(request.data, dict):
+            raise DomainError("invalid", "The body must be a JSON object.")
+        unknown = sorted(set(request.data) - set(s.MonitorUpdateSerializer().fields))
+        if unknown:
+            raise DomainError(
+                "invalid",
+                f"These monitor fields cannot be changed: {unknown}.",
+                details={"fields": unknown},
+            )
+        body = s.MonitorUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        changes = dict(body.validated_data)
+        if "version" in changes:
+            changes["version"] = selectors.version_by_ref(
+                user=request.user, model=model, ref=changes["version"]
+            )
+        monitor = services.monitor_update(actor=request.user, monitor=monitor, **changes)
+        return Response(self.get_serializer(monitor).data)
+
 
 class MonitorRunView(GenericAPIView):
     serializer_class = s.CheckRunSerializer

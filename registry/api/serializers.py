@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.parsers import json_loads
+from registry import selectors
 from registry.artifacts import SIGNATURE_DTYPES
 from registry.choices import DatasetRole, RiskTier, Task
 from registry.models import Alias, Dataset, ModelVersion, RegisteredModel
@@ -282,6 +283,26 @@ class AliasSerializer(serializers.ModelSerializer):
     class Meta:
         model = Alias
         fields = ["model", "name", "version", "protected", "updated_by", "updated_at"]
+
+
+class VersionWarningSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class VersionRegisteredSerializer(VersionSerializer):
+    """The registration answer: the version, and what its registrant should know
+    (``duplicate_artifact``: the same file as an earlier version)."""
+
+    warnings = serializers.SerializerMethodField()
+
+    class Meta(VersionSerializer.Meta):
+        fields = [*VersionSerializer.Meta.fields, "warnings"]
+
+    @extend_schema_field(VersionWarningSerializer(many=True))
+    def get_warnings(self, obj: ModelVersion) -> list[dict[str, Any]]:
+        return selectors.version_warnings(version=obj)
 
 
 class AliasSetSerializer(serializers.Serializer):

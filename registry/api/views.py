@@ -147,11 +147,13 @@ class ModelVersionViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request={"multipart/form-data": s.VersionRegisterSerializer},
-        responses={202: s.VersionSerializer},
+        responses={202: s.VersionRegisteredSerializer},
         description=(
             "Register a version: `artifact` is a skops file, `metadata` a JSON object "
             "(signature, metrics, training_dataset, target_column, parent, source, description, "
-            "tags). The version is `pending` until a worker has validated it."
+            "tags). The version is `pending` until a worker has validated it. `warnings` lists "
+            "what the registrant should know, e.g. `duplicate_artifact` when the file is "
+            "byte-identical to an earlier version's."
         ),
     )
     @idempotent
@@ -181,7 +183,8 @@ class ModelVersionViewSet(viewsets.GenericViewSet):
             tags=meta.get("tags") or [],
         )
         version = selectors.version_get(user=request.user, model=model, number=version.number)
-        return Response(self.get_serializer(version).data, status=status.HTTP_202_ACCEPTED)
+        body = s.VersionRegisteredSerializer(version, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     def retrieve(self, request: Request, model_name: str, number: int) -> Response:
         version = selectors.version_get(user=request.user, model=self._model(), number=number)

@@ -253,5 +253,10 @@ def test_the_version_page_form_queues_an_audit_or_shows_why_not(model, personas,
     assert 'hx-trigger="every 3s"' in queued.content.decode()  # polls until the job is done
     assert FairnessAudit.objects.get().sensitive_columns == ["sex"]
     client.force_login(personas.viewer)
-    assert client.post(target, {**form, "sensitive_features": "sex"}).status_code == 302
-    assert FairnessAudit.objects.count() == 1  # the viewer's request changed nothing
+    assert "fairness-audit-form" not in client.get("/models/credit/versions/1/").content.decode()
+    refused = client.post(target, {**form, "sensitive_features": "sex"})
+    assert refused.status_code == 403  # as the API answers, in its error shape
+    assert refused.json()["error"]["code"] == "permission_denied"
+    client.force_login(personas.outsider)
+    assert client.post(target, {**form, "sensitive_features": "sex"}).status_code == 404
+    assert FairnessAudit.objects.count() == 1  # neither request changed anything

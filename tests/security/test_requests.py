@@ -59,6 +59,7 @@ JSON_ENTRY_POINTS: dict[tuple[str, str], Any] = {
     ("put", "/api/v1/models/{model_name}/aliases/{alias}"): {"alias": "staging"},
     ("post", "/api/v1/models/{model_name}/labels/"): {},
     ("post", "/api/v1/models/{model_name}/monitors/"): {},
+    ("patch", "/api/v1/models/{model_name}/monitors/{id}/"): {"id": "monitor"},
     ("post", "/api/v1/models/{model_name}/versions/"): "metadata",
     ("patch", "/api/v1/models/{model_name}/versions/{number}/"): {},
     ("post", "/api/v1/models/{model_name}/versions/{number}/evaluations/"): {},
