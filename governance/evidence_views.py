@@ -79,6 +79,7 @@ def _metric_columns(task: str) -> list[str]:
 
 def model_card_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
     card, narrative = model_cards.narrative_of(version)
+    _card, source = selectors.model_card_source(version=version)
     sensitive = selectors.sensitive_inputs(version=version)
     return {
         "id": "model-card",
@@ -93,6 +94,7 @@ def model_card_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
         "narrative": narrative,
         "missing": [f for f in ModelCard.REQUIRED_FIELDS if not narrative[f].strip()],
         "inherited": card is None and any(narrative.values()),
+        "inherited_from": source.version.number if card is None and source else None,
         "can_edit": user_can(request.user, "change", version),
     }
 
@@ -129,6 +131,8 @@ def fairness_audit_create(request: HttpRequest, name: str, number: int) -> HttpR
             )
             messages.success(request, "Fairness audit queued; this panel updates when it is done.")
         except DomainError as exc:
+            if exc.status == 403:
+                return error_response(exc)
             form.add_error(None, exc.message)
     panel = fairness_panel(request, version)
     if form.errors:

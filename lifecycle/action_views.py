@@ -1,8 +1,8 @@
 """Lifecycle actions started from the version page: request an evaluation on a chosen
-dataset, and start a fairness mitigation of a failed audit (a retraining run).
+dataset. (A fairness mitigation starts from the "Fairness mitigation" panel,
+``retraining_views.mitigation_create``.)
 
-Each view calls the service the API calls (``services.evaluation_start``,
-``retraining.retraining_run_request``), so the UI refuses exactly what the API
+Each view calls the service the API calls (``services.evaluation_start``), so the UI refuses exactly what the API
 refuses, with the same message; a refusal for want of a right is the API's
 403 error shape, and what a user may not see is a 404.
 """
