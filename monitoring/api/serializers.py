@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from monitoring.choices import CheckKind, DriftMethod
+from monitoring.choices import CheckKind, DriftMethod, PerformanceBaseline
 from monitoring.models import Alert, CheckRun, LabelBatch, Monitor, PredictionBatch
 
 
@@ -34,7 +34,11 @@ class LabelBatchSerializer(serializers.ModelSerializer):
 
 class MonitorSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="registered_model.name", read_only=True)
-    version = serializers.IntegerField(source="version.number", read_only=True)
+    version = serializers.IntegerField(
+        source="version.number",
+        read_only=True,
+        help_text="The version watched now (the alias's, for a monitor that follows one).",
+    )
 
     class Meta:
         model = Monitor
@@ -42,6 +46,7 @@ class MonitorSerializer(serializers.ModelSerializer):
             "id",
             "model",
             "version",
+            "alias",
             "name",
             "checks",
             "window_hours",
@@ -50,6 +55,8 @@ class MonitorSerializer(serializers.ModelSerializer):
             "schedule_minutes",
             "min_rows",
             "thresholds",
+            "baseline",
+            "baseline_days",
             "tests",
             "weights",
             "notify",
@@ -62,7 +69,19 @@ class MonitorSerializer(serializers.ModelSerializer):
 
 class MonitorCreateSerializer(serializers.Serializer):
     name = serializers.SlugField(max_length=100)
-    version = serializers.CharField(help_text="Version number or alias (e.g. champion).")
+    version = serializers.CharField(
+        required=False,
+        help_text="Version number or alias (e.g. champion), resolved once: the monitor stays "
+        "on that version. Leave it out with `alias`.",
+    )
+    alias = serializers.SlugField(
+        max_length=64,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Follow this alias (e.g. production): each check judges the version it "
+        "points at when the check runs.",
+    )
     checks = serializers.ListField(
         child=serializers.ChoiceField(choices=CheckKind.choices), required=False
     )
@@ -85,6 +104,14 @@ class MonitorCreateSerializer(serializers.Serializer):
     schedule_minutes = serializers.IntegerField(min_value=1, max_value=60 * 24 * 31, default=60)
     min_rows = serializers.IntegerField(min_value=1, default=100)
     thresholds = serializers.DictField(child=serializers.FloatField(), required=False)
+    baseline = serializers.ChoiceField(
+        choices=PerformanceBaseline.choices,
+        default=PerformanceBaseline.REFERENCE,
+        help_text="What performance is compared with: reference (the version's first "
+        "baseline_days days in production), trailing (the baseline_days days before the "
+        "window) or holdout (the metrics recorded at registration).",
+    )
+    baseline_days = serializers.IntegerField(min_value=1, max_value=366, default=7)
     tests = serializers.DictField(child=serializers.CharField(), required=False)
     weights = serializers.DictField(
         child=serializers.FloatField(min_value=0),
@@ -97,11 +124,19 @@ class MonitorCreateSerializer(serializers.Serializer):
 
 
 class CheckRunSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(
+        source="version.number",
+        read_only=True,
+        default=None,
+        help_text="The version this check judged (null until it ran).",
+    )
+
     class Meta:
         model = CheckRun
         fields = [
             "id",
             "status",
+            "version",
             "trigger",
             "window_start",
             "window_end",
