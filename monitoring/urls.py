@@ -13,4 +13,9 @@ urlpatterns = [
         name="alert-action",
     ),
     path("monitoring/models/<str:name>/monitors/<int:pk>/run/", views.run_now, name="run-now"),
+    path(
+        "monitoring/models/<str:name>/monitors/<int:pk>/status/",
+        views.check_status,
+        name="check-status",
+    ),
 ]
