@@ -66,6 +66,20 @@ def drift_over_time(runs: list[CheckRun], monitor: Monitor) -> dict[str, Any]:
     }
 
 
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+
+
 def metrics_over_time(runs: list[CheckRun], monitor: Monitor) -> dict[str, Any]:
     """Each metric per check, with the baseline each check judged it against (dashed)."""
     x = [r.window_end.isoformat() for r in runs]
@@ -80,8 +94,17 @@ def metrics_over_time(runs: list[CheckRun], monitor: Monitor) -> dict[str, Any]:
         label = (run.metrics.get("baseline_source") or {}).get("label")
         if label and label not in labels:
             labels.append(label)
+    # A metric and its baseline share a colour (and a legend group).
+    colour = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
     data = [
-        {"x": x, "y": ys, "mode": "lines+markers", "name": n, "legendgroup": n}
+        {
+            "x": x,
+            "y": ys,
+            "mode": "lines+markers",
+            "name": n,
+            "legendgroup": n,
+            "line": {"color": colour[n]},
+        }
         for n, ys in names.items()
     ]
     champion: dict[str, list[Any]] = {}
@@ -100,8 +123,7 @@ def metrics_over_time(runs: list[CheckRun], monitor: Monitor) -> dict[str, Any]:
             "mode": "lines",
             "name": f"{n} baseline",
             "legendgroup": n,
-            "line": {"dash": "dash", "shape": "hv"},
-            "meta": "baseline",
+            "line": {"dash": "dash", "shape": "hv", "color": colour[n]},
         }
         for n, ys in baselines.items()
         if n in names

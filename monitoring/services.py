@@ -372,6 +372,50 @@ def _alias_version(model: RegisteredModel, alias: str) -> ModelVersion | None:
     return found.version if found is not None else None
 
 
+def _followed_version(
+    *, model: RegisteredModel, alias: str, version: ModelVersion | None
+) -> ModelVersion:
+    """The version a monitor watches: the one ``alias`` points at when given (``version``,
+    if also given, must be that one), else ``version``; a 400 when neither is."""
+    if alias:
+        followed = _alias_version(model, alias)
+        if followed is None:
+            raise DomainError(
+                "invalid", f"{model.name}@{alias} does not exist.", details={"alias": alias}
+            )
+        if version is not None and version.pk != followed.pk:
+            raise DomainError(
+                "invalid",
+                f"{model.name}@{alias} points at v{followed.number}, not v{version.number}.",
+                details={"alias": alias, "version": version.number},
+            )
+        return followed
+    if version is None:
+        raise DomainError(
+            "invalid", "A monitor needs a version or an alias to follow.", details={"version": ""}
+        )
+    return version
+
+
+def _check_baseline(*, baseline: str, baseline_days: int) -> None:
+    if baseline not in PerformanceBaseline.values:
+        raise DomainError(
+            "invalid",
+            f"Unknown performance baseline {baseline!r}.",
+            details={"baseline": PerformanceBaseline.values},
+        )
+    if (
+        not isinstance(baseline_days, int)
+        or isinstance(baseline_days, bool)
+        or not 1 <= baseline_days <= MAX_BASELINE_DAYS
+    ):
+        raise DomainError(
+            "invalid",
+            f"baseline_days must be between 1 and {MAX_BASELINE_DAYS}.",
+            details={"baseline_days": baseline_days},
+        )
+
+
 def monitor_create(
     *,
     actor: Any,
@@ -405,35 +449,8 @@ def monitor_create(
     """
     require(actor, "change", model)
     alias = (alias or "").strip()
-    if alias:
-        followed = _alias_version(model, alias)
-        if followed is None:
-            raise DomainError(
-                "invalid", f"{model.name}@{alias} does not exist.", details={"alias": alias}
-            )
-        if version is not None and version.pk != followed.pk:
-            raise DomainError(
-                "invalid",
-                f"{model.name}@{alias} points at v{followed.number}, not v{version.number}.",
-                details={"alias": alias, "version": version.number},
-            )
-        version = followed
-    if version is None:
-        raise DomainError(
-            "invalid", "A monitor needs a version or an alias to follow.", details={"version": ""}
-        )
-    if baseline not in PerformanceBaseline.values:
-        raise DomainError(
-            "invalid",
-            f"Unknown performance baseline {baseline!r}.",
-            details={"baseline": PerformanceBaseline.values},
-        )
-    if not isinstance(baseline_days, int) or not 1 <= baseline_days <= MAX_BASELINE_DAYS:
-        raise DomainError(
-            "invalid",
-            f"baseline_days must be between 1 and {MAX_BASELINE_DAYS}.",
-            details={"baseline_days": baseline_days},
-        )
+    version = _followed_version(model=model, alias=alias, version=version)
+    _check_baseline(baseline=baseline, baseline_days=baseline_days)
     checks = list(dict.fromkeys(checks or CheckKind.values))
     bad = sorted(set(checks) - set(CheckKind.values))
     if bad or not checks:
@@ -556,7 +573,10 @@ def check_run_request(
         require(actor, "change", monitor)
     end = (window_end or timezone.now()).replace(microsecond=0)
     if monitor.window_rows:
-        start = min((b.first_at for b in newest_batches(monitor, end)), default=end)
+        # The batches of the version the check will judge (its alias's, if it follows one).
+        judged = _alias_version(monitor.registered_model, monitor.alias) if monitor.alias else None
+        newest = newest_batches(monitor, end, version=judged or monitor.version)
+        start = min((b.first_at for b in newest), default=end)
     else:
         start = end - timedelta(hours=monitor.window_hours)
     with transaction.atomic():

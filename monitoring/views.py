@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
@@ -85,12 +86,24 @@ def dashboard(request: HttpRequest, name: str) -> HttpResponse:
         "output_rows": _output_rows(latest) if latest else [],
         "drift_chart": charts.drift_over_time(runs, chosen) if runs else None,
         "metric_chart": charts.metrics_over_time(runs, chosen) if runs else None,
+        "baseline_source": _baseline_source(latest),
         "feature_chart": feature_chart,
         "feature_cdf_chart": feature_chart.pop("cumulative", None) if feature_chart else None,
         **_check_status_context(request, model, chosen),
         **_alerts_context(request, model),
     }
     return render(request, "monitoring/dashboard.html", context)
+
+
+def _baseline_source(run: CheckRun | None) -> dict[str, Any] | None:
+    """What the latest check's performance was judged against, its times parsed."""
+    source = dict((run.metrics or {}).get("baseline_source") or {}) if run else {}
+    if not source:
+        return None
+    for end in ("start", "end"):
+        if source.get(end):
+            source[end] = parse_datetime(source[end])
+    return source
 
 
 TEST_LABELS = {
