@@ -19,7 +19,13 @@ from django.db import transaction
 from common.audit import audit_record
 from common.jobs import job_finish
 from monitoring import drift, outputs, performance, privacy
-from monitoring.choices import AlertKind, CheckKind, DriftMethod, PerformanceBaseline
+from monitoring.choices import (
+    AlertKind,
+    CheckKind,
+    DriftMethod,
+    MetricTolerance,
+    PerformanceBaseline,
+)
 from monitoring.models import CheckRun, Monitor, PredictionBatch, ReferenceProfile
 from monitoring.profiles import outputs_profile_load, predicted_profile, profile_load
 from monitoring.services import DRIFT_CHECKS, WORKER, alert_raise, monitor_follow
@@ -177,7 +183,9 @@ def _performance_result(
         if k in values and isinstance(v, int | float)
     }
     drops = {
-        k: performance.metric_drop(k, baseline[k], v)
+        k: performance.metric_drop(
+            k, baseline[k], v, relative=monitor.metric_tolerance == MetricTolerance.RELATIVE
+        )
         for k, v in values.items()
         if v is not None and k in baseline
     }
@@ -190,6 +198,7 @@ def _performance_result(
         "baseline": baseline,
         "baseline_source": source,
         "drops": drops,
+        "tolerance": monitor.metric_tolerance,
         "champion": _champion_metrics(monitor, batches),
     }
 

@@ -59,3 +59,12 @@ class PerformanceBaseline(models.TextChoices):
     REFERENCE = "reference", "Reference window of production"
     TRAILING = "trailing", "Trailing window"
     HOLDOUT = "holdout", "Training holdout"
+
+
+class MetricTolerance(models.TextChoices):
+    """How ``thresholds["metric_drop"]`` reads a drop from the baseline: ``absolute``
+    (0.05 = five points of F1; RMSE and MAE are always relative) or ``relative`` (0.05 =
+    5% of the baseline's value, for every metric)."""
+
+    ABSOLUTE = "absolute", "Absolute"
+    RELATIVE = "relative", "Relative to the baseline"

@@ -21,6 +21,7 @@ from monitoring.choices import (
     AlertKind,
     AlertStatus,
     DriftMethod,
+    MetricTolerance,
     PerformanceBaseline,
 )
 
@@ -173,6 +174,10 @@ class Monitor(models.Model):
         max_length=12, choices=PerformanceBaseline.choices, default=PerformanceBaseline.REFERENCE
     )
     baseline_days = models.PositiveIntegerField(default=7)
+    # How ``thresholds["metric_drop"]`` reads a drop (``MetricTolerance``).
+    metric_tolerance = models.CharField(
+        max_length=10, choices=MetricTolerance.choices, default=MetricTolerance.ABSOLUTE
+    )
     # The reference window's metrics once it is complete, for the version they belong
     # to (``{"version": id, "start", "end", "labelled", "values"}``): written by checks.
     baseline_cache = models.JSONField(default=dict, blank=True, editable=False)

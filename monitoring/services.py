@@ -37,6 +37,7 @@ from monitoring.choices import (
     AlertStatus,
     CheckKind,
     DriftMethod,
+    MetricTolerance,
     PerformanceBaseline,
 )
 from monitoring.ingest import BatchRejected, validate_labels, validate_predictions
@@ -397,7 +398,13 @@ def _followed_version(
     return version
 
 
-def _check_baseline(*, baseline: str, baseline_days: int) -> None:
+def _check_baseline(*, baseline: str, baseline_days: int, metric_tolerance: str) -> None:
+    if metric_tolerance not in MetricTolerance.values:
+        raise DomainError(
+            "invalid",
+            f"Unknown metric tolerance {metric_tolerance!r}.",
+            details={"metric_tolerance": MetricTolerance.values},
+        )
     if baseline not in PerformanceBaseline.values:
         raise DomainError(
             "invalid",
@@ -432,6 +439,7 @@ def monitor_create(
     thresholds: dict[str, Any] | None = None,
     baseline: str = PerformanceBaseline.REFERENCE,
     baseline_days: int = 7,
+    metric_tolerance: str = MetricTolerance.ABSOLUTE,
     tests: dict[str, str] | None = None,
     weights: dict[str, float] | None = None,
     notify: bool = True,
@@ -445,12 +453,15 @@ def monitor_create(
     ``checks`` default to all four: data drift, prediction drift, label drift and
     performance. The three drift checks need the version's training dataset.
     ``baseline`` (``PerformanceBaseline``) is what performance is compared with:
-    by default the version's first ``baseline_days`` days of production traffic.
+    by default the version's first ``baseline_days`` days of production traffic;
+    ``metric_tolerance`` how ``thresholds["metric_drop"]`` reads a drop from it.
     """
     require(actor, "change", model)
     alias = (alias or "").strip()
     version = _followed_version(model=model, alias=alias, version=version)
-    _check_baseline(baseline=baseline, baseline_days=baseline_days)
+    _check_baseline(
+        baseline=baseline, baseline_days=baseline_days, metric_tolerance=metric_tolerance
+    )
     checks = list(dict.fromkeys(checks or CheckKind.values))
     bad = sorted(set(checks) - set(CheckKind.values))
     if bad or not checks:
@@ -497,6 +508,7 @@ def monitor_create(
             thresholds=_clean_thresholds(thresholds),
             baseline=baseline,
             baseline_days=baseline_days,
+            metric_tolerance=metric_tolerance,
             tests=tests or {},
             weights=weights,
             notify=notify,
@@ -518,6 +530,7 @@ def monitor_create(
                 "thresholds": monitor.thresholds,
                 "baseline": baseline,
                 "baseline_days": baseline_days,
+                "metric_tolerance": metric_tolerance,
                 "weights": weights,
             },
         )

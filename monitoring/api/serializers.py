@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from monitoring.choices import CheckKind, DriftMethod, PerformanceBaseline
+from monitoring.choices import CheckKind, DriftMethod, MetricTolerance, PerformanceBaseline
 from monitoring.models import Alert, CheckRun, LabelBatch, Monitor, PredictionBatch
 
 
@@ -57,6 +57,7 @@ class MonitorSerializer(serializers.ModelSerializer):
             "thresholds",
             "baseline",
             "baseline_days",
+            "metric_tolerance",
             "tests",
             "weights",
             "notify",
@@ -112,6 +113,13 @@ class MonitorCreateSerializer(serializers.Serializer):
         "window) or holdout (the metrics recorded at registration).",
     )
     baseline_days = serializers.IntegerField(min_value=1, max_value=366, default=7)
+    metric_tolerance = serializers.ChoiceField(
+        choices=MetricTolerance.choices,
+        default=MetricTolerance.ABSOLUTE,
+        help_text="How thresholds.metric_drop reads a drop from the baseline: absolute "
+        "(0.05 = 5 points; RMSE and MAE always relative) or relative (0.05 = 5% of the "
+        "baseline's value).",
+    )
     tests = serializers.DictField(child=serializers.CharField(), required=False)
     weights = serializers.DictField(
         child=serializers.FloatField(min_value=0),

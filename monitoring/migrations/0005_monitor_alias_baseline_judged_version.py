@@ -48,5 +48,10 @@ class Migration(migrations.Migration):
             name='baseline_days',
             field=models.PositiveIntegerField(default=7),
         ),
+        migrations.AddField(
+            model_name='monitor',
+            name='metric_tolerance',
+            field=models.CharField(choices=[('absolute', 'Absolute'), ('relative', 'Relative to the baseline')], default='absolute', max_length=10),
+        ),
         migrations.RunPython(judged_version_of_past_runs, migrations.RunPython.noop),
     ]

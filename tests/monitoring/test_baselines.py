@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from common.errors import DomainError
 from common.jobs import job_claim
 from common.models import AuditEvent
 from monitoring import services
@@ -165,6 +166,11 @@ def test_a_monitor_follows_its_alias_across_a_deployment(
         actor=personas.owner, model=model, name="production", version_number=v2.number
     )
     post_day(v2, personas, 1, separation=1.05, prefix="b")
+    with pytest.raises(DomainError) as mismatch:
+        services.monitor_create(
+            actor=personas.owner, model=model, alias="production", version=monitored, name="x"
+        )
+    assert "points at v2, not v1" in mismatch.value.message
     monitor.refresh_from_db()
     second = run_check(monitor, end_of(1))
     assert second.version == v2 and second.metrics["version"] == 2
@@ -201,20 +207,28 @@ def test_monitor_baseline_and_alias_round_trip_through_the_api(
     url = "/api/v1/models/credit/monitors/"
     made = owner.post(
         url,
-        {"name": "prod", "alias": "production", "baseline": "trailing", "baseline_days": 3},
+        {
+            "name": "prod",
+            "alias": "production",
+            "baseline": "trailing",
+            "baseline_days": 3,
+            "metric_tolerance": "relative",
+        },
         format="json",
     )
     assert made.status_code == 201, made.json()
     body = made.json()
-    assert (body["alias"], body["version"], body["baseline"], body["baseline_days"]) == (
-        "production",
-        1,
-        "trailing",
-        3,
-    )
+    assert (
+        body["alias"],
+        body["version"],
+        body["baseline"],
+        body["baseline_days"],
+        body["metric_tolerance"],
+    ) == ("production", 1, "trailing", 3, "relative")
     assert owner.get(f"{url}{body['id']}/").json() == body
     plain = owner.post(url, {"name": "plain", "version": "1"}, format="json").json()
     assert (plain["alias"], plain["baseline"], plain["baseline_days"]) == ("", "reference", 7)
+    assert plain["metric_tolerance"] == "absolute"
 
     before = Monitor.objects.count()
     for payload, field in (
@@ -222,6 +236,7 @@ def test_monitor_baseline_and_alias_round_trip_through_the_api(
         ({"name": "x"}, "version"),
         ({"name": "x", "version": "1", "baseline": "yesterday"}, "baseline"),
         ({"name": "x", "version": "1", "baseline_days": 0}, "baseline_days"),
+        ({"name": "x", "version": "1", "metric_tolerance": "lax"}, "metric_tolerance"),
     ):
         refused = owner.post(url, payload, format="json")
         assert refused.status_code == 400, (payload, refused.content)
@@ -236,3 +251,48 @@ def test_monitor_baseline_and_alias_round_trip_through_the_api(
         == 403
     )
     assert CheckRun.objects.count() == 0
+
+
+def test_a_relative_tolerance_reads_the_drop_as_a_share_of_the_baseline() -> None:
+    from common import metrics as mx
+    from monitoring import performance
+
+    # F1 0.62 -> 0.38: 0.24 absolute, 38.7% of the baseline.
+    assert performance.metric_drop("f1", 0.62, 0.38) == pytest.approx(0.24)
+    assert performance.metric_drop("f1", 0.62, 0.38, relative=True) == pytest.approx(0.24 / 0.62)
+    # Lower-is-better metrics keep their direction; RMSE is relative either way.
+    assert performance.metric_drop("log_loss", 0.4, 0.5, relative=True) == pytest.approx(0.25)
+    assert performance.metric_drop("rmse", 2.0, 2.5, relative=True) == pytest.approx(
+        performance.metric_drop("rmse", 2.0, 2.5)
+    )
+    assert performance.metric_drop("rmse", 2.0, 2.5) == pytest.approx(
+        -mx.improvement("rmse", 2.0, 2.5)
+    )
+    assert performance.metric_drop("r2", 0.0, -0.1, relative=True) == float("inf")
+    assert performance.metric_drop("accuracy", 0.8, 0.9, relative=True) < 0
+
+
+def test_a_relative_tolerance_alerts_where_the_absolute_one_does_not(
+    model: Any, personas: Any
+) -> None:
+    version = ready_version(model, personas.owner, metrics={"log_loss": 0.2})
+    common = {
+        "model": model,
+        "version": version,
+        "checks": ["performance"],
+        "min_rows": 50,
+        "baseline": "holdout",
+        "thresholds": {"metric_drop": 0.3},
+    }
+    absolute = services.monitor_create(actor=personas.owner, name="abs", **common)
+    relative = services.monitor_create(
+        actor=personas.owner, name="rel", metric_tolerance="relative", **common
+    )
+    post_day(version, personas, 0, separation=1.05)
+    runs = {m.name: run_check(m, end_of(0)) for m in (absolute, relative)}
+    loss = runs["abs"].metrics["values"]["log_loss"]
+    assert 0.2 * 1.3 < loss < 0.5  # worse by more than 30 % of 0.2, by less than 0.3
+    assert runs["abs"].metrics["drops"]["log_loss"] == pytest.approx(loss - 0.2)
+    assert runs["rel"].metrics["drops"]["log_loss"] == pytest.approx((loss - 0.2) / 0.2)
+    assert not Alert.objects.filter(monitor=absolute).exists()
+    assert Alert.objects.get(monitor=relative).kind == "performance"
