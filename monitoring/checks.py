@@ -231,13 +231,18 @@ def _baseline(monitor: Monitor, job: CheckRun) -> dict[str, Any]:
         start = end - timedelta(days=days)
         label = f"trailing {days} d of v{version.number}"
         return _production_baseline(monitor, start, end, label)
+    label = f"first {days} d of v{version.number} in production"
+    cache = monitor.baseline_cache or {}
+    if cache.get("version") == version.pk and cache.get("days") == days:
+        # Kept once complete, so the retention sweep deleting the version's oldest
+        # batches later does not move its reference window.
+        return {"kind": monitor.baseline, "label": label, **cache["result"]}
     first = (
         PredictionBatch.objects.filter(version=version)
         .order_by("first_at")
         .values_list("first_at", flat=True)
         .first()
     )
-    label = f"first {days} d of v{version.number} in production"
     if first is None:
         return {"kind": monitor.baseline, "status": "pending", "label": label}
     start, end = first, first + timedelta(days=days)
@@ -251,19 +256,12 @@ def _baseline(monitor: Monitor, job: CheckRun) -> dict[str, Any]:
             "reason": f"the reference window ends {end:%Y-%m-%d %H:%M} UTC; windows that "
             "start after it are compared with it",
         }
-    cache = monitor.baseline_cache or {}
-    if (
-        cache.get("version") == version.pk
-        and cache.get("start") == window["start"]
-        and (cache.get("end") == window["end"])
-    ):
-        return {"kind": monitor.baseline, "label": label, **cache["result"]}
     result = _production_baseline(monitor, start, end, label)
     if result["status"] == "ok":
         # A complete reference window does not change (labels that come later are not
         # read again): keep its metrics rather than re-join its rows at every check.
         Monitor.objects.filter(pk=monitor.pk).update(
-            baseline_cache={"version": version.pk, **window, "result": result}
+            baseline_cache={"version": version.pk, "days": days, "result": result}
         )
     return result
 

@@ -178,8 +178,8 @@ class Monitor(models.Model):
     metric_tolerance = models.CharField(
         max_length=10, choices=MetricTolerance.choices, default=MetricTolerance.ABSOLUTE
     )
-    # The reference window's metrics once it is complete, for the version they belong
-    # to (``{"version": id, "start", "end", "labelled", "values"}``): written by checks.
+    # The reference window's metrics once it is complete, for the version and length
+    # they belong to (``{"version": id, "days", "result": {...}}``): written by checks.
     baseline_cache = models.JSONField(default=dict, blank=True, editable=False)
     tests = models.JSONField(default=dict, blank=True)  # per-column test overrides
     # Feature weights for the drift share (e.g. permutation importances); empty: unweighted.

@@ -15,7 +15,7 @@ from common.errors import DomainError
 from common.jobs import job_claim
 from common.models import AuditEvent
 from monitoring import services
-from monitoring.models import Alert, CheckRun, Monitor, ProfileBuild
+from monitoring.models import Alert, CheckRun, Monitor, PredictionBatch, ProfileBuild
 from registry import services as registry_services
 from tests.conftest import client_for, ready_version
 from tests.monitoring.conftest import prediction_frame
@@ -101,6 +101,12 @@ def test_a_sudden_drop_alerts_by_default_but_not_against_the_holdout(
     # The complete reference window is kept, not joined again at every check.
     cached = Monitor.objects.get(pk=default.pk).baseline_cache
     assert cached["version"] == version.pk and cached["result"]["values"] == source["baseline"]
+    assert cached["days"] == 7
+    # ... and the retention sweep deleting the oldest batch does not move it.
+    PredictionBatch.objects.filter(version=version, batch_id="p0").delete()
+    again = run_check(default, end_of(8) - dt.timedelta(minutes=1))
+    assert again.metrics["baseline_source"]["start"] == DAY0.isoformat()
+    assert again.metrics["baseline"] == source["baseline"]
 
     alert = Alert.objects.get(monitor=default)
     assert alert.kind == "performance" and alert.first_run_id == runs["default"][8].pk
