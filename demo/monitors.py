@@ -1,9 +1,12 @@
 """Demo state for the monitoring app, loaded by `manage.py demo` (idempotent).
 
-credit: a daily monitor on the staging version; two weeks of prediction batches
-sampled from its training data, where income and debt ratio drift from day 9
-on, labels for every day, one check per day: the drift opens an alert.
-diabetes: a daily monitor on the champion with stable traffic (no alert).
+credit: a daily monitor that follows ``credit@staging``; two weeks of prediction
+batches sampled from its training data, where income and debt ratio drift from day 9
+on, labels for every day, one check per day. The drift opens a data drift alert, and
+the performance it costs (F1 and ROC AUC fall from one day to the next) opens a
+performance alert: the monitor judges performance against the version's first week in
+production (the default baseline), which the holdout score would never have shown.
+diabetes: a daily monitor that follows ``diabetes@champion``, stable traffic (no alert).
 """
 
 from __future__ import annotations
@@ -29,9 +32,13 @@ DRIFT_FROM_DAY = 9
 ROWS_PER_DAY = 2000
 
 
-def _version_for(model: Any, alias: str) -> Any:
+def _version_for(model: Any, alias: str) -> tuple[Any, str]:
+    """The version behind ``alias`` and the alias to follow ("" when it does not exist:
+    the newest ready version, watched as it is)."""
     found = model.aliases.filter(name=alias).select_related("version").first()
-    return found.version if found else model.versions.filter(status="ready").order_by("-number")[0]
+    if found is not None:
+        return found.version, alias
+    return model.versions.filter(status="ready").order_by("-number")[0], ""
 
 
 def _traffic(version: Any, day: int, *, drift: bool, start: dt.datetime) -> tuple[Any, Any]:
@@ -64,7 +71,10 @@ def _traffic(version: Any, day: int, *, drift: bool, start: dt.datetime) -> tupl
     return frame, labels
 
 
-def _simulate(command: Any, users: dict[str, Any], model: Any, version: Any, name: str) -> None:
+def _simulate(
+    command: Any, users: dict[str, Any], model: Any, followed: tuple[Any, str], name: str
+) -> None:
+    version, alias = followed
     if Monitor.objects.filter(registered_model=model, name=name).exists():
         return
     # In-process, like the checks below: a worker builds it otherwise (a ProfileBuild job).
@@ -73,6 +83,7 @@ def _simulate(command: Any, users: dict[str, Any], model: Any, version: Any, nam
         actor=users["owner"],
         model=model,
         version=version,
+        alias=alias,
         name=name,
         window_hours=24,
         schedule_minutes=24 * 60,
@@ -111,8 +122,11 @@ def _simulate(command: Any, users: dict[str, Any], model: Any, version: Any, nam
         if job is not None:  # in-process: the worker may not be running yet
             checks.check_run_execute(job=job)
     Monitor.objects.filter(pk=monitor.pk).update(next_run_at=today + dt.timedelta(days=1))
-    alerts = monitor.alerts.count()
-    command.stdout.write(f"monitoring: {model.name}/{name}: {DAYS} days, {alerts} alert(s)")
+    kinds = sorted(monitor.alerts.values_list("kind", flat=True))
+    command.stdout.write(
+        f"monitoring: {model.name}/{name}: {DAYS} days, {len(kinds)} alert(s)"
+        + (f" ({', '.join(kinds)})" if kinds else "")
+    )
 
 
 def load(command: Any, *, users: dict[str, Any], models: dict[str, Any]) -> None:

@@ -20,7 +20,9 @@ class MonitorAdmin(ReadOnlyAdmin):
     list_display = (
         "registered_model",
         "name",
+        "alias",
         "version",
+        "baseline",
         "window_hours",
         "schedule_minutes",
         "enabled",
@@ -32,8 +34,16 @@ class MonitorAdmin(ReadOnlyAdmin):
 
 @admin.register(CheckRun)
 class CheckRunAdmin(ReadOnlyAdmin):
-    list_display = ("monitor", "window_end", "status", "row_count", "drift_share", "attempts")
-    list_select_related = ("monitor", "monitor__registered_model")
+    list_display = (
+        "monitor",
+        "version",
+        "window_end",
+        "status",
+        "row_count",
+        "drift_share",
+        "attempts",
+    )
+    list_select_related = ("monitor", "monitor__registered_model", "version__registered_model")
     list_filter = ("status",)
     show_full_result_count = False
 

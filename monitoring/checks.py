@@ -9,18 +9,26 @@ stores the result on the run and raises an alert per breached threshold
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
 from common.audit import audit_record
 from common.jobs import job_finish
 from monitoring import drift, outputs, performance, privacy
-from monitoring.choices import AlertKind, CheckKind, DriftMethod
+from monitoring.choices import (
+    AlertKind,
+    CheckKind,
+    DriftMethod,
+    MetricTolerance,
+    PerformanceBaseline,
+)
 from monitoring.models import CheckRun, Monitor, PredictionBatch, ReferenceProfile
 from monitoring.profiles import outputs_profile_load, predicted_profile, profile_load
-from monitoring.services import DRIFT_CHECKS, WORKER, alert_raise
+from monitoring.services import DRIFT_CHECKS, WORKER, alert_raise, monitor_follow
 from monitoring.windows import batch_rows, labelled_rows, window_batches
 from registry import selectors as registry_selectors
 
@@ -161,28 +169,138 @@ def _label_drift(
 
 
 def _performance_result(
-    monitor: Monitor, batches: list[PredictionBatch], joined: Any
+    monitor: Monitor, job: CheckRun, batches: list[PredictionBatch], joined: Any
 ) -> dict[str, Any]:
     if (short := _too_few(monitor, len(joined), "labelled rows")) is not None:
         return {**short, "labelled": len(joined)}
-    classes = monitor.version.classes
+    version = monitor.version
+    classes = version.classes
     values = performance.compute_metrics(monitor.registered_model.task, joined, classes=classes)
+    source = _baseline(monitor, job)
     baseline = {
-        k: v for k, v in (monitor.version.metrics or {}).items() if k in values and v is not None
+        k: float(v)
+        for k, v in (source.pop("values", None) or {}).items()
+        if k in values and isinstance(v, int | float)
     }
     drops = {
-        k: performance.metric_drop(k, float(baseline[k]), v)
+        k: performance.metric_drop(
+            k, baseline[k], v, relative=monitor.metric_tolerance == MetricTolerance.RELATIVE
+        )
         for k, v in values.items()
         if v is not None and k in baseline
     }
     return {
         "status": "ok",
         "labelled": len(joined),
+        "version": version.number,
         "values": values,
-        "positive_class": monitor.version.positive_class,
+        "positive_class": version.positive_class,
         "baseline": baseline,
+        "baseline_source": source,
         "drops": drops,
+        "tolerance": monitor.metric_tolerance,
         "champion": _champion_metrics(monitor, batches),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _baseline(monitor: Monitor, job: CheckRun) -> dict[str, Any]:
+    """What the window's metrics are compared with (``Monitor.baseline``).
+
+    ``{"kind", "status", "label", "values", ...}``: ``status`` is ``ok`` when there are
+    baseline values, else ``pending`` (the reference window is not over) or
+    ``not_computable`` with a ``reason``; ``start``/``end``/``labelled`` describe a
+    production window.
+    """
+    version = monitor.version
+    days = monitor.baseline_days
+    if monitor.baseline == PerformanceBaseline.HOLDOUT:
+        values = {k: v for k, v in (version.metrics or {}).items() if v is not None}
+        return {
+            "kind": monitor.baseline,
+            "status": "ok" if values else "not_computable",
+            "label": f"training holdout of v{version.number}",
+            "values": values,
+            **({} if values else {"reason": f"v{version.number} recorded no metrics"}),
+        }
+    if monitor.baseline == PerformanceBaseline.TRAILING:
+        end = job.window_start
+        start = end - timedelta(days=days)
+        label = f"trailing {days} d of v{version.number}"
+        return _production_baseline(monitor, start, end, label)
+    label = f"first {days} d of v{version.number} in production"
+    cache = monitor.baseline_cache or {}
+    if cache.get("version") == version.pk and cache.get("days") == days:
+        # Kept once complete, so the retention sweep deleting the version's oldest
+        # batches later does not move its reference window.
+        return {"kind": monitor.baseline, "label": label, **cache["result"]}
+    first = (
+        PredictionBatch.objects.filter(version=version)
+        .order_by("first_at")
+        .values_list("first_at", flat=True)
+        .first()
+    )
+    if first is None:
+        return {"kind": monitor.baseline, "status": "pending", "label": label}
+    start, end = first, first + timedelta(days=days)
+    window = {"start": _iso(start), "end": _iso(end)}
+    if job.window_start < end:
+        return {
+            "kind": monitor.baseline,
+            "status": "pending",
+            "label": label,
+            **window,
+            "reason": f"the reference window ends {end:%Y-%m-%d %H:%M} UTC; windows that "
+            "start after it are compared with it",
+        }
+    result = _production_baseline(monitor, start, end, label)
+    if result["status"] == "ok":
+        # A complete reference window does not change (labels that come later are not
+        # read again): keep its metrics rather than re-join its rows at every check.
+        Monitor.objects.filter(pk=monitor.pk).update(
+            baseline_cache={"version": version.pk, "days": days, "result": result}
+        )
+    return result
+
+
+def _production_baseline(
+    monitor: Monitor, start: datetime, end: datetime, label: str
+) -> dict[str, Any]:
+    """Metrics of the version's labelled rows in [start, end)."""
+    version = monitor.version
+    window = {"start": _iso(start), "end": _iso(end)}
+    batches = list(
+        PredictionBatch.objects.filter(
+            version=version, last_at__gte=start, first_at__lt=end
+        ).order_by("first_at", "pk")
+    )
+    joined = labelled_rows(monitor.registered_model, version, batches, columns=("timestamp",))
+    if "timestamp" in joined and len(joined):
+        stamps = pd.to_datetime(joined["timestamp"], utc=True)
+        joined = joined[(stamps >= start) & (stamps < end)]
+    if len(joined) < monitor.min_rows:
+        return {
+            "kind": monitor.baseline,
+            "status": "not_computable",
+            "label": label,
+            **window,
+            "labelled": len(joined),
+            "reason": f"{len(joined)} labelled rows in the baseline window, fewer than "
+            f"the minimum {monitor.min_rows}",
+        }
+    values = performance.compute_metrics(
+        monitor.registered_model.task, joined, classes=version.classes
+    )
+    return {
+        "kind": monitor.baseline,
+        "status": "ok",
+        "label": label,
+        **window,
+        "labelled": len(joined),
+        "values": {k: v for k, v in values.items() if v is not None},
     }
 
 
@@ -211,6 +329,8 @@ def _champion_metrics(monitor: Monitor, batches: list[PredictionBatch]) -> dict[
 def check_run_execute(*, job: CheckRun) -> CheckRun:
     """The worker's half of a check: compute, store, open alerts; one transaction."""
     monitor = Monitor.objects.select_related("registered_model", "version").get(pk=job.monitor_id)
+    # A monitor that follows an alias judges the version the alias points at now.
+    monitor = monitor_follow(monitor=monitor)
     started = time.monotonic()
     batches = window_batches(monitor, job.window_start, job.window_end)
     rows = sum(b.row_count for b in batches)
@@ -230,10 +350,11 @@ def check_run_execute(*, job: CheckRun) -> CheckRun:
         if CheckKind.LABEL_DRIFT in checks:
             output_out["label"] = _label_drift(monitor, profile_row, joined)
         if CheckKind.PERFORMANCE in checks:
-            perf_out = _performance_result(monitor, batches, joined)
+            perf_out = _performance_result(monitor, job, batches, joined)
     breaches = _breaches(monitor, drift_out, output_out, perf_out)
     elapsed = time.monotonic() - started
     with transaction.atomic():
+        job.version = monitor.version
         job.row_count = rows
         job.labelled_count = perf_out.get("labelled")
         job.drift_share = drift_out.get("drift_share")
@@ -243,6 +364,7 @@ def check_run_execute(*, job: CheckRun) -> CheckRun:
         job.breaches = breaches
         job.save(
             update_fields=[
+                "version",
                 "row_count",
                 "labelled_count",
                 "drift_share",
@@ -258,6 +380,7 @@ def check_run_execute(*, job: CheckRun) -> CheckRun:
             action="monitoring.check.finish",
             obj=job,
             after={
+                "version": monitor.version.number,
                 "rows": rows,
                 "drift_share": job.drift_share,
                 "output_drift": {k: v.get("drifted") for k, v in output_out.items()},
@@ -327,12 +450,19 @@ def _breaches(
             breaches.append(
                 {
                     "kind": AlertKind.PERFORMANCE,
-                    "message": "Performance below baseline: "
+                    "message": f"Performance of v{perf_out['version']} below its baseline "
+                    f"({perf_out['baseline_source']['label']}): "
                     + ", ".join(
                         f"{k} {perf_out['values'][k]:.4f} vs {perf_out['baseline'][k]:.4f}"
                         for k in worse
                     ),
-                    "details": {"drops": worse, "values": perf_out["values"]},
+                    "details": {
+                        "drops": worse,
+                        "values": perf_out["values"],
+                        "baseline": perf_out["baseline"],
+                        "baseline_source": perf_out["baseline_source"],
+                        "version": perf_out["version"],
+                    },
                 }
             )
     return breaches

@@ -44,3 +44,27 @@ class DriftMethod(models.TextChoices):
     AUTO = "auto", "Automatic"
     ROWS = "rows", "Raw rows (exact KS)"
     SUMMARY = "summary", "Batch summaries"
+
+
+class PerformanceBaseline(models.TextChoices):
+    """What a performance check compares the window's metrics with.
+
+    ``reference``: the version's own first ``baseline_days`` days of production traffic
+    (its labelled rows; the reference period starts at the version's first batch), so a
+    version is judged against how it did when it started serving. ``trailing``: the
+    ``baseline_days`` days just before the window. ``holdout``: the metrics recorded at
+    registration (the training holdout), which live traffic may never fall below.
+    """
+
+    REFERENCE = "reference", "Reference window of production"
+    TRAILING = "trailing", "Trailing window"
+    HOLDOUT = "holdout", "Training holdout"
+
+
+class MetricTolerance(models.TextChoices):
+    """How ``thresholds["metric_drop"]`` reads a drop from the baseline: ``absolute``
+    (0.05 = five points of F1; RMSE and MAE are always relative) or ``relative`` (0.05 =
+    5% of the baseline's value, for every metric)."""
+
+    ABSOLUTE = "absolute", "Absolute"
+    RELATIVE = "relative", "Relative to the baseline"

@@ -16,7 +16,14 @@ from django.utils import timezone
 
 from common.models import BackgroundJob
 from common.permissions import PermissionManager
-from monitoring.choices import ACTIVE_ALERT_STATUSES, AlertKind, AlertStatus, DriftMethod
+from monitoring.choices import (
+    ACTIVE_ALERT_STATUSES,
+    AlertKind,
+    AlertStatus,
+    DriftMethod,
+    MetricTolerance,
+    PerformanceBaseline,
+)
 
 
 class ReferenceProfile(models.Model):
@@ -143,9 +150,12 @@ class Monitor(models.Model):
     registered_model = models.ForeignKey(
         "registry.RegisteredModel", on_delete=models.CASCADE, related_name="monitors"
     )
+    # The version watched now. A monitor that follows an alias (``alias``) moves to the
+    # version the alias points at when a check runs (``checks.check_run_execute``).
     version = models.ForeignKey(
         "registry.ModelVersion", on_delete=models.PROTECT, related_name="monitors"
     )
+    alias = models.SlugField(max_length=64, blank=True)
     name = models.SlugField(max_length=100)
     checks = models.JSONField(default=list)  # subset of CheckKind values
     window_hours = models.PositiveIntegerField(default=24)
@@ -158,6 +168,19 @@ class Monitor(models.Model):
     schedule_minutes = models.PositiveIntegerField(default=60)
     min_rows = models.PositiveIntegerField(default=100)
     thresholds = models.JSONField(default=dict)
+    # What performance is compared with (``PerformanceBaseline``), and the length of the
+    # reference or trailing window in days.
+    baseline = models.CharField(
+        max_length=12, choices=PerformanceBaseline.choices, default=PerformanceBaseline.REFERENCE
+    )
+    baseline_days = models.PositiveIntegerField(default=7)
+    # How ``thresholds["metric_drop"]`` reads a drop (``MetricTolerance``).
+    metric_tolerance = models.CharField(
+        max_length=10, choices=MetricTolerance.choices, default=MetricTolerance.ABSOLUTE
+    )
+    # The reference window's metrics once it is complete, for the version and length
+    # they belong to (``{"version": id, "days", "result": {...}}``): written by checks.
+    baseline_cache = models.JSONField(default=dict, blank=True, editable=False)
     tests = models.JSONField(default=dict, blank=True)  # per-column test overrides
     # Feature weights for the drift share (e.g. permutation importances); empty: unweighted.
     weights = models.JSONField(default=dict, blank=True)
@@ -189,6 +212,14 @@ class CheckRun(BackgroundJob):
     failure_handler = "monitoring.checks.check_run_failed"
 
     monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="runs")
+    # The version this check judged (the monitor's, or its alias's when the check ran).
+    version = models.ForeignKey(
+        "registry.ModelVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
     trigger = models.CharField(max_length=20, default="schedule")

@@ -22,7 +22,7 @@ from common.errors import DomainError
 from common.permissions import require
 from common.ui import add_domain_error, error_response, or_404
 from monitoring import selectors, services
-from monitoring.choices import CheckKind, DriftMethod
+from monitoring.choices import CheckKind, DriftMethod, MetricTolerance, PerformanceBaseline
 from monitoring.models import Monitor
 from registry import selectors as registry_selectors
 from registry.choices import VersionStatus
@@ -31,7 +31,14 @@ from registry.models import RegisteredModel
 
 class MonitorForm(forms.Form):
     name = forms.SlugField(max_length=100)
-    version = forms.TypedChoiceField(coerce=int, choices=())
+    alias = forms.ChoiceField(
+        choices=(),
+        required=False,
+        help_text="Follow an alias: each check judges the version it points at then.",
+    )
+    version = forms.TypedChoiceField(
+        coerce=int, choices=(), required=False, empty_value=None, help_text="Or stay on one."
+    )
     checks = forms.MultipleChoiceField(
         choices=CheckKind.choices, widget=forms.CheckboxSelectMultiple
     )
@@ -50,6 +57,15 @@ class MonitorForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text='JSON, e.g. {"drift_share": 0.3, "metric_drop": 0.05}; empty: the defaults.',
     )
+    baseline = forms.ChoiceField(
+        choices=PerformanceBaseline.choices,
+        initial=PerformanceBaseline.REFERENCE,
+        label="Performance baseline",
+    )
+    baseline_days = forms.IntegerField(min_value=1, max_value=366, initial=7)
+    metric_tolerance = forms.ChoiceField(
+        choices=MetricTolerance.choices, initial=MetricTolerance.ABSOLUTE
+    )
     notify = forms.BooleanField(required=False, initial=True, label="E-mail the owners")
     request_retraining = forms.BooleanField(required=False, label="Signal retraining on alerts")
     enabled = forms.BooleanField(required=False, initial=True)
@@ -61,7 +77,13 @@ class MonitorForm(forms.Form):
             .filter(status=VersionStatus.READY)
             .order_by("-number")[:200]
         )
-        self.fields["version"].choices = [(v.number, f"v{v.number}") for v in ready]  # type: ignore[attr-defined]
+        self.fields["version"].choices = [("", "—")] + [(v.number, f"v{v.number}") for v in ready]  # type: ignore[attr-defined]
+        aliases = registry_selectors.alias_list(user=user, model=model).values_list(
+            "name", flat=True
+        )
+        self.fields["alias"].choices = [("", "— (stay on the version)")] + [
+            (a, f"@{a}") for a in aliases
+        ]  # type: ignore[attr-defined]
 
     def clean_thresholds(self) -> dict[str, Any] | None:
         text = (self.cleaned_data.get("thresholds") or "").strip()
@@ -90,7 +112,10 @@ def _dashboard_url(model: RegisteredModel, monitor: Monitor | None = None) -> st
 
 def _changes(form: MonitorForm, model: RegisteredModel, user: Any) -> dict[str, Any]:
     data = dict(form.cleaned_data)
-    data["version"] = registry_selectors.version_get(user=user, model=model, number=data["version"])
+    if data["version"] is not None:
+        data["version"] = registry_selectors.version_get(
+            user=user, model=model, number=data["version"]
+        )
     return data
 
 

@@ -100,13 +100,20 @@ def compute_metrics(
     return {name: metric_value(name, frame, classes=classes) for name in metric_names(task)}
 
 
-def metric_drop(name: str, baseline: float, value: float) -> float:
+def metric_drop(name: str, baseline: float, value: float, *, relative: bool = False) -> float:
     """How much worse ``value`` is than ``baseline`` (positive = worse).
 
     ``-common.metrics.improvement``: an absolute drop, except for error metrics in the
-    target's units (RMSE, MAE), whose increase is relative to the baseline.
+    target's units (RMSE, MAE), whose increase is relative to the baseline. With
+    ``relative``, every metric's drop is a share of the baseline (``0.62 -> 0.38`` is
+    ``0.387``); from a zero baseline any drop is infinite.
     """
-    return -mx.improvement(name, baseline, value)
+    drop = -mx.improvement(name, baseline, value)
+    if not relative or mx.get(name).relative:
+        return drop
+    if baseline:
+        return drop / abs(baseline)
+    return math.inf if drop > 0 else (-math.inf if drop < 0 else 0.0)
 
 
 # --- A/B -------------------------------------------------------------------------------

@@ -33,7 +33,12 @@ def monitor_get(*, user: Any, model: RegisteredModel, pk: Any) -> Monitor:
 
 
 def check_list(*, user: Any, monitor: Monitor) -> QuerySet[CheckRun]:
-    return CheckRun.objects.visible_to(user, "view").filter(monitor=monitor).order_by("-window_end")
+    return (
+        CheckRun.objects.visible_to(user, "view")
+        .filter(monitor=monitor)
+        .select_related("version")
+        .order_by("-window_end")
+    )
 
 
 def alert_list(*, user: Any) -> QuerySet[Alert]:

@@ -37,6 +37,8 @@ from monitoring.choices import (
     AlertStatus,
     CheckKind,
     DriftMethod,
+    MetricTolerance,
+    PerformanceBaseline,
 )
 from monitoring.ingest import BatchRejected, validate_labels, validate_predictions
 from monitoring.models import (
@@ -58,7 +60,7 @@ from monitoring.profiles import (
 from monitoring.windows import newest_batches
 from registry import selectors as registry_selectors
 from registry.choices import VersionStatus
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import Alias, ModelVersion, RegisteredModel
 
 logger = logging.getLogger(__name__)
 BEAT = SystemActor("monitoring.beat")
@@ -406,12 +408,74 @@ def _monitor_settings_check(
     return checks, clean_weights
 
 
+MAX_BASELINE_DAYS = 366
+
+
+def _alias_version(model: RegisteredModel, alias: str) -> ModelVersion | None:
+    """The version ``model@alias`` points at now (no permission rule: the caller's)."""
+    found = (
+        Alias.objects.filter(registered_model=model, name=alias).select_related("version").first()
+    )
+    return found.version if found is not None else None
+
+
+def _followed_version(
+    *, model: RegisteredModel, alias: str, version: ModelVersion | None
+) -> ModelVersion:
+    """The version a monitor watches: the one ``alias`` points at when given (``version``,
+    if also given, must be that one), else ``version``; a 400 when neither is."""
+    if alias:
+        followed = _alias_version(model, alias)
+        if followed is None:
+            raise DomainError(
+                "invalid", f"{model.name}@{alias} does not exist.", details={"alias": alias}
+            )
+        if version is not None and version.pk != followed.pk:
+            raise DomainError(
+                "invalid",
+                f"{model.name}@{alias} points at v{followed.number}, not v{version.number}.",
+                details={"alias": alias, "version": version.number},
+            )
+        return followed
+    if version is None:
+        raise DomainError(
+            "invalid", "A monitor needs a version or an alias to follow.", details={"version": ""}
+        )
+    return version
+
+
+def _check_baseline(*, baseline: str, baseline_days: int, metric_tolerance: str) -> None:
+    if metric_tolerance not in MetricTolerance.values:
+        raise DomainError(
+            "invalid",
+            f"Unknown metric tolerance {metric_tolerance!r}.",
+            details={"metric_tolerance": MetricTolerance.values},
+        )
+    if baseline not in PerformanceBaseline.values:
+        raise DomainError(
+            "invalid",
+            f"Unknown performance baseline {baseline!r}.",
+            details={"baseline": PerformanceBaseline.values},
+        )
+    if (
+        not isinstance(baseline_days, int)
+        or isinstance(baseline_days, bool)
+        or not 1 <= baseline_days <= MAX_BASELINE_DAYS
+    ):
+        raise DomainError(
+            "invalid",
+            f"baseline_days must be between 1 and {MAX_BASELINE_DAYS}.",
+            details={"baseline_days": baseline_days},
+        )
+
+
 def monitor_create(
     *,
     actor: Any,
     model: RegisteredModel,
-    version: ModelVersion,
+    version: ModelVersion | None = None,
     name: str,
+    alias: str = "",
     checks: list[str] | None = None,
     window_hours: int = 24,
     window_rows: int | None = None,
@@ -419,6 +483,9 @@ def monitor_create(
     schedule_minutes: int = 60,
     min_rows: int = 100,
     thresholds: dict[str, Any] | None = None,
+    baseline: str = PerformanceBaseline.REFERENCE,
+    baseline_days: int = 7,
+    metric_tolerance: str = MetricTolerance.ABSOLUTE,
     tests: dict[str, str] | None = None,
     weights: dict[str, float] | None = None,
     notify: bool = True,
@@ -426,10 +493,21 @@ def monitor_create(
 ) -> Monitor:
     """A monitor over the last ``window_hours``, or over the newest ``window_rows`` rows.
 
+    ``alias`` (e.g. ``production``): the monitor follows it, each check judging the
+    version the alias points at when it runs; ``version`` may then be left out (when
+    given it must be the alias's). Without ``alias`` the monitor stays on ``version``.
     ``checks`` default to all four: data drift, prediction drift, label drift and
     performance. The three drift checks need the version's training dataset.
+    ``baseline`` (``PerformanceBaseline``) is what performance is compared with:
+    by default the version's first ``baseline_days`` days of production traffic;
+    ``metric_tolerance`` how ``thresholds["metric_drop"]`` reads a drop from it.
     """
     require(actor, "change", model)
+    alias = (alias or "").strip()
+    version = _followed_version(model=model, alias=alias, version=version)
+    _check_baseline(
+        baseline=baseline, baseline_days=baseline_days, metric_tolerance=metric_tolerance
+    )
     checks, weights = _monitor_settings_check(
         model=model,
         version=version,
@@ -447,6 +525,7 @@ def monitor_create(
         monitor = Monitor.objects.create(
             registered_model=model,
             version=version,
+            alias=alias,
             name=name,
             checks=checks,
             window_hours=window_hours,
@@ -455,6 +534,9 @@ def monitor_create(
             schedule_minutes=schedule_minutes,
             min_rows=min_rows,
             thresholds=_clean_thresholds(thresholds),
+            baseline=baseline,
+            baseline_days=baseline_days,
+            metric_tolerance=metric_tolerance,
             tests=tests or {},
             weights=weights,
             notify=notify,
@@ -467,12 +549,16 @@ def monitor_create(
             obj=monitor,
             after={
                 "version": version.number,
+                "alias": alias,
                 "checks": checks,
                 "window_hours": window_hours,
                 "window_rows": window_rows,
                 "drift_method": drift_method,
                 "schedule_minutes": schedule_minutes,
                 "thresholds": monitor.thresholds,
+                "baseline": baseline,
+                "baseline_days": baseline_days,
+                "metric_tolerance": metric_tolerance,
                 "weights": weights,
             },
         )
@@ -483,6 +569,7 @@ def monitor_create(
 # What ``monitor_update`` may change (``version`` is a ModelVersion of the same model).
 MONITOR_EDITABLE = (
     "name",
+    "alias",
     "version",
     "checks",
     "window_hours",
@@ -491,6 +578,9 @@ MONITOR_EDITABLE = (
     "schedule_minutes",
     "min_rows",
     "thresholds",
+    "baseline",
+    "baseline_days",
+    "metric_tolerance",
     "tests",
     "weights",
     "notify",
@@ -520,6 +610,18 @@ def monitor_update(*, actor: Any, monitor: Monitor, **changes: Any) -> Monitor:
         before["version"] = locked.version.number
         merged = {name: getattr(locked, name) for name in MONITOR_EDITABLE}
         merged.update(changes)
+        merged["alias"] = (merged["alias"] or "").strip()
+        merged["version"] = _followed_version(
+            model=locked.registered_model,
+            alias=merged["alias"],
+            # Following an alias: the version is the alias's unless one is named with it.
+            version=changes.get("version") if merged["alias"] else merged["version"],
+        )
+        _check_baseline(
+            baseline=merged["baseline"],
+            baseline_days=merged["baseline_days"],
+            metric_tolerance=merged["metric_tolerance"],
+        )
         checks, weights = _monitor_settings_check(
             model=locked.registered_model,
             version=merged["version"],
@@ -574,6 +676,39 @@ def monitor_update(*, actor: Any, monitor: Monitor, **changes: Any) -> Monitor:
     return locked
 
 
+def monitor_follow(*, monitor: Monitor) -> Monitor:
+    """Move a monitor that follows an alias onto the version the alias points at now.
+
+    Called by each check before it reads its window (the worker's half), so that after
+    a deployment moves ``production`` the next check judges what serves. A conditional
+    UPDATE on the version read keeps two concurrent checks from both recording the move.
+    Nothing changes when the alias is gone (the monitor keeps its last version) or has
+    not moved. Returns ``monitor`` with ``version`` set to the one to judge.
+    """
+    if not monitor.alias:
+        return monitor
+    target = _alias_version(monitor.registered_model, monitor.alias)
+    if target is None or target.pk == monitor.version_id:
+        return monitor
+    previous = monitor.version
+    with transaction.atomic():
+        moved = Monitor.objects.filter(pk=monitor.pk, version_id=previous.pk).update(version=target)
+        if moved:
+            audit_record(
+                actor=WORKER,
+                action="monitoring.monitor.follow",
+                obj=monitor,
+                before={"version": previous.number},
+                after={"version": target.number, "alias": monitor.alias},
+            )
+            if set(monitor.checks) & DRIFT_CHECKS:
+                reference_profile_request(version=target)  # the new version's baseline
+    monitor.version = ModelVersion.objects.select_related("registered_model").get(
+        pk=Monitor.objects.values_list("version_id", flat=True).get(pk=monitor.pk)
+    )
+    return monitor
+
+
 def check_run_request(
     *,
     actor: Any,
@@ -589,7 +724,10 @@ def check_run_request(
         require(actor, "change", monitor)
     end = (window_end or timezone.now()).replace(microsecond=0)
     if monitor.window_rows:
-        start = min((b.first_at for b in newest_batches(monitor, end)), default=end)
+        # The batches of the version the check will judge (its alias's, if it follows one).
+        judged = _alias_version(monitor.registered_model, monitor.alias) if monitor.alias else None
+        newest = newest_batches(monitor, end, version=judged or monitor.version)
+        start = min((b.first_at for b in newest), default=end)
     else:
         start = end - timedelta(hours=monitor.window_hours)
     with transaction.atomic():
@@ -689,7 +827,7 @@ def alert_raise(
         if monitor.request_retraining:
             signal = RetrainingSignal.objects.create(
                 registered_model=monitor.registered_model,
-                version=monitor.version,
+                version=run.version or monitor.version,
                 alert=alert,
                 reason=message,
             )

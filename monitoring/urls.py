@@ -23,4 +23,9 @@ urlpatterns = [
         monitor_views.monitor_edit,
         name="monitor-edit",
     ),
+    path(
+        "monitoring/models/<str:name>/monitors/<int:pk>/status/",
+        views.check_status,
+        name="check-status",
+    ),
 ]

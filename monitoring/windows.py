@@ -21,29 +21,37 @@ LABEL_CLOCK_SKEW = timedelta(days=1)
 the server)."""
 
 
-def window_batches(monitor: Monitor, start: datetime, end: datetime) -> list[PredictionBatch]:
-    """The batches of a check's window, oldest first.
+def window_batches(
+    monitor: Monitor, start: datetime, end: datetime, *, version: ModelVersion | None = None
+) -> list[PredictionBatch]:
+    """The batches of a check's window, oldest first (of ``version``: by default the
+    monitor's; a past check of a monitor that follows an alias names the one it judged).
 
     A time window holds the batches of the monitored version whose rows overlap
     [start, end). A row window (``monitor.window_rows``) holds the newest batches that
     began before ``end`` and together hold at least ``window_rows`` rows: whole batches,
     since a batch's summary cannot be split.
     """
+    version = version or monitor.version
     if monitor.window_rows:
-        return newest_batches(monitor, end)
+        return newest_batches(monitor, end, version=version)
     return list(
         PredictionBatch.objects.filter(
-            version=monitor.version, last_at__gte=start, first_at__lt=end
+            version=version, last_at__gte=start, first_at__lt=end
         ).order_by("first_at", "pk")
     )
 
 
-def newest_batches(monitor: Monitor, end: datetime) -> list[PredictionBatch]:
+def newest_batches(
+    monitor: Monitor, end: datetime, *, version: ModelVersion | None = None
+) -> list[PredictionBatch]:
     """Newest batches first until ``monitor.window_rows`` rows, returned oldest first."""
     wanted = monitor.window_rows or 0
     chosen: list[PredictionBatch] = []
     held = 0
-    candidates = PredictionBatch.objects.filter(version=monitor.version, first_at__lt=end)
+    candidates = PredictionBatch.objects.filter(
+        version=version or monitor.version, first_at__lt=end
+    )
     for batch in candidates.order_by("-last_at", "-pk").iterator(chunk_size=100):
         chosen.append(batch)
         held += batch.row_count

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from monitoring.choices import CheckKind, DriftMethod
+from monitoring.choices import CheckKind, DriftMethod, MetricTolerance, PerformanceBaseline
 from monitoring.models import Alert, CheckRun, LabelBatch, Monitor, PredictionBatch
 
 
@@ -34,7 +34,11 @@ class LabelBatchSerializer(serializers.ModelSerializer):
 
 class MonitorSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="registered_model.name", read_only=True)
-    version = serializers.IntegerField(source="version.number", read_only=True)
+    version = serializers.IntegerField(
+        source="version.number",
+        read_only=True,
+        help_text="The version watched now (the alias's, for a monitor that follows one).",
+    )
 
     class Meta:
         model = Monitor
@@ -42,6 +46,7 @@ class MonitorSerializer(serializers.ModelSerializer):
             "id",
             "model",
             "version",
+            "alias",
             "name",
             "checks",
             "window_hours",
@@ -50,6 +55,9 @@ class MonitorSerializer(serializers.ModelSerializer):
             "schedule_minutes",
             "min_rows",
             "thresholds",
+            "baseline",
+            "baseline_days",
+            "metric_tolerance",
             "tests",
             "weights",
             "notify",
@@ -62,7 +70,19 @@ class MonitorSerializer(serializers.ModelSerializer):
 
 class MonitorCreateSerializer(serializers.Serializer):
     name = serializers.SlugField(max_length=100)
-    version = serializers.CharField(help_text="Version number or alias (e.g. champion).")
+    version = serializers.CharField(
+        required=False,
+        help_text="Version number or alias (e.g. champion), resolved once: the monitor stays "
+        "on that version. Leave it out with `alias`.",
+    )
+    alias = serializers.SlugField(
+        max_length=64,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Follow this alias (e.g. production): each check judges the version it "
+        "points at when the check runs.",
+    )
     checks = serializers.ListField(
         child=serializers.ChoiceField(choices=CheckKind.choices), required=False
     )
@@ -85,6 +105,21 @@ class MonitorCreateSerializer(serializers.Serializer):
     schedule_minutes = serializers.IntegerField(min_value=1, max_value=60 * 24 * 31, default=60)
     min_rows = serializers.IntegerField(min_value=1, default=100)
     thresholds = serializers.DictField(child=serializers.FloatField(), required=False)
+    baseline = serializers.ChoiceField(
+        choices=PerformanceBaseline.choices,
+        default=PerformanceBaseline.REFERENCE,
+        help_text="What performance is compared with: reference (the version's first "
+        "baseline_days days in production), trailing (the baseline_days days before the "
+        "window) or holdout (the metrics recorded at registration).",
+    )
+    baseline_days = serializers.IntegerField(min_value=1, max_value=366, default=7)
+    metric_tolerance = serializers.ChoiceField(
+        choices=MetricTolerance.choices,
+        default=MetricTolerance.ABSOLUTE,
+        help_text="How thresholds.metric_drop reads a drop from the baseline: absolute "
+        "(0.05 = 5 points; RMSE and MAE always relative) or relative (0.05 = 5% of the "
+        "baseline's value).",
+    )
     tests = serializers.DictField(child=serializers.CharField(), required=False)
     weights = serializers.DictField(
         child=serializers.FloatField(min_value=0),
@@ -114,6 +149,15 @@ class MonitorUpdateSerializer(serializers.Serializer):
     schedule_minutes = serializers.IntegerField(min_value=1, max_value=60 * 24 * 31, required=False)
     min_rows = serializers.IntegerField(min_value=1, required=False)
     thresholds = serializers.DictField(child=serializers.FloatField(), required=False)
+    alias = serializers.SlugField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="Follow this alias (empty: stay on the version).",
+    )
+    baseline = serializers.ChoiceField(choices=PerformanceBaseline.choices, required=False)
+    baseline_days = serializers.IntegerField(min_value=1, max_value=366, required=False)
+    metric_tolerance = serializers.ChoiceField(choices=MetricTolerance.choices, required=False)
     tests = serializers.DictField(child=serializers.CharField(), required=False)
     weights = serializers.DictField(child=serializers.FloatField(min_value=0), required=False)
     notify = serializers.BooleanField(required=False)
@@ -122,11 +166,19 @@ class MonitorUpdateSerializer(serializers.Serializer):
 
 
 class CheckRunSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(
+        source="version.number",
+        read_only=True,
+        default=None,
+        help_text="The version this check judged (null until it ran).",
+    )
+
     class Meta:
         model = CheckRun
         fields = [
             "id",
             "status",
+            "version",
             "trigger",
             "window_start",
             "window_end",

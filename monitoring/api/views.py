@@ -147,7 +147,12 @@ class MonitorListView(GenericAPIView):
         body = s.MonitorCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
-        version = selectors.version_by_ref(user=request.user, model=model, ref=data.pop("version"))
+        ref = data.pop("version", None)
+        version = (
+            None
+            if ref is None
+            else selectors.version_by_ref(user=request.user, model=model, ref=ref)
+        )
         monitor = services.monitor_create(actor=request.user, model=model, version=version, **data)
         return Response(self.get_serializer(monitor).data, status=status.HTTP_201_CREATED)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -131,6 +132,18 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     assert FairnessAudit.objects.filter(status="succeeded").count() == 3 + 1  # + v4, retrained
     assert Alert.objects.filter(monitor__registered_model=credit).exists()
     assert not Alert.objects.filter(monitor__registered_model=diabetes).exists()
+    # The drift costs credit performance: judged against v2's first week in production
+    # (the default baseline), not its holdout score, the drop opens a performance alert
+    # on the day the drift starts. The monitor follows credit@staging (v2).
+    watching = Monitor.objects.get(registered_model=credit)
+    assert (watching.alias, watching.version, watching.baseline) == ("staging", v2, "reference")
+    dropped = Alert.objects.get(monitor=watching, kind="performance")
+    assert dropped.first_run.version == v2
+    assert dropped.first_run.window_start == dropped.first_run.monitor.runs.earliest(
+        "window_start"
+    ).window_start + timedelta(days=9)
+    assert "first 7 d of v2 in production" in dropped.message
+    assert dropped.details["drops"] and all(d > 0.05 for d in dropped.details["drops"].values())
     assert PredictionBatch.objects.count() == 2 * 14
 
     # Retraining: the credit drift alert retrained credit by itself (refit on the

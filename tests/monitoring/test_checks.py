@@ -128,7 +128,7 @@ def test_too_few_rows_is_not_computable_and_opens_nothing(monitored: Any, person
 def test_performance_metrics_equal_scikit_learn_after_the_label_join(
     monitored: Any, personas: Any
 ) -> None:
-    monitor = make_monitor(monitored, personas.owner, checks=["performance"])
+    monitor = make_monitor(monitored, personas.owner, checks=["performance"], baseline="holdout")
     frame = prediction_frame(800, seed=4)
     ingest(monitored, personas.bot, frame, "p")
     rng = np.random.default_rng(5)
@@ -188,7 +188,7 @@ def test_regression_metrics_equal_scikit_learn(personas: Any) -> None:
         target_column="label",
         metrics={"rmse": 0.1},
     )
-    monitor = make_monitor(version, personas.owner, checks=["performance"])
+    monitor = make_monitor(version, personas.owner, checks=["performance"], baseline="holdout")
     frame = prediction_frame(300, seed=8).drop(columns=["probability"])
     frame["prediction"] = np.random.default_rng(1).random(300)
     ingest(version, personas.bot, frame, "p")
