@@ -2,9 +2,9 @@
 dataset. (A fairness mitigation starts from the "Fairness mitigation" panel,
 ``retraining_views.mitigation_create``.)
 
-Each view calls the service the API calls (``services.evaluation_start``), so the UI refuses exactly what the API
-refuses, with the same message; a refusal for want of a right is the API's
-403 error shape, and what a user may not see is a 404.
+Each view calls the service the API calls (``services.evaluation_start``), so the
+UI refuses exactly what the API refuses, with the same message; a refusal for want
+of a right is the API's 403 error shape, and what a user may not see is a 404.
 """
 
 from __future__ import annotations

@@ -158,6 +158,9 @@ class TestMonitorForms:
                 "drift_method": "auto",
                 "schedule_minutes": "1440",
                 "min_rows": "50",
+                "baseline": "trailing",
+                "baseline_days": "14",
+                "metric_tolerance": "relative",
                 "thresholds": '{"drift_share": 0.4}',
                 "notify": "on",
             },
@@ -168,6 +171,11 @@ class TestMonitorForms:
         )
         assert monitor.name == "weekly" and monitor.window_hours == 168
         assert monitor.thresholds["drift_share"] == 0.4 and monitor.created_by == personas.owner
+        assert (monitor.baseline, monitor.baseline_days, monitor.metric_tolerance) == (
+            "trailing",
+            14,
+            "relative",
+        )
 
     def test_a_refusal_of_the_service_is_shown_on_the_form(
         self, monitored: Any, personas: Any
@@ -183,6 +191,9 @@ class TestMonitorForms:
                 "drift_method": "auto",
                 "schedule_minutes": "60",
                 "min_rows": "100",
+                "baseline": "reference",
+                "baseline_days": "7",
+                "metric_tolerance": "absolute",
             },
         )
         assert response.status_code == 200
@@ -207,6 +218,9 @@ class TestMonitorForms:
                 "drift_method": "auto",
                 "schedule_minutes": "60",
                 "min_rows": "100",
+                "baseline": "reference",
+                "baseline_days": "7",
+                "metric_tolerance": "absolute",
                 "thresholds": '{"p_value": 0.05, "psi": 0.1, "drift_share": 0.3, "metric_drop": 0.05}',
                 "notify": "on",
                 "enabled": "on",
