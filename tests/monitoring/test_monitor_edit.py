@@ -252,3 +252,53 @@ class TestMonitorForms:
         assert list(Monitor.objects.values_list("name", flat=True)) == ["daily"]
         owner_dashboard = web(personas.owner).get("/monitoring/models/credit/").content.decode()
         assert "monitor-edit" in owner_dashboard and "Acknowledge</button>" in owner_dashboard
+
+
+class TestFollowAndBaselineOnEdit:
+    def test_a_patch_makes_the_monitor_follow_an_alias_and_judge_another_baseline(
+        self, monitored: Any, personas: Any
+    ) -> None:
+        from registry.services import alias_set
+
+        monitor = daily(monitored, personas)
+        alias_set(
+            actor=personas.owner,
+            model=monitored.registered_model,
+            name="candidate",
+            version_number=monitored.number,
+        )
+        url = f"{BASE}{monitor.pk}/"
+        response = client_for(personas.owner).patch(
+            url,
+            {"alias": "candidate", "baseline": "trailing", "baseline_days": 3},
+            format="json",
+        )
+        assert response.status_code == 200, response.json()
+        monitor.refresh_from_db()
+        assert (monitor.alias, monitor.baseline, monitor.baseline_days) == (
+            "candidate",
+            "trailing",
+            3,
+        )
+        assert monitor.version == monitored
+        event = AuditEvent.objects.get(action="monitoring.monitor.updated")
+        assert event.after == {"alias": "candidate", "baseline": "trailing", "baseline_days": 3}
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"alias": "nowhere"},
+            {"baseline": "yesterday"},
+            {"baseline_days": 0},
+            {"metric_tolerance": "loose"},
+        ],
+    )
+    def test_bad_follow_or_baseline_changes_are_refused_and_nothing_changes(
+        self, monitored: Any, personas: Any, body: dict[str, Any]
+    ) -> None:
+        monitor = daily(monitored, personas)
+        response = client_for(personas.owner).patch(f"{BASE}{monitor.pk}/", body, format="json")
+        assert response.status_code == 400, response.content
+        fresh = Monitor.objects.get(pk=monitor.pk)
+        assert (fresh.alias, fresh.baseline, fresh.baseline_days) == ("", "reference", 7)
+        assert not AuditEvent.objects.filter(action="monitoring.monitor.updated").exists()
