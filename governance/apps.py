@@ -33,6 +33,7 @@ class GovernanceConfig(AppConfig):
 
         register_trusted_types(*TRUSTED_TYPES)
         register_event_listener(fairness_audits.on_registry_event)
+        register_version_panel(evidence_views.evidence_summary_panel, order=1)
         register_version_panel(evidence_views.fairness_panel, order=30)
         register_version_panel(evidence_views.model_card_panel, order=40)
 

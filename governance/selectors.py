@@ -541,6 +541,121 @@ def _acknowledgement_item(review: Review, role: str, valid: dict[str, SignOff]) 
     }
 
 
+# --------------------------------------------------------------------------- evidence summary
+
+SUMMARY_GATES = (
+    ("evaluation_report", "Evaluation"),
+    ("fairness_audit", "Fairness audit"),
+    ("explainability", "Explainability"),
+    ("model_card", "Model card"),
+)
+
+
+def _figures(item: Evidence) -> list[str]:
+    """The figures that decided an evidence item, in short."""
+    details = item.details or {}
+    thresholds = details.get("thresholds") or {}
+    figures = []
+    metrics = details.get("metrics") or {}
+    for name, bounds in thresholds.items():
+        if not isinstance(bounds, dict):
+            continue
+        value = metrics.get(name)
+        limit = " ".join(
+            f"{'≥' if side == 'min' else '≤'} {bound}"
+            for side, bound in bounds.items()
+            if side in ("min", "max") and bound is not None
+        )
+        shown = "—" if value is None else f"{value:.4g}"
+        figures.append(f"{name} {shown} (needs {limit})" if limit else f"{name} {shown}")
+    figures.extend(_failed_rules(item))
+    return figures
+
+
+def evidence_summary(*, version: ModelVersion) -> list[dict[str, Any]]:
+    """Every gate of ``version`` on one screen: status (passed, failed, missing,
+    overridden, or info for an item the policy does not require), the figures that
+    decided it, and where the details are. Required gates are judged exactly as the
+    review checklist judges them (same function)."""
+    review = review_get_or_draft(version=version)
+    checklist = {i["requirement"]: i for i in review_checklist(review=review)}
+    evidence = latest_evidence(version=version)
+    page = reverse("registry:version-detail", args=[version.registered_model.name, version.number])
+    gates: list[dict[str, Any]] = []
+    for kind, title in SUMMARY_GATES:
+        item = evidence.get(kind)
+        judged = checklist.get(f"evidence:{kind}")
+        anchor = EVIDENCE_ANCHORS.get(kind, "")
+        if judged is not None:
+            status, why = judged["status"], judged["why"]
+        elif item is None:
+            status, why = "info", f"No {_label(kind)} filed (not required by the policy)."
+        else:
+            status = {True: PASSED, False: FAILED}.get(item.passed, "info")  # type: ignore[arg-type]
+            why = item.summary
+        gates.append(
+            {
+                "id": kind,
+                "title": title,
+                "required": judged is not None,
+                "status": status,
+                "why": why,
+                "figures": _figures(item) if item else [],
+                "link": f"{page}#{anchor}" if anchor else "",
+            }
+        )
+    signoffs = [i for k, i in checklist.items() if k.startswith("signoff:")]
+    signed = [i for i in signoffs if i["met"]]
+    if review.pk is None or review.state == S.DRAFT:
+        review_status, review_why = MISSING, "Not submitted for review."
+    elif review.state == S.APPROVED:
+        expired = review.is_expired()
+        review_status = FAILED if expired else PASSED
+        review_why = (
+            f"Approved{', expired' if expired else ''} until "
+            f"{review.approved_until:%Y-%m-%d} under {review.policy}."
+        )
+    elif review.state in (S.REJECTED, S.CHANGES_REQUESTED):
+        review_status, review_why = FAILED, f"{review.get_state_display()}."
+    else:
+        review_status, review_why = MISSING, f"In review under {review.policy}."
+    waiting = [i["requirement"].split(":", 1)[1] for i in signoffs if not i["met"]]
+    gates.append(
+        {
+            "id": "review",
+            "title": "Review",
+            "required": True,
+            "status": review_status,
+            "why": review_why,
+            "figures": [f"{len(signed)} of {len(signoffs)} sign-offs"]
+            + ([f"waiting for {', '.join(_role_label(r) for r in waiting)}"] if waiting else []),
+            "link": reverse(
+                "governance:review", args=[version.registered_model.name, version.number]
+            ),
+        }
+    )
+    used = sensitive_inputs(version=version)
+    acknowledgement = checklist.get("acknowledgement:sensitive_inputs")
+    if not used:
+        status, why = PASSED, "No sensitive attribute is an input."
+    elif acknowledgement is not None:
+        status, why = acknowledgement["status"], acknowledgement["why"]
+    else:
+        status, why = "info", f"Reads {', '.join(used)} at prediction time."
+    gates.append(
+        {
+            "id": "sensitive_inputs",
+            "title": "Sensitive inputs",
+            "required": acknowledgement is not None,
+            "status": status,
+            "why": why,
+            "figures": [f"inputs: {', '.join(used)}"] if used else [],
+            "link": f"{page}#panel-model-card",
+        }
+    )
+    return gates
+
+
 def waiting_for(*, user: Any) -> QuerySet[Review]:
     """Reviews in review that ``user`` may sign now (``signing_choice`` finds a role)."""
     candidates = (

@@ -199,7 +199,12 @@ def _announce_evidence(actor: Any, job: Evaluation, version: ModelVersion) -> No
             passed=job.passed,
             summary=f"{metrics} on {job.report['rows']} rows; {verdict}",
             source=source,
-            details={"failures": job.threshold_failures, "thresholds": job.thresholds},
+            details={
+                "failures": job.threshold_failures,
+                "thresholds": job.thresholds,
+                # The figures the thresholds judged, for the evidence summary.
+                "metrics": {name: job.report["metrics"].get(name) for name in job.thresholds},
+            },
         ),
     )
     importance = {"version": version.pk, "dataset_sha256": job.dataset_sha256, **job.importance}
