@@ -21,6 +21,7 @@ Two methods, chosen by the estimator:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -104,19 +105,18 @@ def _output_owners(pre: Any, features: list[str], n_out: int) -> list[str] | Non
 
 
 def _transformed_names(pre: Any, n_out: int) -> list[str]:
-    try:
+    # Names are a courtesy; positions always work (a step without names raises).
+    with contextlib.suppress(Exception):
         names = [str(n) for n in pre.get_feature_names_out()]
         if len(names) == n_out:
             return names
-    except Exception:  # noqa: BLE001 - names are a courtesy; positions always work
-        pass
     return [f"x{i}" for i in range(n_out)]
 
 
 def linear_contributions(
     estimator: Any, X: pd.DataFrame, *, features: list[str], classes: Sequence[Any] | None = None
 ) -> dict[str, Any]:
-    """coefficient × transformed value per column, summed per input feature.
+    """coefficient times transformed value per column, summed per input feature.
 
     For a binary classifier the score is the decision function of ``classes[1]``;
     for a multiclass one, that of the class predicted for each row.
@@ -135,8 +135,10 @@ def linear_contributions(
         rows_coef, rows_intercept = coef[picks], intercept[picks]
     per_column = rows_coef * Xt
     owners = _output_owners(pre, features, Xt.shape[1])
-    names = owners if owners is not None else (
-        list(features) if pre is None else _transformed_names(pre, Xt.shape[1])
+    names = (
+        owners
+        if owners is not None
+        else (list(features) if pre is None else _transformed_names(pre, Xt.shape[1]))
     )
     ordered = list(dict.fromkeys(names))
     per_feature = np.zeros((len(Xt), len(ordered)))

@@ -16,6 +16,7 @@ from lifecycle.models import (
     Environment,
     EnvironmentTransition,
     Evaluation,
+    Explanation,
     RetrainingPolicy,
     RetrainingRun,
     RetrainingSkip,
@@ -55,6 +56,11 @@ def latest_evaluation(*, version: ModelVersion) -> Evaluation | None:
         .order_by("-finished_at")
         .first()
     )
+
+
+def latest_explanation(*, version: ModelVersion) -> Explanation | None:
+    """The newest per-prediction explanation job of ``version`` (any status)."""
+    return Explanation.objects.filter(version=version).order_by("-queued_at", "-pk").first()
 
 
 def evaluation_card_section(version: ModelVersion) -> dict[str, Any] | None:
