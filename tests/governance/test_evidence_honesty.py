@@ -7,55 +7,23 @@ import pytest
 
 from common.audit import SystemActor
 from common.errors import DomainError
-from common.evidence import EvidenceItem, evidence_produced
 from common.models import AuditEvent
 from governance import policies, reviews, selectors
 from governance.models import Review, SignOff
 from registry import services as registry_services
 from registry.models import Alias
 from tests.conftest import client_for
-from tests.governance.review_support import PASSWORD, digest, file_evidence, high_risk_version, sign
+from tests.governance.review_support import (
+    PASSWORD,
+    allow_override,
+    failing_version,
+    file_evidence,
+    file_failed_audit,
+    high_risk_version,
+    sign,
+)
 
 pytestmark = pytest.mark.django_db
-
-FAILED_RULES = [
-    {
-        "rule": "demographic_parity_ratio",
-        "scope": "sex",
-        "value": 0.6123,
-        "threshold": 0.8,
-        "status": "failed",
-        "passed": False,
-    }
-]
-
-
-def file_failed_audit(version, tag="1"):
-    evidence_produced(
-        actor=version.created_by,
-        item=EvidenceItem(
-            version_id=version.pk,
-            kind="fairness_audit",
-            sha256=digest(f"{version.pk}:audit:{tag}"),
-            passed=False,
-            summary="1 rule failed",
-            source="governance.fairnessaudit:7",
-            details={"status": "failed", "failed_rules": FAILED_RULES},
-        ),
-    )
-
-
-def failing_version(personas, name="credit"):
-    version = high_risk_version(personas, name=name, evidence=False)
-    file_evidence(version, "evaluation_report")
-    file_failed_audit(version)
-    return version  # the model card is missing
-
-
-def allow_override(role="compliance"):
-    """A new version of the high tier's policy whose ``role`` may override evidence."""
-    fields = dict(policies.DEFAULT_POLICIES["high"], evidence_override_by=role)
-    return policies.policy_create(actor=SystemActor("tests"), risk_tier="high", **fields)
 
 
 def checklist_of(version):

@@ -73,9 +73,7 @@ def test_a_linear_regression_s_contributions_add_up_to_its_prediction():
     frame, _ = applicants()
     target = 3 * frame["income"] - frame["age"]
     model = make_pipeline(StandardScaler(), Ridge()).fit(frame[["income", "age"]], target)
-    report = attribution.explain(
-        model, frame.head(10), features=["income", "age"], reference=frame
-    )
+    report = attribution.explain(model, frame.head(10), features=["income", "age"], reference=frame)
     assert report["method"] == "linear" and report["additivity_gap"] < 1e-9
     bare = LinearRegression().fit(frame[["income", "age"]], target)
     result = attribution.linear_contributions(
@@ -121,9 +119,7 @@ def test_rows_without_the_model_s_columns_are_refused_with_the_reason():
     frame, y = applicants()
     model = preprocessed(LogisticRegression(max_iter=500)).fit(frame, y)
     with pytest.raises(attribution.ExplanationInputError, match="no column"):
-        attribution.explain(
-            model, frame.drop(columns=["sex"]), features=FEATURES, reference=frame
-        )
+        attribution.explain(model, frame.drop(columns=["sex"]), features=FEATURES, reference=frame)
 
 
 # --- the job --------------------------------------------------------------------------------
