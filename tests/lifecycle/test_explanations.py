@@ -185,3 +185,22 @@ def test_only_who_may_evaluate_may_ask_and_the_sample_is_bounded(model, personas
         services.explanation_start(actor=personas.bot, version=version, sample_size=500)
     assert excinfo.value.status == 400 and excinfo.value.details == {"sample_size": 500}
     assert not Explanation.objects.exists()
+
+
+def test_the_importance_chart_keeps_the_sign_of_each_importance():
+    from types import SimpleNamespace
+
+    from lifecycle.charts import importance_chart
+
+    importance = {
+        "scoring": "accuracy",
+        "features": [
+            {"feature": "score", "mean": 0.2, "std": 0.01},
+            {"feature": "age", "mean": -0.05, "std": 0.01},
+        ],
+    }
+    spec = importance_chart(importance, None, "", SimpleNamespace(number=1))
+    bars = spec["data"][0]
+    assert dict(zip(bars["y"], bars["x"], strict=True)) == {"age": -0.05, "score": 0.2}
+    assert bars["marker"]["color"] == ["#b3261e", "#2453b3"]
+    assert spec["layout"]["xaxis"]["zeroline"] is True
