@@ -204,3 +204,19 @@ def test_an_override_through_the_api_is_recorded_and_shown(personas, settings):
     audit = {i["requirement"]: i for i in review["checklist"]}["evidence:fairness_audit"]
     assert audit["status"] == "overridden" and audit["met"] is True
     assert review["policy"]["evidence_override_by"] == "compliance"
+
+
+def test_the_deploy_button_s_refusal_in_the_ui_names_what_blocks(personas, client):
+    from tests.lifecycle.deploy_support import environment
+
+    version = failing_version(personas)
+    reviews.review_submit(actor=personas.owner, version=version)
+    production = environment(version.registered_model)
+    client.force_login(personas.owner)
+    response = client.post(
+        f"/models/credit/environments/{production.name}/deploy/", {"version": 1}, follow=True
+    )
+    text = response.content.decode()
+    assert "it is not approved (review: in_review). Failed: fairness audit." in text
+    assert "Missing: model card." in text
+    assert "Sign-offs still needed: model owner, independent validator, compliance officer." in text
