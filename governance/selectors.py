@@ -321,7 +321,7 @@ def _apply_override(entry: dict[str, Any], signoff: SignOff | None) -> dict[str,
         "status": OVERRIDDEN,
         "was": entry["status"],
         "why": (
-            f"{entry['why']} Overridden by {signoff.signer.get_username()} "
+            f"{entry['why'].rstrip('.')}. Overridden by {signoff.signer.get_username()} "
             f"({_role_label(signoff.role)}): {signoff.override_justification}"
         ),
         "justification": signoff.override_justification,
