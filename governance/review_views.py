@@ -98,7 +98,9 @@ def review_panel(
             )
             approval_block = block.message if block else ""
     blockers_text = (
-        selectors.deploy_blockers_text(selectors.deploy_blockers(review=review))
+        selectors.deploy_blockers_text(
+            selectors.deploy_blockers(review=review, checklist=checklist)
+        )
         if review.pk and review.state != ReviewState.APPROVED
         else ""
     )

@@ -462,7 +462,9 @@ def approval_refusal(
 OVERRIDE_MIN_CHARS = 20
 
 
-def deploy_blockers(*, review: Review | None) -> dict[str, Any]:
+def deploy_blockers(
+    *, review: Review | None, checklist: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """What stands between a version and a protected alias: the checklist items that
     are failed or missing (evidence, acknowledgements) and the sign-offs still needed.
 
@@ -470,7 +472,8 @@ def deploy_blockers(*, review: Review | None) -> dict[str, Any]:
     """
     if review is None or review.pk is None:
         return {"state": "not submitted", "failed": [], "missing": [], "signoffs_needed": []}
-    checklist = review_checklist(review=review)
+    if checklist is None:
+        checklist = review_checklist(review=review)
     failed, missing, needed = [], [], []
     for item in checklist:
         if item["met"]:
