@@ -502,9 +502,16 @@ def deploy_blockers_text(blockers: dict[str, Any]) -> str:
         parts.append(f"Failed: {names(blockers['failed'])}.")
     if blockers["missing"]:
         parts.append(f"Missing: {names(blockers['missing'])}.")
-    if blockers["signoffs_needed"]:
-        roles = ", ".join(_role_label(r["role"]) for r in blockers["signoffs_needed"])
+    declined = [r for r in blockers["signoffs_needed"] if r["status"] == FAILED]
+    needed = [r for r in blockers["signoffs_needed"] if r["status"] != FAILED]
+    if declined:
+        roles = ", ".join(_role_label(r["role"]) for r in declined)
+        parts.append(f"Declined by: {roles}.")
+    if needed and blockers["state"] != S.REJECTED:
+        roles = ", ".join(_role_label(r["role"]) for r in needed)
         parts.append(f"Sign-offs still needed: {roles}.")
+    if blockers["state"] == S.REJECTED:
+        parts.append("The review is rejected: a new version must be registered and reviewed.")
     return " ".join(parts)
 
 

@@ -220,3 +220,23 @@ def test_the_deploy_button_s_refusal_in_the_ui_names_what_blocks(personas, clien
     assert "it is not approved (review: in_review). Failed: fairness audit." in text
     assert "Missing: model card." in text
     assert "Sign-offs still needed: model owner, independent validator, compliance officer." in text
+
+
+def test_a_rejected_review_s_refusal_names_who_declined_and_asks_for_no_more_sign_offs(
+    personas,
+):
+    version = failing_version(personas)
+    reviews.review_submit(actor=personas.owner, version=version)
+    sign(personas.compliance, version, decision="reject", meaning="reviewed")
+    with pytest.raises(DomainError) as excinfo:
+        registry_services.alias_set(
+            actor=personas.owner,
+            model=version.registered_model,
+            name="production",
+            version_number=version.number,
+        )
+    message = excinfo.value.message
+    assert "(review: rejected). Failed: fairness audit. Missing: model card." in message
+    assert "Declined by: compliance officer." in message
+    assert "still needed" not in message
+    assert message.endswith("a new version must be registered and reviewed.")
