@@ -270,12 +270,20 @@ def explanation_start(*, actor: Any, version: ModelVersion, sample_size: int = 1
 
 
 def _logged_rows(version: ModelVersion, features: list[str]) -> Any:
-    """The newest logged rows of ``version`` (its prediction batches), or None."""
+    """The newest logged rows of ``version`` (its prediction batches), or None.
+
+    None too when the model's data policy drops or hashes one of the version's
+    inputs: the stored values are then not what the model read.
+    """
     import pandas as pd
     import pyarrow.parquet as pq
 
+    from monitoring.data_policy import rules_for
     from monitoring.models import PredictionBatch
 
+    rules = rules_for(model_id=version.registered_model_id)
+    if set(features) & (rules.dropped | rules.hashed):
+        return None
     frames = []
     batches = PredictionBatch.objects.filter(version=version).order_by("-last_at", "-pk")
     for key in batches.values_list("storage_key", flat=True)[:EXPLANATION_MAX_BATCHES]:
@@ -307,7 +315,8 @@ def explanation_run(*, job: Explanation) -> Explanation:
         rows, source = reference, "evaluation_dataset"
     if rows is None or rows.empty:
         raise attribution.ExplanationInputError(
-            f"{version} has no logged predictions and no evaluation: there are no rows to explain."
+            f"{version} has no usable logged predictions (none yet, or its data policy drops "
+            "or hashes one of its inputs) and no evaluation: there are no rows to explain."
         )
     sample = rows.sample(min(job.sample_size, len(rows)), random_state=job.pk)
     with local_blob_path(version.artifact_key) as path:

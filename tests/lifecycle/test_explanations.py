@@ -160,7 +160,7 @@ def test_without_logged_rows_it_explains_evaluation_rows_and_without_either_it_s
     job = services.explanation_start(actor=personas.bot, version=version, sample_size=3)
     heavy_explain.run(job.pk)
     job.refresh_from_db()
-    assert job.status == "failed" and "no logged predictions and no evaluation" in job.error
+    assert job.status == "failed" and "no usable logged predictions" in job.error
 
     dataset = upload(model, personas.bot, training_frame(100, seed=2))
     evaluation = services.evaluation_start(
@@ -204,3 +204,34 @@ def test_the_importance_chart_keeps_the_sign_of_each_importance():
     assert dict(zip(bars["y"], bars["x"], strict=True)) == {"age": -0.05, "score": 0.2}
     assert bars["marker"]["color"] == ["#b3261e", "#2453b3"]
     assert spec["layout"]["xaxis"]["zeroline"] is True
+
+
+@pytest.mark.django_db
+def test_logged_rows_whose_inputs_the_data_policy_hashes_are_not_explained(
+    model, personas, settings
+):
+    from monitoring.data_policy import data_policy_update
+
+    settings.MONITORING_HASH_KEY = "k" * 40
+
+    version = ready_version(model, personas.bot)
+    logged = training_frame(30, seed=5).drop(columns=["label"])
+    logged["request_id"] = [f"r{i}" for i in range(len(logged))]
+    logged["prediction"] = 0
+    monitoring_services.prediction_batch_ingest(
+        actor=personas.bot,
+        version=version,
+        batch_id="b1",
+        table=pa.Table.from_pandas(logged, preserve_index=False),
+    )
+    data_policy_update(
+        actor=personas.owner,
+        model=model,
+        retention_days=None,
+        dropped_columns=[],
+        hashed_columns=["income"],
+    )
+    job = services.explanation_start(actor=personas.bot, version=version, sample_size=3)
+    heavy_explain.run(job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed" and "data policy drops or hashes" in job.error
