@@ -235,3 +235,33 @@ def test_logged_rows_whose_inputs_the_data_policy_hashes_are_not_explained(
     heavy_explain.run(job.pk)
     job.refresh_from_db()
     assert job.status == "failed" and "data policy drops or hashes" in job.error
+
+
+# --- the API ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_api_queues_lists_and_returns_explanations_with_the_standard_refusals(model, personas):
+    from tests.conftest import client_for
+
+    version = ready_version(model, personas.bot)
+    url = "/api/v1/models/credit/versions/1/explanations/"
+    bot = client_for(personas.bot)
+    queued = bot.post(url, {"sample_size": 5}, format="json")
+    assert queued.status_code == 202, queued.json()
+    body = queued.json()
+    assert (body["status"], body["sample_size"], body["version"]) == ("queued", 5, 1)
+
+    too_many = bot.post(url, {"sample_size": 51}, format="json")
+    assert too_many.status_code == 400 and "sample_size" in too_many.json()["error"]["details"]
+    viewer = client_for(personas.viewer)
+    refused = viewer.post(url, {}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
+    assert client_for(personas.outsider).get(url).status_code == 404
+    assert Explanation.objects.filter(version=version).count() == 1
+
+    heavy_explain.run(body["id"])  # no rows yet: a final failure that says why
+    listed = viewer.get(url).json()
+    assert listed["count"] == 1 and listed["results"][0]["status"] == "failed"
+    detail = viewer.get(f"{url}{body['id']}/").json()
+    assert "no usable logged predictions" in detail["error"]
