@@ -380,6 +380,10 @@ def review_checklist(*, review: Review) -> list[dict[str, Any]]:
     return items
 
 
+# The shortest written justification an override takes (a sentence, not "ok").
+OVERRIDE_MIN_CHARS = 20
+
+
 def approval_refusal(
     *,
     review: Review,
@@ -457,9 +461,6 @@ def approval_refusal(
             details={**details, "override_justification": "required"},
         )
     return blocking, None
-
-
-OVERRIDE_MIN_CHARS = 20
 
 
 def deploy_blockers(
