@@ -63,6 +63,9 @@ class ApprovalPolicyForm(forms.ModelForm):
                 "sensitive_inputs_acknowledged_by",
                 "Name a role the policy requires (or none).",
             )
+        override = data.get("evidence_override_by")
+        if override and override not in (data.get("required_roles") or []):
+            self.add_error("evidence_override_by", "Name a role the policy requires (or none).")
         return data
 
 
@@ -83,6 +86,7 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
         "independent_validator",
         "tier_lowering_role",
         "sensitive_inputs_acknowledged_by",
+        "evidence_override_by",
         "description",
     )
 
@@ -118,6 +122,7 @@ class ApprovalPolicyAdmin(ExportingReadOnlyAdmin):
             independent_validator=obj.independent_validator,
             tier_lowering_role=obj.tier_lowering_role,
             sensitive_inputs_acknowledged_by=obj.sensitive_inputs_acknowledged_by,
+            evidence_override_by=obj.evidence_override_by,
             description=obj.description,
         )
         obj.pk, obj.version = created.pk, created.version

@@ -32,6 +32,7 @@ class GovernanceConfig(AppConfig):
         from registry.views import register_version_panel
 
         register_trusted_types(*TRUSTED_TYPES)
+        register_version_panel(evidence_views.evidence_summary_panel, order=1)
         register_version_panel(evidence_views.fairness_panel, order=30)
         register_version_panel(evidence_views.model_card_panel, order=40)
 

@@ -31,6 +31,21 @@ from registry.views import version_or_404
 # --------------------------------------------------------------------------- panels
 
 
+def evidence_summary_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any] | None:
+    """The version page opens its evidence with every gate on one screen."""
+    if version.status != "ready":
+        return None
+    gates = selectors.evidence_summary(version=version)
+    counts = {s: sum(1 for g in gates if g["status"] == s) for s in ("passed", "failed", "missing")}
+    return {
+        "id": "evidence-summary",
+        "title": "Evidence summary",
+        "template": "governance/_evidence_summary.html",
+        "gates": gates,
+        "counts": counts,
+    }
+
+
 def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
     user = request.user
     audit = selectors.latest_audit(version=version)

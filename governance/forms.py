@@ -75,9 +75,23 @@ class SignOffForm(forms.Form):
         *args: Any,
         roles: list[str] | None = None,
         sensitive_inputs: list[str] | None = None,
+        overridable: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if overridable:
+            # Shown only to the policy's evidence_override_by role while required
+            # evidence failed or is missing (governance.selectors.approval_refusal).
+            self.fields["override_justification"] = forms.CharField(
+                required=False,
+                max_length=4000,
+                widget=forms.Textarea(attrs={"rows": 3}),
+                label=f"Override {', '.join(overridable)}: written justification",
+                help_text=(
+                    "Needed to approve for deployment although this evidence failed or is "
+                    "missing; recorded on your sign-off and in the audit trail."
+                ),
+            )
         self.fields["role"].choices = [("", "—")] + [(r, SignOffRole(r).label) for r in roles or []]
         if sensitive_inputs:
             # Shown only for a version that reads sensitive attributes at prediction time.
@@ -89,4 +103,14 @@ class SignOffForm(forms.Form):
                 ),
                 help_text="Required of the role the policy names, to approve.",
             )
-            self.order_fields(["role", "decision", "meaning", "acknowledge_sensitive_inputs"])
+        self.order_fields(
+            [
+                "role",
+                "decision",
+                "meaning",
+                "acknowledge_sensitive_inputs",
+                "comment",
+                "override_justification",
+                "password",
+            ]
+        )

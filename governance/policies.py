@@ -69,11 +69,12 @@ EDITABLE_FIELDS = (
     "independent_validator",
     "tier_lowering_role",
     "sensitive_inputs_acknowledged_by",
+    "evidence_override_by",
     "description",
 )
 
 
-def _check_roles(roles: list[str], acknowledged_by: str) -> None:
+def _check_roles(roles: list[str], acknowledged_by: str, override_by: str = "") -> None:
     if not roles or any(r not in SignOffRole.values for r in roles):
         raise DomainError("invalid", "Unknown or no sign-off roles.", details={"roles": roles})
     if acknowledged_by and acknowledged_by not in roles:
@@ -81,6 +82,12 @@ def _check_roles(roles: list[str], acknowledged_by: str) -> None:
             "invalid",
             "Sensitive inputs can only be acknowledged by a role the policy requires.",
             details={"sensitive_inputs_acknowledged_by": acknowledged_by, "roles": roles},
+        )
+    if override_by and override_by not in roles:
+        raise DomainError(
+            "invalid",
+            "Evidence can only be overridden by a role the policy requires.",
+            details={"evidence_override_by": override_by, "roles": roles},
         )
 
 
@@ -94,7 +101,9 @@ def policy_create(*, actor: Any, risk_tier: str, **fields: Any) -> ApprovalPolic
     if not (isinstance(actor, SystemActor) or getattr(actor, "is_superuser", False)):
         raise DomainError("permission_denied", "Only administrators add policies.", status=403)
     _check_roles(
-        fields.get("required_roles", []), fields.get("sensitive_inputs_acknowledged_by", "")
+        fields.get("required_roles", []),
+        fields.get("sensitive_inputs_acknowledged_by", ""),
+        fields.get("evidence_override_by", ""),
     )
     last = ApprovalPolicy.objects.select_for_update().filter(risk_tier=risk_tier)
     number = max([p.version for p in last] or [0]) + 1
@@ -109,7 +118,15 @@ def policy_create(*, actor: Any, risk_tier: str, **fields: Any) -> ApprovalPolic
         action="governance.policy.created",
         obj=policy,
         after=snapshot(
-            policy, ("risk_tier", "version", "required_roles", "required_evidence", "thresholds")
+            policy,
+            (
+                "risk_tier",
+                "version",
+                "required_roles",
+                "required_evidence",
+                "thresholds",
+                "evidence_override_by",
+            ),
         ),
     )
     return policy
@@ -135,6 +152,7 @@ def policy_update(*, actor: Any, policy: ApprovalPolicy, **fields: Any) -> Appro
     _check_roles(
         fields.get("required_roles", policy.required_roles),
         fields.get("sensitive_inputs_acknowledged_by", policy.sensitive_inputs_acknowledged_by),
+        fields.get("evidence_override_by", policy.evidence_override_by),
     )
     locked = ApprovalPolicy.objects.select_for_update().get(pk=policy.pk)
     if locked.is_used():

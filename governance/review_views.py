@@ -56,6 +56,19 @@ def _metrics_table(version: ModelVersion, review: Review) -> list[dict[str, Any]
     return rows
 
 
+def _blocking(checklist: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [i for i in checklist if i["requirement"].startswith("evidence:") and not i["met"]]
+
+
+def _overridable(user: Any, version: ModelVersion, mine: list[str]) -> list[str]:
+    """The failed or missing evidence the user's role may override (the form's field)."""
+    review = selectors.review_get_or_draft(version=version)
+    policy = review.policy
+    if not policy or not policy.evidence_override_by or policy.evidence_override_by not in mine:
+        return []
+    return [b["requirement"] for b in _blocking(selectors.review_checklist(review=review))]
+
+
 def review_panel(
     request: HttpRequest, version: ModelVersion, form: SignOffForm | None = None
 ) -> dict[str, Any]:
@@ -66,8 +79,31 @@ def review_panel(
     needed = set(policy.required_roles) if policy else set()
     # The one rule (selectors.signing_choice) decides whether the form is shown, and
     # otherwise gives the one reason why not.
-    refusal = selectors.signing_refusal(user=user, review=review) if mine else None
+    role, refusal = selectors.signing_choice(user=user, review=review) if mine else (None, None)
     can_sign = bool(mine) and refusal is None
+    checklist = selectors.review_checklist(review=review)
+    blocking = _blocking(checklist)
+    approval_block, overridable = "", []
+    if can_sign and blocking:
+        if policy and policy.evidence_override_by and policy.evidence_override_by in mine:
+            overridable = blocking
+        else:
+            # What the one rule would answer to "Approved for deployment" now.
+            _items, block = selectors.approval_refusal(
+                review=review,
+                role=role or "",
+                decision="approve",
+                meaning="approved_for_deployment",
+                checklist=checklist,
+            )
+            approval_block = block.message if block else ""
+    blockers_text = (
+        selectors.deploy_blockers_text(
+            selectors.deploy_blockers(review=review, checklist=checklist)
+        )
+        if review.pk and review.state != ReviewState.APPROVED
+        else ""
+    )
     sensitive = selectors.sensitive_inputs(version=version)
     can_submit = (
         version.status == "ready"
@@ -80,7 +116,9 @@ def review_panel(
         "template": "governance/_review_panel.html",
         "review": review,
         "policy": policy,
-        "checklist": selectors.review_checklist(review=review),
+        "checklist": checklist,
+        "blockers_text": blockers_text,
+        "approval_block": approval_block,
         "evidence": list(selectors.latest_evidence(version=version).values()),
         "signoffs": list(selectors.signoff_list(user=user, version=version)) if review.pk else [],
         "transitions": list(review.transitions.all()) if review.pk else [],
@@ -98,7 +136,11 @@ def review_panel(
         ),
         "form": form
         or (
-            SignOffForm(roles=[r for r in mine if r in needed], sensitive_inputs=sensitive)
+            SignOffForm(
+                roles=[r for r in mine if r in needed],
+                sensitive_inputs=sensitive,
+                overridable=[b["requirement"] for b in overridable],
+            )
             if can_sign
             else None
         ),
@@ -153,7 +195,12 @@ def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse
     version = version_or_404(request, name, number)
     mine = selectors.roles_of(user=request.user, version=version)
     sensitive = selectors.sensitive_inputs(version=version)
-    form = SignOffForm(request.POST, roles=mine, sensitive_inputs=sensitive)
+    form = SignOffForm(
+        request.POST,
+        roles=mine,
+        sensitive_inputs=sensitive,
+        overridable=_overridable(request.user, version, mine),
+    )
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -166,6 +213,7 @@ def signoff_create(request: HttpRequest, name: str, number: int) -> HttpResponse
                 comment=data["comment"],
                 role=data["role"] or None,
                 acknowledge_sensitive_inputs=data.get("acknowledge_sensitive_inputs", False),
+                override_justification=data.get("override_justification", ""),
             )
         except DomainError as exc:
             add_domain_error(form, exc)

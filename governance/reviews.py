@@ -43,6 +43,9 @@ from governance.choices import (
 from governance.models import ApprovalPolicy, Evidence, Review, ReviewTransition, SignOff
 from governance.policies import policy_current
 from governance.selectors import (
+    approval_refusal,
+    deploy_blockers,
+    deploy_blockers_text,
     latest_evidence,
     review_checklist,
     sensitive_inputs,
@@ -62,6 +65,8 @@ SIGNOFF_FIELDS = (
     "comment",
     "evidence_sha256",
     "acknowledged_sensitive_inputs",
+    "overridden_requirements",
+    "override_justification",
     "valid",
 )
 
@@ -343,6 +348,7 @@ def signoff_create(
     role: str | None = None,
     via_api: bool = False,
     acknowledge_sensitive_inputs: bool = False,
+    override_justification: str = "",
 ) -> SignOff:
     """An electronic signature: password re-entered, every SoD rule checked, evidence hashed.
 
@@ -375,6 +381,7 @@ def signoff_create(
         comment=comment,
         role=role,
         acknowledge_sensitive_inputs=acknowledge_sensitive_inputs,
+        override_justification=override_justification,
     )
 
 
@@ -388,6 +395,7 @@ def signoff_record(
     comment: str = "",
     role: str | None = None,
     acknowledge_sensitive_inputs: bool = False,
+    override_justification: str = "",
 ) -> SignOff:
     """Record a sign-off whose signature was verified by the caller (``signoff_create``).
 
@@ -399,6 +407,12 @@ def signoff_record(
     names the signer's role in ``sensitive_inputs_acknowledged_by``, an approval
     must acknowledge them (``acknowledge_sensitive_inputs``); the acknowledged
     columns are recorded on the sign-off.
+
+    An approval "for deployment" while required evidence failed or is missing is
+    refused, or, where the frozen policy names the signer's role in
+    ``evidence_override_by``, needs ``override_justification``: the overridden items
+    and the justification are recorded on the sign-off and in its audit event
+    (``governance.selectors.approval_refusal``).
     """
     if decision not in SignOffDecision.values:
         raise DomainError("invalid", "Unknown decision.", details={"decision": decision})
@@ -415,6 +429,15 @@ def signoff_record(
     if refusal is not None:
         raise refusal
     assert role is not None
+    overridden, refusal = approval_refusal(
+        review=review,
+        role=role,
+        decision=decision,
+        meaning=meaning,
+        override_justification=override_justification,
+    )
+    if refusal is not None:
+        raise refusal
     used = sensitive_inputs(version=version)
     if (
         used
@@ -441,6 +464,8 @@ def signoff_record(
                 comment=comment,
                 evidence_sha256=signed,
                 acknowledged_sensitive_inputs=used if acknowledge_sensitive_inputs else [],
+                overridden_requirements=overridden,
+                override_justification=override_justification.strip() if overridden else "",
             )
     except IntegrityError:
         raise conflict("role_filled", f"The {role} has already signed.", role=role) from None
@@ -528,14 +553,27 @@ def deploy_gate(*, actor: Any, alias_name: str, version: ModelVersion) -> None:
 
     The deploy right itself is checked by ``alias_set`` before the gates run.
     """
-    review = Review.objects.filter(version=version).first()
+    review = Review.objects.filter(version=version).select_related("policy").first()
     base = {"alias": alias_name, "version": version.number}
     if review is None or review.state != S.APPROVED:
         state = review.state if review else "not submitted"
+        blockers = deploy_blockers(review=review)
+        what = deploy_blockers_text(blockers)
+        if review is None or review.state in (S.DRAFT, S.CHANGES_REQUESTED):
+            what = f"Submit it for review first. {what}".strip()
         raise DomainError(
             "not_approved",
-            f"{version} cannot go to {alias_name}: it is not approved (review: {state}).",
-            details={**base, "requirement": "approved_review", "review_state": state},
+            f"{version} cannot go to {alias_name}: it is not approved (review: {state}). {what}"
+            if what
+            else f"{version} cannot go to {alias_name}: it is not approved (review: {state}).",
+            details={
+                **base,
+                "requirement": "approved_review",
+                "review_state": state,
+                "failed": blockers["failed"],
+                "missing": blockers["missing"],
+                "signoffs_needed": blockers["signoffs_needed"],
+            },
             status=409,
         )
     if review.is_expired():

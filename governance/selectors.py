@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import CharField, Prefetch, QuerySet
 from django.db.models.functions import Cast
+from django.urls import reverse
 
 from common.errors import DomainError, conflict
 from common.evidence import MODEL_CARD
@@ -25,6 +26,7 @@ from governance.choices import (
     DECIDED_REVIEW_STATES,
     ReviewState,
     SignOffDecision,
+    SignOffMeaning,
     SignOffRole,
 )
 from governance.models import (
@@ -270,12 +272,112 @@ def sensitive_inputs_notice(*, version: ModelVersion, inputs: list[str]) -> str:
 
 # --------------------------------------------------------------------------- checklist
 
+# Where each evidence kind is shown on the version page (the checklist links there).
+EVIDENCE_ANCHORS = {
+    "evaluation_report": "panel-evaluation",
+    "explainability": "panel-evaluation",
+    "fairness_audit": "panel-fairness",
+    "model_card": "panel-model-card",
+}
+# A checklist item's status: passed (met), failed (the evidence failed, or a signer
+# decided against), missing (nothing filed, nothing signed, or filed evidence that does
+# not count for this review), overridden (failed or missing evidence accepted by the
+# policy's ``evidence_override_by`` role with a written justification: it counts as met).
+PASSED, FAILED, MISSING, OVERRIDDEN = "passed", "failed", "missing", "overridden"
+
+
+def _label(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+def _failed_rules(item: Evidence) -> list[str]:
+    """The rules a failed evidence item broke, in words (fairness rules, metric floors)."""
+    details = item.details or {}
+    rules = []
+    for rule in details.get("failed_rules") or []:
+        value = rule.get("value")
+        shown = "not computable" if value is None else f"{value:.4g}"
+        scope = f" on {rule['scope']}" if rule.get("scope") else ""
+        rules.append(f"{rule.get('rule')}{scope}: {shown} (threshold {rule.get('threshold')})")
+    for failure in details.get("failures") or []:
+        value = failure.get("value")
+        shown = "not computed" if value is None else f"{value:.4g}"
+        rules.append(f"{failure.get('metric')} {shown}: {failure.get('reason')}")
+    return rules
+
+
+def _evidence_item(review: Review, policy: Any, kind: str, item: Evidence | None) -> dict[str, Any]:
+    version = review.version
+    rules: list[str] = []
+    if item is None:
+        status, why = MISSING, f"No {_label(kind)} filed."
+    elif item.passed is False:
+        rules = _failed_rules(item)
+        status, why = FAILED, f"Latest {_label(kind)} failed: {item.summary}"
+    elif (
+        objection := evidence_rules.objection(
+            item, policy_answer=kind_thresholds(policy, kind, version.registered_model.task)
+        )
+    ) is not None:
+        status, why = MISSING, objection
+    else:
+        status, why = PASSED, item.summary or f"{_label(kind)} present"
+    anchor = EVIDENCE_ANCHORS.get(kind)
+    link = (
+        reverse("registry:version-detail", args=[version.registered_model.name, version.number])
+        + f"#{anchor}"
+        if anchor
+        else ""
+    )
+    return {
+        "requirement": f"evidence:{kind}",
+        "met": status == PASSED,
+        "status": status,
+        "why": why,
+        "rules": rules,
+        "link": link,
+        "sha256": item.sha256 if item else None,
+    }
+
+
+def _apply_override(entry: dict[str, Any], signoff: SignOff | None) -> dict[str, Any]:
+    """A failed or missing evidence item that the override role's valid approval
+    overrode (with a justification) counts as met, and says so."""
+    if entry["met"] or signoff is None or signoff.decision != SignOffDecision.APPROVE:
+        return entry
+    overridden = {o.get("requirement") for o in signoff.overridden_requirements or []}
+    if entry["requirement"] not in overridden:
+        return entry
+    return {
+        **entry,
+        "met": True,
+        "status": OVERRIDDEN,
+        "was": entry["status"],
+        "why": (
+            f"{entry['why'].rstrip('.')}. Overridden by {signoff.signer.get_username()} "
+            f"({_role_label(signoff.role)}): {signoff.override_justification}"
+        ),
+        "justification": signoff.override_justification,
+    }
+
 
 def review_checklist(*, review: Review) -> list[dict[str, Any]]:
-    """Each requirement of the frozen policy: met or missing, and why."""
+    """Each requirement of the frozen policy: passed, failed, missing or overridden, and why.
+
+    Every item has ``requirement``, ``met`` (counts for approval), ``status`` and
+    ``why``; evidence items add ``rules`` (what a failed item broke, in words),
+    ``link`` (where the version page shows it) and ``sha256``.
+    """
     policy = review.policy or policy_current(risk_tier=review.version.registered_model.risk_tier)
     if policy is None:
-        return [{"requirement": "policy", "met": False, "why": "No policy for this risk tier."}]
+        return [
+            {
+                "requirement": "policy",
+                "met": False,
+                "status": MISSING,
+                "why": "No policy for this risk tier.",
+            }
+        ]
     items: list[dict[str, Any]] = []
     valid = (
         {s.role: s for s in review.signoffs.filter(valid=True).select_related("signer")}
@@ -286,41 +388,165 @@ def review_checklist(*, review: Review) -> list[dict[str, Any]]:
         signoff = valid.get(role)
         if signoff is None:
             why = f"No valid sign-off by the {SignOffRole(role).label.lower()} yet."
-            met = False
+            status = MISSING
         elif signoff.decision != SignOffDecision.APPROVE:
             why = f"{signoff.signer.get_username()} decided {signoff.decision}."
-            met = False
+            status = FAILED
         else:
             why = f"Approved by {signoff.signer.get_username()} ({signoff.meaning})."
-            met = True
-        items.append({"requirement": f"signoff:{role}", "met": met, "why": why})
-    evidence = latest_evidence(version=review.version)
-    for kind in policy.required_evidence:
-        item = evidence.get(kind)
-        if item is None:
-            met, why = False, f"No {kind.replace('_', ' ')} filed."
-        elif item.passed is False:
-            met, why = False, f"Latest {kind.replace('_', ' ')} failed: {item.summary}"
-        elif (
-            objection := evidence_rules.objection(
-                item,
-                policy_answer=kind_thresholds(policy, kind, review.version.registered_model.task),
-            )
-        ) is not None:
-            met, why = False, objection
-        else:
-            met, why = True, item.summary or f"{kind.replace('_', ' ')} present"
+            status = PASSED
         items.append(
             {
-                "requirement": f"evidence:{kind}",
-                "met": met,
+                "requirement": f"signoff:{role}",
+                "met": status == PASSED,
+                "status": status,
                 "why": why,
-                "sha256": item.sha256 if item else None,
             }
         )
+    evidence = latest_evidence(version=review.version)
+    overrider = valid.get(policy.evidence_override_by) if policy.evidence_override_by else None
+    for kind in policy.required_evidence:
+        entry = _evidence_item(review, policy, kind, evidence.get(kind))
+        items.append(_apply_override(entry, overrider))
     if policy.sensitive_inputs_acknowledged_by:
         items.append(_acknowledgement_item(review, policy.sensitive_inputs_acknowledged_by, valid))
     return items
+
+
+# The shortest written justification an override takes (a sentence, not "ok").
+OVERRIDE_MIN_CHARS = 20
+
+
+def approval_refusal(
+    *,
+    review: Review,
+    role: str,
+    decision: str,
+    meaning: str,
+    override_justification: str = "",
+    checklist: list[dict[str, Any]] | None = None,
+) -> tuple[list[dict[str, Any]], DomainError | None]:
+    """Whether an approval "for deployment" in ``role`` may be signed on ``review`` now.
+
+    The one rule: a signer may not say "Approved for deployment" while required
+    evidence has failed or is missing (``409 evidence_not_met``, naming each item),
+    unless the frozen policy names ``role`` in ``evidence_override_by``, in which
+    case the signer overrides those items explicitly with a written justification
+    (``400 override_justification_required`` without one). A justification with
+    nothing to override is refused (``400 nothing_to_override``).
+
+    Returns the items the approval overrides (recorded on the sign-off) and the refusal.
+    Other decisions and meanings ("reviewed", "validated", rejections) are not judged
+    here: they do not claim the version may be deployed.
+    """
+    justification = (override_justification or "").strip()
+    if decision != SignOffDecision.APPROVE or meaning != SignOffMeaning.APPROVED_FOR_DEPLOYMENT:
+        if justification:
+            return [], DomainError(
+                "nothing_to_override",
+                "An override only goes with an approval for deployment.",
+                details={"override_justification": "only with an approval for deployment"},
+            )
+        return [], None
+    if checklist is None:
+        checklist = review_checklist(review=review)
+    blocking = [
+        {"requirement": i["requirement"], "status": i["status"], "why": i["why"]}
+        for i in checklist
+        if i["requirement"].startswith("evidence:") and not i["met"]
+    ]
+    if not blocking:
+        if justification:
+            return [], DomainError(
+                "nothing_to_override",
+                "Every required evidence item is met: there is nothing to override.",
+                details={"override_justification": "nothing to override"},
+            )
+        return [], None
+    policy = review.policy
+    listed = "; ".join(
+        f"{_label(b['requirement'].split(':', 1)[1])} {b['status']}" for b in blocking
+    )
+    details: dict[str, Any] = {
+        "blocking": blocking,
+        "evidence_override_by": policy.evidence_override_by or None,
+    }
+    if policy.evidence_override_by != role:
+        if policy.evidence_override_by:
+            how = (
+                f"Under {policy} only the {_role_label(policy.evidence_override_by)} may "
+                "override it, with a written justification."
+            )
+        else:
+            how = f"{policy} allows no override: file passing evidence first."
+        return [], conflict(
+            "evidence_not_met",
+            f"You may not approve {review.version} for deployment: required evidence is not "
+            f"met ({listed}). {how}",
+            **details,
+        )
+    if len(justification) < OVERRIDE_MIN_CHARS:
+        return blocking, DomainError(
+            "override_justification_required",
+            f"Required evidence is not met ({listed}). As the {_role_label(role)} you may "
+            f"approve {review.version} for deployment only by overriding it with a written "
+            f"justification (at least {OVERRIDE_MIN_CHARS} characters).",
+            details={**details, "override_justification": "required"},
+        )
+    return blocking, None
+
+
+def deploy_blockers(
+    *, review: Review | None, checklist: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What stands between a version and a protected alias: the checklist items that
+    are failed or missing (evidence, acknowledgements) and the sign-offs still needed.
+
+    Read by the deploy gate's refusal and by the review panel.
+    """
+    if review is None or review.pk is None:
+        return {"state": "not submitted", "failed": [], "missing": [], "signoffs_needed": []}
+    if checklist is None:
+        checklist = review_checklist(review=review)
+    failed, missing, needed = [], [], []
+    for item in checklist:
+        if item["met"]:
+            continue
+        kind, _, name = item["requirement"].partition(":")
+        if kind == "signoff":
+            needed.append({"role": name, "status": item["status"], "why": item["why"]})
+            continue
+        row = {
+            "requirement": item["requirement"],
+            "why": item["why"],
+            "rules": item.get("rules", []),
+        }
+        (failed if item["status"] == FAILED else missing).append(row)
+    return {"state": review.state, "failed": failed, "missing": missing, "signoffs_needed": needed}
+
+
+def deploy_blockers_text(blockers: dict[str, Any]) -> str:
+    """The blockers in one sentence: "Failed: fairness audit. Missing: model card. ..."."""
+
+    def names(rows: list[dict[str, Any]]) -> str:
+        return ", ".join(_label(r["requirement"].split(":", 1)[1]) for r in rows)
+
+    parts = []
+    if blockers["failed"]:
+        parts.append(f"Failed: {names(blockers['failed'])}.")
+    if blockers["missing"]:
+        parts.append(f"Missing: {names(blockers['missing'])}.")
+    declined = [r for r in blockers["signoffs_needed"] if r["status"] == FAILED]
+    needed = [r for r in blockers["signoffs_needed"] if r["status"] != FAILED]
+    if declined:
+        roles = ", ".join(_role_label(r["role"]) for r in declined)
+        parts.append(f"Declined by: {roles}.")
+    if needed and blockers["state"] != S.REJECTED:
+        roles = ", ".join(_role_label(r["role"]) for r in needed)
+        parts.append(f"Sign-offs still needed: {roles}.")
+    if blockers["state"] == S.REJECTED:
+        parts.append("The review is rejected: a new version must be registered and reviewed.")
+    return " ".join(parts)
 
 
 def _acknowledgement_item(review: Review, role: str, valid: dict[str, SignOff]) -> dict[str, Any]:
@@ -351,7 +577,127 @@ def _acknowledgement_item(review: Review, role: str, valid: dict[str, SignOff]) 
                 f"acknowledged {', '.join(unacknowledged)} yet."
             ),
         )
-    return {"requirement": "acknowledgement:sensitive_inputs", "met": met, "why": why}
+    return {
+        "requirement": "acknowledgement:sensitive_inputs",
+        "met": met,
+        "status": PASSED if met else MISSING,
+        "why": why,
+    }
+
+
+# --------------------------------------------------------------------------- evidence summary
+
+SUMMARY_GATES = (
+    ("evaluation_report", "Evaluation"),
+    ("fairness_audit", "Fairness audit"),
+    ("explainability", "Explainability"),
+    ("model_card", "Model card"),
+)
+
+
+def _figures(item: Evidence) -> list[str]:
+    """The figures that decided an evidence item, in short."""
+    details = item.details or {}
+    thresholds = details.get("thresholds") or {}
+    figures = []
+    metrics = details.get("metrics") or {}
+    for name, bounds in thresholds.items():
+        if not isinstance(bounds, dict):
+            continue
+        value = metrics.get(name)
+        limit = " ".join(
+            f"{'≥' if side == 'min' else '≤'} {bound}"
+            for side, bound in bounds.items()
+            if side in ("min", "max") and bound is not None
+        )
+        shown = "—" if value is None else f"{value:.4g}"
+        figures.append(f"{name} {shown} (needs {limit})" if limit else f"{name} {shown}")
+    figures.extend(_failed_rules(item))
+    return figures
+
+
+def evidence_summary(*, version: ModelVersion) -> list[dict[str, Any]]:
+    """Every gate of ``version`` on one screen: status (passed, failed, missing,
+    overridden, or info for an item the policy does not require), the figures that
+    decided it, and where the details are. Required gates are judged exactly as the
+    review checklist judges them (same function)."""
+    review = review_get_or_draft(version=version)
+    checklist = {i["requirement"]: i for i in review_checklist(review=review)}
+    evidence = latest_evidence(version=version)
+    page = reverse("registry:version-detail", args=[version.registered_model.name, version.number])
+    gates: list[dict[str, Any]] = []
+    for kind, title in SUMMARY_GATES:
+        item = evidence.get(kind)
+        judged = checklist.get(f"evidence:{kind}")
+        anchor = EVIDENCE_ANCHORS.get(kind, "")
+        if judged is not None:
+            status, why = judged["status"], judged["why"]
+        elif item is None:
+            status, why = "info", f"No {_label(kind)} filed (not required by the policy)."
+        else:
+            status = {True: PASSED, False: FAILED}.get(item.passed, "info")  # type: ignore[arg-type]
+            why = item.summary
+        gates.append(
+            {
+                "id": kind,
+                "title": title,
+                "required": judged is not None,
+                "status": status,
+                "why": why,
+                "figures": _figures(item) if item else [],
+                "link": f"{page}#{anchor}" if anchor else "",
+            }
+        )
+    signoffs = [i for k, i in checklist.items() if k.startswith("signoff:")]
+    signed = [i for i in signoffs if i["met"]]
+    if review.pk is None or review.state == S.DRAFT:
+        review_status, review_why = MISSING, "Not submitted for review."
+    elif review.state == S.APPROVED:
+        expired = review.is_expired()
+        review_status = FAILED if expired else PASSED
+        review_why = (
+            f"Approved{', expired' if expired else ''} until "
+            f"{review.approved_until:%Y-%m-%d} under {review.policy}."
+        )
+    elif review.state in (S.REJECTED, S.CHANGES_REQUESTED):
+        review_status, review_why = FAILED, f"{review.get_state_display()}."
+    else:
+        review_status, review_why = MISSING, f"In review under {review.policy}."
+    waiting = [i["requirement"].split(":", 1)[1] for i in signoffs if not i["met"]]
+    gates.append(
+        {
+            "id": "review",
+            "title": "Review",
+            "required": True,
+            "status": review_status,
+            "why": review_why,
+            "figures": [f"{len(signed)} of {len(signoffs)} sign-offs"]
+            + ([f"waiting for {', '.join(_role_label(r) for r in waiting)}"] if waiting else []),
+            "link": reverse(
+                "governance:review", args=[version.registered_model.name, version.number]
+            ),
+        }
+    )
+    used = sensitive_inputs(version=version)
+    acknowledgement = checklist.get("acknowledgement:sensitive_inputs")
+    if not used:
+        status, why = PASSED, "No sensitive attribute is an input."
+    elif acknowledgement is not None:
+        status, why = acknowledgement["status"], acknowledgement["why"]
+    else:
+        status, why = "info", f"Reads {', '.join(used)} at prediction time."
+    gates.append(
+        {
+            "id": "sensitive_inputs",
+            "title": "Sensitive inputs",
+            "required": acknowledgement is not None,
+            "status": status,
+            "why": why,
+            "figures": [f"inputs: {', '.join(used)}"] if used else [],
+            "link": f"{page}#panel-model-card",
+        }
+    )
+    return gates
 
 
 def waiting_for(*, user: Any) -> QuerySet[Review]:

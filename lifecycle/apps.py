@@ -9,11 +9,17 @@ class LifecycleConfig(AppConfig):
         from governance.model_cards import register_card_section
         from lifecycle.deployments import environment_alias_guard
         from lifecycle.selectors import evaluation_card_section
-        from lifecycle.views import deployments_panel, evaluation_panel, version_deployments_panel
+        from lifecycle.views import (
+            deployments_panel,
+            evaluation_panel,
+            explanations_panel,
+            version_deployments_panel,
+        )
         from registry.gates import register_alias_guard
         from registry.views import register_model_panel, register_version_panel
 
         register_version_panel(evaluation_panel, order=20)
+        register_version_panel(explanations_panel, order=22)
         register_version_panel(version_deployments_panel, order=5)
         register_model_panel(deployments_panel, order=10)
         register_card_section("evaluation", evaluation_card_section)

@@ -26,6 +26,7 @@ def importance_chart(
             "y": features,
             "x": [row["mean"] for row in rows],
             "error_x": {"type": "data", "array": [row["std"] for row in rows]},
+            "marker": {"color": ["#b3261e" if row["mean"] < 0 else "#2453b3" for row in rows]},
         }
     ]
     if baseline:
@@ -46,6 +47,11 @@ def importance_chart(
             "barmode": "group",
             "height": 120 + 28 * len(features) * (2 if baseline else 1),
             "margin": {"l": 140},
-            "xaxis": {"title": {"text": "drop in score when shuffled"}},
+            # Negative importances (shuffling helped) are drawn left of a visible zero.
+            "xaxis": {
+                "title": {"text": "drop in score when shuffled (negative: shuffling helped)"},
+                "zeroline": True,
+                "zerolinewidth": 2,
+            },
         },
     }

@@ -16,6 +16,7 @@ from lifecycle.models import (
     Environment,
     EnvironmentTransition,
     Evaluation,
+    Explanation,
     RetrainingPolicy,
     RetrainingRun,
     RetrainingSkip,
@@ -56,6 +57,30 @@ def latest_evaluation(*, version: ModelVersion) -> Evaluation | None:
         .order_by("-finished_at")
         .first()
     )
+
+
+def explanation_list(*, user: Any, version: ModelVersion) -> QuerySet[Explanation]:
+    return (
+        Explanation.objects.visible_to(user, "view")
+        .filter(version=version)
+        .select_related("requested_by", "version__registered_model")
+        .order_by("-queued_at", "-pk")
+    )
+
+
+def explanation_get(*, user: Any, version: ModelVersion, pk: Any) -> Explanation:
+    return get_visible(
+        Explanation.objects.select_related("requested_by", "version__registered_model"),
+        user,
+        f"Explanation {pk}",
+        pk=pk,
+        version=version,
+    )
+
+
+def latest_explanation(*, version: ModelVersion) -> Explanation | None:
+    """The newest per-prediction explanation job of ``version`` (any status)."""
+    return Explanation.objects.filter(version=version).order_by("-queued_at", "-pk").first()
 
 
 def evaluation_card_section(version: ModelVersion) -> dict[str, Any] | None:

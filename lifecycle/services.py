@@ -1,4 +1,5 @@
-"""Lifecycle writes: evaluations (retraining and deployments come later)."""
+"""Lifecycle writes: evaluations and per-prediction explanations (retraining and
+deployments have their own modules)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from common.evidence import (
 from common.jobs import job_enqueue, job_finish
 from common.permissions import user_can
 from common.storage import local_blob_path
+from lifecycle import attribution
 from lifecycle import evaluation as ev
-from lifecycle.models import Evaluation
+from lifecycle.models import Evaluation, Explanation
 from registry.artifacts import load_estimator
 from registry.choices import VersionStatus
 from registry.models import Dataset, ModelVersion
@@ -199,7 +201,12 @@ def _announce_evidence(actor: Any, job: Evaluation, version: ModelVersion) -> No
             passed=job.passed,
             summary=f"{metrics} on {job.report['rows']} rows; {verdict}",
             source=source,
-            details={"failures": job.threshold_failures, "thresholds": job.thresholds},
+            details={
+                "failures": job.threshold_failures,
+                "thresholds": job.thresholds,
+                # The figures the thresholds judged, for the evidence summary.
+                "metrics": {name: job.report["metrics"].get(name) for name in job.thresholds},
+            },
         ),
     )
     importance = {"version": version.pk, "dataset_sha256": job.dataset_sha256, **job.importance}
@@ -215,3 +222,127 @@ def _announce_evidence(actor: Any, job: Evaluation, version: ModelVersion) -> No
             source=source,
         ),
     )
+
+
+# --- per-prediction explanations ----------------------------------------------------
+
+EXPLANATION_MAX_ROWS = 50
+# Rows read from the newest prediction batches before sampling (a batch file is read
+# whole; this bounds how many batches are opened).
+EXPLANATION_MAX_BATCHES = 5
+
+
+def explanation_start(*, actor: Any, version: ModelVersion, sample_size: int = 10) -> Explanation:
+    """Queue per-prediction explanations of ``sample_size`` of a version's rows (a worker
+    computes them). The same rights as an evaluation."""
+    if not any(user_can(actor, action, version) for action in EVALUATION_ACTIONS):
+        raise DomainError(
+            "permission_denied",
+            "Explaining a version's predictions needs the register or approve right on its model.",
+            status=403,
+        )
+    if version.status != VersionStatus.READY:
+        raise DomainError(
+            "version_not_ready",
+            f"{version} is {version.status}; only ready versions are explained.",
+            status=409,
+        )
+    if not 1 <= int(sample_size) <= EXPLANATION_MAX_ROWS:
+        raise DomainError(
+            "invalid",
+            f"Explain between 1 and {EXPLANATION_MAX_ROWS} rows.",
+            details={"sample_size": sample_size},
+        )
+    with transaction.atomic():
+        job = Explanation.objects.create(
+            version=version,
+            sample_size=int(sample_size),
+            requested_by=None if isinstance(actor, SystemActor) else actor,
+        )
+        audit_record(
+            actor=actor,
+            action="lifecycle.explanation.requested",
+            obj=job,
+            after={"version": version.number, "sample_size": job.sample_size},
+        )
+        job_enqueue(job)
+    return job
+
+
+def _logged_rows(version: ModelVersion, features: list[str]) -> Any:
+    """The newest logged rows of ``version`` (its prediction batches), or None.
+
+    None too when the model's data policy drops or hashes one of the version's
+    inputs: the stored values are then not what the model read.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from monitoring.data_policy import rules_for
+    from monitoring.models import PredictionBatch
+
+    rules = rules_for(model_id=version.registered_model_id)
+    if set(features) & (rules.dropped | rules.hashed):
+        return None
+    frames = []
+    batches = PredictionBatch.objects.filter(version=version).order_by("-last_at", "-pk")
+    for key in batches.values_list("storage_key", flat=True)[:EXPLANATION_MAX_BATCHES]:
+        with local_blob_path(key) as path:
+            table = pq.read_table(path)
+        present = [c for c in features if c in table.column_names]
+        if len(present) == len(features):
+            frames.append(table.select(features).to_pandas())
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def explanation_run(*, job: Explanation) -> Explanation:
+    """The worker's half: sample the rows, explain them, store the result.
+
+    Rows the model cannot score, or no rows at all, raise ``ExplanationInputError``
+    (a final failure, with the reason); anything else is retried.
+    """
+    from lifecycle.selectors import latest_evaluation
+
+    version = ModelVersion.objects.select_related("registered_model").get(pk=job.version_id)
+    features = version.feature_names
+    evaluation = latest_evaluation(version=version)
+    reference = None
+    if evaluation is not None:
+        with local_blob_path(evaluation.dataset.storage_key) as path:
+            reference = read_table(path)
+    rows, source = _logged_rows(version, features), "prediction_log"
+    if rows is None or rows.empty:
+        rows, source = reference, "evaluation_dataset"
+    if rows is None or rows.empty:
+        raise attribution.ExplanationInputError(
+            f"{version} has no usable logged predictions (none yet, or its data policy drops "
+            "or hashes one of its inputs) and no evaluation: there are no rows to explain."
+        )
+    sample = rows.sample(min(job.sample_size, len(rows)), random_state=job.pk)
+    with local_blob_path(version.artifact_key) as path:
+        estimator, _types = load_estimator(path)
+    result = attribution.explain(
+        estimator,
+        sample,
+        features=features,
+        reference=reference if reference is not None else rows,
+        classes=version.classes or None,
+    )
+    actor = SystemActor(f"lifecycle.explain#{job.pk}")
+    with transaction.atomic():
+        job.result = to_plain_json(result)
+        job.source = source
+        Explanation.objects.filter(pk=job.pk).update(result=job.result, source=source)
+        job_finish(job, log=f"explained {len(sample)} rows ({result['method']}) from {source}")
+        audit_record(
+            actor=actor,
+            action="lifecycle.explanation.completed",
+            obj=job,
+            after={
+                "method": result["method"],
+                "rows": len(sample),
+                "source": source,
+                "additivity_gap": result["additivity_gap"],
+            },
+        )
+    return job

@@ -9,8 +9,9 @@ from celery import shared_task
 
 from common.jobs import job_run
 from lifecycle import deployments, retraining, services, serving_logs
+from lifecycle.attribution import ExplanationInputError
 from lifecycle.evaluation import EvaluationInputError
-from lifecycle.models import Deployment, Evaluation, RetrainingRun
+from lifecycle.models import Deployment, Evaluation, Explanation, RetrainingRun
 from registry.artifacts import ArtifactRejected
 
 
@@ -21,6 +22,16 @@ def heavy_evaluate(job_id: int) -> None:
         job_id,
         services.evaluation_run,
         permanent=(EvaluationInputError, ArtifactRejected),
+    )
+
+
+@shared_task(name="lifecycle.tasks.heavy_explain")
+def heavy_explain(job_id: int) -> None:
+    job_run(
+        Explanation,
+        job_id,
+        services.explanation_run,
+        permanent=(ExplanationInputError, ArtifactRejected),
     )
 
 

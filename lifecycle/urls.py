@@ -14,6 +14,8 @@ urlpatterns = [
         name="deployments-panel",
     ),
     path(f"{environment}/deploy/", views.deploy, name="deploy"),
+    path(f"{version}/explanations/", views.explanations_panel_view, name="explanations-panel"),
+    path(f"{version}/explanations/start/", views.explanation_start, name="explanation-start"),
     path(f"{environment}/rollback/", views.rollback, name="rollback"),
     path(f"{environment}/log/", views.prediction_log, name="prediction-log"),
     path(f"{retraining}/policy/", retraining_views.policy_edit, name="retraining-policy"),

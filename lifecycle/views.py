@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from common.errors import DomainError
 from common.permissions import user_can
 from common.ui import or_404
-from lifecycle import deployments, selectors
+from lifecycle import deployments, selectors, services
 from lifecycle import evaluation as ev
 from lifecycle.action_views import evaluation_request_context
 from lifecycle.charts import importance_chart
@@ -23,6 +23,7 @@ from lifecycle.models import Environment
 from lifecycle.selectors import latest_evaluation
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
+from registry.views import version_or_404
 
 LOG_PAGE_ROWS = 100
 
@@ -54,6 +55,8 @@ def evaluation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
     importance_change = (
         ev.compare_importance(job.importance, baseline) if baseline and job.importance else None
     )
+    # Signed bars around a centre axis: a negative importance (shuffling the feature
+    # made the score better) is drawn to the left, never as its absolute value.
     top = max((abs(row["mean"]) for row in importance), default=0) or 1
     return {
         "id": "evaluation",
@@ -63,7 +66,13 @@ def evaluation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
         "comparison": comparison,
         "metrics": job.report["metrics"],
         "importance": [
-            {**row, "width": round(100 * abs(row["mean"]) / top, 1)} for row in importance
+            {
+                **row,
+                "width": round(50 * abs(row["mean"]) / top, 1),
+                "left": round(50 - (50 * abs(row["mean"]) / top if row["mean"] < 0 else 0), 1),
+                "negative": row["mean"] < 0,
+            }
+            for row in importance
         ],
         "importance_change": importance_change,
         "baseline_label": baseline_label,
@@ -76,6 +85,78 @@ def evaluation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
         ],
         **evaluation_request_context(request, version),
     }
+
+
+# --- per-prediction explanations ---------------------------------------------------------
+
+
+def explanations_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any] | None:
+    """The version page: each feature's contribution to a sample of predictions."""
+    if version.status != "ready":
+        return None
+    job = selectors.latest_explanation(version=version)
+    busy = job is not None and job.status in ("queued", "running")
+    rows = []
+    if job is not None and job.status == "succeeded" and job.result:
+        for row in job.result["rows"]:
+            top = max((abs(c["contribution"] or 0) for c in row["contributions"]), default=0) or 1
+            rows.append(
+                {
+                    **row,
+                    "bars": [
+                        {
+                            **c,
+                            "width": round(50 * abs(c["contribution"] or 0) / top, 1),
+                            "left": round(
+                                50 - (50 * abs(c["contribution"]) / top)
+                                if (c["contribution"] or 0) < 0
+                                else 50,
+                                1,
+                            ),
+                            "negative": (c["contribution"] or 0) < 0,
+                        }
+                        for c in row["contributions"]
+                    ],
+                }
+            )
+    url_args = [version.registered_model.name, version.number]
+    return {
+        "id": "explanations",
+        "title": "Per-prediction explanations",
+        "template": "lifecycle/_explanations_panel.html",
+        "job": job,
+        "rows": rows,
+        "can_explain": any(user_can(request.user, a, version) for a in services.EVALUATION_ACTIONS),
+        "poll_url": reverse("lifecycle:explanations-panel", args=url_args) if busy else "",
+        "start_url": reverse("lifecycle:explanation-start", args=url_args),
+    }
+
+
+@login_required
+def explanations_panel_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = version_or_404(request, name, number)
+    return render(
+        request,
+        "common/panel.html",
+        {"panel": explanations_panel(request, version), "version": version},
+    )
+
+
+@login_required
+@require_POST
+def explanation_start(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = version_or_404(request, name, number)
+    try:
+        size = int(request.POST.get("sample_size", "10") or 10)
+        services.explanation_start(actor=request.user, version=version, sample_size=size)
+        messages.success(request, f"Explaining {size} predictions: a worker computes them.")
+    except ValueError:
+        messages.error(request, "Give a number of rows.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    if request.htmx:
+        return explanations_panel_view(request, name, number)
+    return redirect(reverse("registry:version-detail", args=[name, number]) + "#panel-explanations")
 
 
 # --- deployments: the model page's panel, the version page's, deploy and rollback -----------

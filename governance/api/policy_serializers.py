@@ -19,6 +19,7 @@ class PolicySerializer(serializers.ModelSerializer):
             "independent_validator",
             "tier_lowering_role",
             "sensitive_inputs_acknowledged_by",
+            "evidence_override_by",
             "description",
             "created_at",
         ]

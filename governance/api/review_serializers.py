@@ -25,6 +25,8 @@ class SignOffSerializer(serializers.ModelSerializer):
             "signed_at",
             "evidence_sha256",
             "acknowledged_sensitive_inputs",
+            "overridden_requirements",
+            "override_justification",
             "valid",
             "invalidated_reason",
         ]
@@ -33,7 +35,10 @@ class SignOffSerializer(serializers.ModelSerializer):
 class ChecklistItemSerializer(serializers.Serializer):
     requirement = serializers.CharField()
     met = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=["passed", "failed", "missing", "overridden"])
     why = serializers.CharField()
+    rules = serializers.ListField(child=serializers.CharField(), required=False)
+    link = serializers.CharField(required=False, allow_blank=True)
     sha256 = serializers.CharField(required=False, allow_null=True)
 
 
@@ -78,4 +83,14 @@ class SignOffRequestSerializer(serializers.Serializer):
     meaning = serializers.ChoiceField(choices=SignOffMeaning.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     acknowledge_sensitive_inputs = serializers.BooleanField(required=False, default=False)
+    override_justification = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=4000,
+        help_text=(
+            "Approving for deployment while required evidence failed or is missing: the "
+            "written justification of the override (only the policy's evidence_override_by)."
+        ),
+    )
     password = serializers.CharField(write_only=True)

@@ -62,5 +62,6 @@ class SignOffViewSet(VersionScoped, viewsets.GenericViewSet):
             role=data.get("role"),
             via_api=True,
             acknowledge_sensitive_inputs=data["acknowledge_sensitive_inputs"],
+            override_justification=data["override_justification"],
         )
         return Response(self.get_serializer(signoff).data, status=status.HTTP_201_CREATED)

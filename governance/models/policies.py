@@ -51,6 +51,18 @@ class ApprovalPolicy(models.Model):
             "as inputs at prediction time (empty: no acknowledgement needed)."
         ),
     )
+    # Who may sign "Approved for deployment" although required evidence failed or is
+    # missing, with a written justification (an exception). Empty: nobody may.
+    evidence_override_by = models.CharField(
+        max_length=20,
+        blank=True,
+        default="",
+        choices=SignOffRole.choices,
+        help_text=(
+            "Role that may sign 'Approved for deployment' although required evidence failed "
+            "or is missing, by overriding it with a written justification (empty: no override)."
+        ),
+    )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.ForeignKey(

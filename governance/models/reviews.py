@@ -92,6 +92,11 @@ class SignOff(models.Model):
     # The sensitive attributes the version used at prediction time that the signer
     # acknowledged when signing (``ApprovalPolicy.sensitive_inputs_acknowledged_by``).
     acknowledged_sensitive_inputs = models.JSONField(default=list, blank=True)
+    # An approval that overrode required evidence which had failed or was missing
+    # (``ApprovalPolicy.evidence_override_by``): each item as the checklist showed it
+    # ({"requirement", "status", "why"}) and the signer's written justification.
+    overridden_requirements = models.JSONField(default=list, blank=True)
+    override_justification = models.TextField(blank=True)
     valid = models.BooleanField(default=True, db_index=True)
     invalidated_reason = models.TextField(blank=True)
     invalidated_at = models.DateTimeField(null=True, blank=True)

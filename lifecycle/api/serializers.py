@@ -13,12 +13,14 @@ from lifecycle.models import (
     Deployment,
     Environment,
     Evaluation,
+    Explanation,
     RetrainingPolicy,
     RetrainingRun,
     RetrainingStrategy,
     Strategy,
 )
 from lifecycle.retraining import POLICY_FIELDS
+from lifecycle.services import EXPLANATION_MAX_ROWS
 
 DATASET_REF = inline_serializer(
     "DatasetRef",
@@ -74,6 +76,38 @@ class EvaluationSerializer(serializers.ModelSerializer):
             "version": obj.dataset.version,
             "sha256": obj.dataset_sha256,
         }
+
+
+class ExplanationSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="version.registered_model.name", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    requested_by = serializers.CharField(
+        source="requested_by.username", read_only=True, default=None
+    )
+
+    class Meta:
+        model = Explanation
+        fields = [
+            "id",
+            "model",
+            "version",
+            "status",
+            "error",
+            "sample_size",
+            "source",
+            "requested_by",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "attempts",
+            "result",
+        ]
+
+
+class ExplanationRequestSerializer(serializers.Serializer):
+    sample_size = serializers.IntegerField(
+        required=False, default=10, min_value=1, max_value=EXPLANATION_MAX_ROWS
+    )
 
 
 class EvaluationRequestSerializer(serializers.Serializer):

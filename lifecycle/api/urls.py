@@ -9,6 +9,7 @@ environment = "models/<str:model_name>/environments/<str:environment>"
 retraining_runs = views.RetrainingRunViewSet
 mitigations = views.FairnessMitigationViewSet
 version = "models/<str:model_name>/versions/<int:number>"
+explanations = views.ExplanationViewSet
 
 urlpatterns = [
     path(
@@ -20,6 +21,16 @@ urlpatterns = [
         "models/<str:model_name>/versions/<int:number>/evaluations/<int:pk>/",
         evaluations.as_view({"get": "retrieve"}),
         name="evaluation-detail",
+    ),
+    path(
+        "models/<str:model_name>/versions/<int:number>/explanations/",
+        explanations.as_view({"get": "list", "post": "create"}),
+        name="explanation-list",
+    ),
+    path(
+        "models/<str:model_name>/versions/<int:number>/explanations/<int:pk>/",
+        explanations.as_view({"get": "retrieve"}),
+        name="explanation-detail",
     ),
     path(
         "models/<str:model_name>/environments/",

@@ -29,6 +29,8 @@ from lifecycle.api.serializers import (
     EnvironmentSerializer,
     EvaluationRequestSerializer,
     EvaluationSerializer,
+    ExplanationRequestSerializer,
+    ExplanationSerializer,
     MitigationRequestSerializer,
     RetrainingPolicySerializer,
     RetrainingPolicyWriteSerializer,
@@ -36,7 +38,7 @@ from lifecycle.api.serializers import (
     RetrainRequestSerializer,
     RollbackRequestSerializer,
 )
-from lifecycle.models import Deployment, Environment, Evaluation, RetrainingRun
+from lifecycle.models import Deployment, Environment, Evaluation, Explanation, RetrainingRun
 from registry import selectors as registry_selectors
 from registry.models import Dataset, ModelVersion, RegisteredModel
 
@@ -78,6 +80,42 @@ class EvaluationViewSet(viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, model_name: str, number: int, pk: str) -> Response:
         job = selectors.evaluation_get(user=request.user, version=self._version(), pk=pk)
+        return Response(self.get_serializer(job).data)
+
+
+class ExplanationViewSet(viewsets.GenericViewSet):
+    """Per-prediction explanations of a sample of a version's rows (a worker job)."""
+
+    serializer_class = ExplanationSerializer
+    queryset = Explanation.objects.none()
+
+    def _version(self) -> ModelVersion:
+        model = registry_selectors.model_get(user=self.request.user, name=self.kwargs["model_name"])
+        return registry_selectors.version_get(
+            user=self.request.user, model=model, number=self.kwargs["number"]
+        )
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return Explanation.objects.none()
+        return selectors.explanation_list(user=self.request.user, version=self._version())
+
+    def list(self, request: Request, model_name: str, number: int) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(request=ExplanationRequestSerializer, responses={202: ExplanationSerializer})
+    def create(self, request: Request, model_name: str, number: int) -> Response:
+        version = self._version()
+        body = ExplanationRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = services.explanation_start(
+            actor=request.user, version=version, sample_size=body.validated_data["sample_size"]
+        )
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    def retrieve(self, request: Request, model_name: str, number: int, pk: str) -> Response:
+        job = selectors.explanation_get(user=request.user, version=self._version(), pk=pk)
         return Response(self.get_serializer(job).data)
 
 

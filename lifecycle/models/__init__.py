@@ -1,6 +1,7 @@
 """The lifecycle's models, one module per aggregate.
 
-- ``evaluations``: an evaluation of a version beside the champion (evidence).
+- ``evaluations``: an evaluation of a version beside the champion (evidence), and
+  per-prediction explanations of a sample of its rows.
 - ``deployments``: environments (routing state), deployments, their history,
   the live serving processes and the serving log.
 - ``retraining``: retraining policies, runs and skipped triggers.
@@ -16,7 +17,7 @@ from lifecycle.models.deployments import (
     ServingProcess,
     Strategy,
 )
-from lifecycle.models.evaluations import Evaluation
+from lifecycle.models.evaluations import Evaluation, Explanation
 from lifecycle.models.retraining import (
     AUTOMATIC_TRIGGERS,
     RetrainingOutcome,
@@ -35,6 +36,7 @@ __all__ = [
     "EnvironmentPhase",
     "EnvironmentTransition",
     "Evaluation",
+    "Explanation",
     "RetrainingOutcome",
     "RetrainingPolicy",
     "RetrainingRun",

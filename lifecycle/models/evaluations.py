@@ -48,3 +48,33 @@ class Evaluation(BackgroundJob):
 
     def __str__(self) -> str:
         return f"evaluation #{self.pk} of {self.version} on {self.dataset}"
+
+
+class Explanation(BackgroundJob):
+    """Per-prediction explanations of a sample of a version's rows, computed by a worker.
+
+    The rows are the latest logged predictions of the version (its prediction
+    batches), or, when nothing was logged yet, rows of its latest evaluation's
+    dataset (``source`` says which). ``result`` is ``lifecycle.attribution.explain``'s
+    plain JSON: the method (``linear`` or ``baseline_replacement``), the score
+    explained and, per row, its inputs and each feature's contribution.
+    """
+
+    permission_root = "version__registered_model"
+    task_name = "lifecycle.tasks.heavy_explain"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="explanations")
+    sample_size = models.PositiveIntegerField(default=10)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    source = models.CharField(max_length=30, blank=True)  # prediction_log | evaluation_dataset
+    result = models.JSONField(null=True, blank=True)
+
+    objects = PermissionManager()
+
+    class Meta:
+        ordering = ["-queued_at"]
+
+    def __str__(self) -> str:
+        return f"explanation #{self.pk} of {self.version}"

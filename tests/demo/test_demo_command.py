@@ -166,6 +166,16 @@ def test_the_demo_loads_the_readme_story_once_and_prints_passwords_only_when_set
     assert online.parent.estimator.endswith("Pipeline") and online.champion.number == 2
     assert diabetes.retraining_policy.periodic_task.enabled
 
+    # The served versions' predictions are explained on their pages (a worker job).
+    from lifecycle.models import Explanation
+
+    for served in (credit, diabetes):
+        job = Explanation.objects.get(version=served.aliases.get(name="production").version)
+        assert job.status == "succeeded", job.error
+        assert len(job.result["rows"]) == 10
+        if job.result["method"] == "linear":
+            assert job.result["additivity_gap"] < 1e-6
+
     # A second run keeps what exists and prints no password.
     before = counts()
     second = demo()

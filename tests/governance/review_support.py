@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from common.audit import SystemActor
 from common.evidence import EvidenceItem, evidence_produced
-from governance import reviews
+from governance import policies, reviews
 from tests.conftest import create_model, grant, ready_version
 
 PASSWORD = "correct-horse-9"
@@ -50,3 +51,43 @@ def sign(user: Any, version: Any, decision: str = "approve", **kwargs: Any) -> A
     kwargs.setdefault("meaning", "approved_for_deployment")
     kwargs.setdefault("password", PASSWORD)
     return reviews.signoff_create(actor=user, version=version, decision=decision, **kwargs)
+
+
+FAILED_RULES = [
+    {
+        "rule": "demographic_parity_ratio",
+        "scope": "sex",
+        "value": 0.6123,
+        "threshold": 0.8,
+        "status": "failed",
+        "passed": False,
+    }
+]
+
+
+def file_failed_audit(version: Any, tag: str = "1") -> None:
+    evidence_produced(
+        actor=version.created_by,
+        item=EvidenceItem(
+            version_id=version.pk,
+            kind="fairness_audit",
+            sha256=digest(f"{version.pk}:audit:{tag}"),
+            passed=False,
+            summary="1 rule failed",
+            source="governance.fairnessaudit:7",
+            details={"status": "failed", "failed_rules": FAILED_RULES},
+        ),
+    )
+
+
+def failing_version(personas: Any, name: str = "credit") -> Any:
+    version = high_risk_version(personas, name=name, evidence=False)
+    file_evidence(version, "evaluation_report")
+    file_failed_audit(version)
+    return version  # the model card is missing
+
+
+def allow_override(role: str = "compliance") -> Any:
+    """A new version of the high tier's policy whose ``role`` may override evidence."""
+    fields = dict(policies.DEFAULT_POLICIES["high"], evidence_override_by=role)
+    return policies.policy_create(actor=SystemActor("tests"), risk_tier="high", **fields)

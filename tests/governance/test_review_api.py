@@ -34,11 +34,15 @@ def test_submitting_freezes_the_policy_and_the_checklist_says_what_is_missing(pe
     assert checklist["evidence:fairness_audit"] == {
         "requirement": "evidence:fairness_audit",
         "met": False,
+        "status": "missing",
         "why": "No fairness audit filed.",
+        "rules": [],
+        "link": f"/models/{version.registered_model.name}/versions/1/#panel-fairness",
         "sha256": None,
     }
     assert checklist["signoff:validator"]["met"] is False
-    sign(personas.validator, version)
+    # Not "approved for deployment" while the audit is missing: the validator validates.
+    sign(personas.validator, version, meaning="validated")
     body = owner.get(URL).json()
     assert [s["signer"] for s in body["signoffs"]] == ["validator"]
     assert {i["requirement"]: i["met"] for i in body["checklist"]}["signoff:validator"] is True

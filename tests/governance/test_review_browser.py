@@ -66,7 +66,7 @@ def test_three_personas_review_a_high_risk_version_in_the_browser(page, personas
     expect(page.locator("table.checklist")).to_contain_text("missing")
     sign_in_page(page, meaning="approved_for_deployment", comment="Fair lending reviewed")
     expect(page.locator("#review-state")).to_contain_text("Approved")
-    expect(page.locator("table.checklist tr.missing")).to_have_count(0)
+    expect(page.locator("table.checklist tr.status-missing")).to_have_count(0)
     shot(page, "review-3-approved")
     log_out(page)
 

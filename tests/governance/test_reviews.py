@@ -148,13 +148,14 @@ class TestFullHighRiskReview:
         file_evidence(version, "model_card")
         file_evidence(version, "fairness_audit", passed=False)
         reviews.review_submit(actor=personas.owner, version=version)
+        # "Reviewed" claims no more than it says; "approved for deployment" is refused.
         for user in (personas.owner, personas.validator, personas.compliance):
-            sign(user, version)
+            sign(user, version, meaning="reviewed")
         review = Review.objects.get(version=version)
         assert review.state == "in_review"
         missing = [i for i in selectors.review_checklist(review=review) if not i["met"]]
         assert [i["requirement"] for i in missing] == ["evidence:fairness_audit"]
-        assert "failed" in missing[0]["why"]
+        assert missing[0]["status"] == "failed" and "failed" in missing[0]["why"]
 
     def test_a_rejection_closes_the_review_and_changes_requested_go_back_to_draft(self, personas):
         version = high_risk_version(personas)
@@ -348,7 +349,7 @@ class TestEvidenceChanges:
         file_evidence(version, "fairness_audit")
         reviews.review_submit(actor=personas.owner, version=version)
         for user in (personas.owner, personas.validator, personas.compliance):
-            sign(user, version)
+            sign(user, version, meaning="reviewed")
         assert state_of(version) == "in_review"
         file_evidence(version, "model_card")
         # The model card was required and not signed: the signers must see it.

@@ -123,6 +123,7 @@ def test_the_compliance_officer_approves_only_by_acknowledging_them(personas, re
     assert acknowledgement(review) == {
         "requirement": "acknowledgement:sensitive_inputs",
         "met": True,
+        "status": "passed",
         "why": "compliance (compliance officer) acknowledged that it uses sex at prediction time.",
     }
 

@@ -63,6 +63,7 @@ JSON_ENTRY_POINTS: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/models/{model_name}/versions/"): "metadata",
     ("patch", "/api/v1/models/{model_name}/versions/{number}/"): {},
     ("post", "/api/v1/models/{model_name}/versions/{number}/evaluations/"): {},
+    ("post", "/api/v1/models/{model_name}/versions/{number}/explanations/"): {},
     ("post", "/api/v1/models/{model_name}/versions/{number}/fairness-audits/"): {},
     (
         "post",

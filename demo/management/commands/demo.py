@@ -23,7 +23,7 @@ from django.db import transaction
 from common.apps import AUDITORS_GROUP
 from common.audit import SystemActor
 from common.jobs import job_claim
-from demo import environments, monitors, retraining, reviews, samples
+from demo import environments, explanations, monitors, retraining, reviews, samples
 from registry import services
 from registry.choices import DatasetRole, VersionStatus
 from registry.models import Dataset, RegisteredModel, RegistrationJob
@@ -98,7 +98,7 @@ class Command(BaseCommand):
         # demo/reviews.py, demo/retraining.py (policies before the alerts, runs after),
         # demo/monitors.py, demo/environments.py.
         loaders = (reviews.load, retraining.policies, monitors.load, retraining.load)
-        for loader in (*loaders, environments.load):
+        for loader in (*loaders, environments.load, explanations.load):
             loader(self, users=users, models={"credit": credit, "diabetes": diabetes})
         self._report(users, passwords)
 
