@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-workers", type=int, default=3)
     parser.add_argument("--serve-workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2, help="celery worker processes")
-    parser.add_argument("--stop-timeout", type=float, default=8.0)
-    parser.add_argument("--kill-after", type=float, default=4.0)
+    parser.add_argument("--stop-timeout", type=float, default=10.0)
+    parser.add_argument("--kill-after", type=float, default=5.0)
     args = parser.parse_args(argv)
 
     python = sys.executable
@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.web_workers),
                 "--access-logfile",
                 "-",
+                # gunicorn's control socket defaults to one path per user
+                # ($HOME/.gunicorn/gunicorn.ctl): web and serve would fight over it.
+                "--no-control-socket",
             ],
         ),
         Child(

@@ -20,9 +20,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# Stop budget: the runner's stop timeout (8 s) is for a worker busy with a task; idle
-# processes stop in a second or two.
-STOP_BUDGET_SECONDS = 8
+# Stop budget. Idle, each process type stops in 2-4 s on a quiet 2-core machine (most
+# of it Python unloading scikit-learn, scipy and pandas, and celery's synchronous loop
+# noticing the signal on the filesystem broker); a loaded CI machine takes up to ~10 s.
+# The runner's cold stop (after 10 s) is for a worker busy with a task: an idle stop
+# must never need it (asserted below).
+STOP_BUDGET_SECONDS = 15
 
 
 def free_port() -> int:
@@ -140,7 +143,7 @@ def assert_clean_stop(run: MakeRun, seconds: float) -> None:
     assert "Segmentation fault" not in output and "SIGSEGV" not in output, output[-4000:]
     assert "Traceback" not in output, output[-4000:]
     assert "cold stop" not in output and "killing it" not in output, output[-4000:]
-    assert "run | all stopped" in output
+    assert re.search(r"^run +\| all stopped$", output, re.MULTILINE)
     # Every process type is gone: no port answers, no process of this run remains.
     assert not answers(run.port) and not answers(run.serve_port)
     assert processes_with(f"VAR_DIR={run.var}") == []
