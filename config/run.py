@@ -2,11 +2,14 @@
 
     python -m config.run [--host H] [--port P] [--serve-port S] [--web-workers N] ...
 
-Why not ``trap 'kill 0'`` in the shell: a terminal's Ctrl-C reaches every process of
-the foreground group at once (celery's prefork children, gunicorn's workers, the
-serving workers' threads), and ``kill 0`` then sends each a second signal, which
-turns celery's warm shutdown into a half-done cold one and interrupts gunicorn's
-worker exits (the prediction log hand-off) midway.
+Why not ``trap 'kill 0' INT TERM EXIT`` in the shell (what ``make run`` did): ``kill 0``
+sends SIGTERM to the whole group, the shell included, so the trap runs again inside
+itself, recursively, until bash overflows its stack ("make: *** [run] Segmentation
+fault"); each round signals every process again: celery printed "Warm shutdown" two
+thousand times, its pool children died of SIGTERM under it, and the worker was left
+behind stuck in its warm shutdown after ``make`` had exited. And a terminal's Ctrl-C
+alone already reaches every process of the group at once (celery's pool children,
+gunicorn's workers) instead of letting each main process stop its own.
 
 Here each process type runs in a session (and process group) of its own, so a
 Ctrl-C or a SIGTERM sent to ``make``'s group reaches only this runner. It then
