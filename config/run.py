@@ -143,21 +143,25 @@ class Runner:
         def on_signal(signum: int, _frame: object) -> None:
             received.append(signum)
 
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, on_signal)
-        self.start()
-        while not received:
-            dead = [c for c in self.children if c.process and c.process.poll() is not None]
-            if dead:
-                child = dead[0]
-                self.stop(f"{child.name} exited with status {child.process.returncode}")
-                return 1
-            time.sleep(0.2)
-        # Further Ctrl-Cs while stopping change nothing: the stop is already bounded.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        self.stop(f"{signal.Signals(received[0]).name} received")
-        return 0
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, on_signal) for sig in handled}
+        try:
+            self.start()
+            while not received:
+                dead = [c for c in self.children if c.process and c.process.poll() is not None]
+                if dead:
+                    child = dead[0]
+                    self.stop(f"{child.name} exited with status {child.process.returncode}")
+                    return 1
+                time.sleep(0.2)
+            # Further Ctrl-Cs while stopping change nothing: the stop is already bounded.
+            for sig in handled:
+                signal.signal(sig, signal.SIG_IGN)
+            self.stop(f"{signal.Signals(received[0]).name} received")
+            return 0
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def wait_until_up(runner: Runner, url: str, banner: str, timeout: float = 60) -> None:
