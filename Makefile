@@ -1,6 +1,7 @@
 # ModelGate: two commands on a fresh machine.
 #   make run   set up, migrate, load the demo, start web + serve + worker + beat on
-#              http://127.0.0.1:8000 (web) and http://127.0.0.1:8001/serve/ (predictions)
+#              http://$(HOST):$(PORT) (web) and http://$(HOST):$(SERVE_PORT)/serve/ (predictions);
+#              Ctrl-C stops all four (config/run.py). DEMO=0 skips the demo data.
 #   make test  set up, run every test
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,6 +12,7 @@ PORT ?= 8000
 SERVE_PORT ?= 8001
 WEB_WORKERS ?= 3
 SERVE_WORKERS ?= 2
+DEMO ?= 1
 
 .PHONY: run test venv venv-dev check lint bench clean
 
@@ -33,18 +35,16 @@ var/secret_key:
 
 # Local development server: DEBUG on, a generated secret key kept in var/,
 # SQLite + the filesystem broker unless DATABASE_URL / CELERY_BROKER_URL say otherwise.
+# The runner (config/run.py) starts the four process types, prefixes their output and,
+# on Ctrl-C or SIGTERM, stops each once, in order, within seconds.
 run: $(VENV)/.runtime var/secret_key
-	@export DEBUG=$${DEBUG:-1} SECRET_KEY=$$(cat var/secret_key); \
+	@export DEBUG=$${DEBUG:-1} SECRET_KEY=$$(cat var/secret_key) \
+	  SITE_URL=$${SITE_URL:-http://$(HOST):$(PORT)} SERVE_URL=$${SERVE_URL:-http://$(HOST):$(SERVE_PORT)} \
+	  SERVE_HOST=$(HOST) SERVE_PORT=$(SERVE_PORT); \
 	$(PY) manage.py migrate --no-input -v0 && \
-	$(PY) manage.py demo && \
-	echo "Starting web (http://$(HOST):$(PORT)), serve (http://$(HOST):$(SERVE_PORT)/serve/<model>/<environment>/invocations), worker and beat. Ctrl-C stops all four." && \
-	trap 'kill 0' INT TERM EXIT; \
-	$(PY) -m celery -A config worker -Q quick,heavy --concurrency 2 -l info & \
-	$(PY) -m celery -A config beat -l info --schedule var/celerybeat-schedule & \
-	$(VENV)/bin/gunicorn config.wsgi -b $(HOST):$(PORT) -w $(WEB_WORKERS) --access-logfile - & \
-	SERVE_HOST=$(HOST) SERVE_PORT=$(SERVE_PORT) SERVE_WORKERS=$(SERVE_WORKERS) \
-	  $(VENV)/bin/gunicorn -c config/gunicorn_serve.py config.wsgi & \
-	wait
+	{ [ "$(DEMO)" = 0 ] || $(PY) manage.py demo; } && \
+	exec $(PY) -m config.run --host $(HOST) --port $(PORT) --serve-port $(SERVE_PORT) \
+	  --web-workers $(WEB_WORKERS) --serve-workers $(SERVE_WORKERS)
 
 test: $(VENV)/.dev
 	DEBUG=1 $(PY) -m pytest $(PYTEST_ARGS)

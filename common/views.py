@@ -4,7 +4,8 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
@@ -28,6 +29,12 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def home(request: HttpRequest) -> HttpResponse:
     sections: list[dict[str, Any]] = [provider(request) for provider in home_sections()]
     return render(request, "common/home.html", {"sections": [s for s in sections if s]})
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and crawlers ask for /favicon.ico on any page (the admin's, the API docs'):
+    send them to the static file (hashed name in production, so it can be cached)."""
+    return redirect(static("common/favicon.ico"), permanent=True)
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -33,6 +33,10 @@ worker_class = "gthread"
 keepalive = 30
 timeout = int(os.environ.get("SERVE_TIMEOUT", "30"))
 graceful_timeout = 30
+# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl),
+# which the web process (or a second serving process on the machine) would take over;
+# nothing here uses it.
+control_socket_disable = True
 # Model libraries spin their thread pools otherwise; one request is one core's work.
 raw_env = ["OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1"]
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -411,6 +411,10 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 # sets MODELGATE_PROCESS=serve: it answers only /serve/, /healthz and /metrics.
 PROCESS_TYPE = env_str("MODELGATE_PROCESS", "web")
 SERVE_PORT = env_int("SERVE_PORT", 8001)
+# Where callers reach the serving process (printed by the demo).
+SERVE_URL = env_str(
+    "SERVE_URL", f"http://{env_str('SERVE_HOST', '127.0.0.1')}:{SERVE_PORT}"
+).rstrip("/")
 # Bodies above this are refused (413) before they are read or parsed.
 SERVE_MAX_BODY_BYTES = env_int("SERVE_MAX_BODY_KB", 5 * 1024) * 1024
 SERVE_MAX_ROWS = env_int("SERVE_MAX_ROWS", 10_000)
@@ -443,6 +447,9 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "modelgate@localhost")
+# Where people reach the web UI: e-mails (sign-offs, expiry, alerts) and printed
+# messages carry absolute links built on it (common.links.absolute_url).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- security ---------------------------------------------------------------
 _secure = not DEBUG

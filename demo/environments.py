@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from common.audit import SystemActor
@@ -66,6 +67,6 @@ def load(command: Any, *, users: dict[str, Any], models: dict[str, Any]) -> None
             except DomainError as exc:
                 command.stdout.write(f"  serving: {model.name}/{name} not deployed: {exc.message}")
     command.stdout.write(
-        "  serving: POST http://127.0.0.1:8001/serve/<model>/<environment>/invocations "
+        f"  serving: POST {settings.SERVE_URL}/serve/<model>/<environment>/invocations "
         "with a pipeline-bot token (manage.py issue_token pipeline-bot)"
     )

@@ -57,10 +57,15 @@ def fairness_panel(request: HttpRequest, version: ModelVersion) -> dict[str, Any
         for i, scope in enumerate(audit.report["scopes"]):
             for group in scope["groups"]:
                 group["label"] = group_label(group["group"])
+            scope_rules = [r for r in rules if r["scope"] == scope["name"]]
             scopes.append(
                 {
                     "scope": scope,
-                    "rules": [r for r in rules if r["scope"] == scope["name"]],
+                    "rules": scope_rules,
+                    "counts": {
+                        status: sum(r["status"] == status for r in scope_rules)
+                        for status in ("passed", "failed", "not_computable")
+                    },
                     "chart_id": f"fairness-chart-{i}",
                     "chart": group_chart(scope, task, audit.thresholds),
                 }

@@ -32,6 +32,7 @@ from common.audit import SystemActor, audit_record, snapshot
 from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.evidence import EvidenceItem
+from common.links import absolute_url
 from common.permissions import require
 from governance.choices import (
     REVIEW_TRANSITIONS,
@@ -204,7 +205,7 @@ def _notify_signers(review: Review) -> None:
     body = (
         f"{version} ({version.registered_model.risk_tier} risk) is in review under "
         f"{review.policy}. Roles still needed: {', '.join(sorted(needed))}.\n"
-        f"/models/{version.registered_model.name}/versions/{version.number}/review/"
+        f"{absolute_url('governance:review', version.registered_model.name, version.number)}\n"
     )
     transaction.on_commit(
         lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(set(recipients)))
@@ -288,7 +289,7 @@ def _announce_expiry(review: Review, stage: str) -> None:
         "An expired version cannot be moved to a protected alias. To renew the approval, "
         "record fresh evidence (e.g. a new evaluation): the version goes back to review "
         "for new sign-offs.\n"
-        f"/models/{model.name}/versions/{version.number}/review/"
+        f"{absolute_url('governance:review', model.name, version.number)}\n"
     )
     transaction.on_commit(
         lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(recipients))

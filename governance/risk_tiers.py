@@ -39,6 +39,7 @@ from django.utils import timezone
 from common.audit import SystemActor, audit_record, snapshot
 from common.errors import DomainError, conflict
 from common.events import publish_event
+from common.links import absolute_url
 from common.permissions import get_visible, require, user_can
 from governance.choices import OPEN_REVIEW_STATES, RiskTierChangeState, TierLoweringRole
 from governance.models import Review, RiskTierChange
@@ -361,7 +362,7 @@ def _notify_approvers(change: RiskTierChange) -> None:
     body = (
         f"{change.requested_by.get_username()} asks to lower {model.name} from "
         f"{change.from_tier} to {change.to_tier} risk.\nReason: {change.reason}\n"
-        f"/models/{model.name}/"
+        f"{absolute_url('registry:model-detail', model.name)}\n"
     )
     transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients))
 

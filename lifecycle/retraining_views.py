@@ -238,6 +238,8 @@ def retrained_version_panel(request: HttpRequest, version: ModelVersion) -> dict
         "parent": parent,
         "words": outcome_words(run),
         "metric_rows": metric_rows,
+        "metrics_better": sum(row["better"] is True for row in metric_rows),
+        "metrics_worse": sum(row["better"] is False for row in metric_rows),
         "compared_on": comparison.get("compared_on", ""),
         "data": {
             "parent_dataset": parent.training_dataset,

@@ -64,6 +64,8 @@ def evaluation_panel(request: HttpRequest, version: ModelVersion) -> dict[str, A
         "template": "lifecycle/_evaluation_panel.html",
         "evaluation": job,
         "comparison": comparison,
+        "metrics_better": sum(row.get("better") is True for row in (comparison or {}).values()),
+        "metrics_worse": sum(row.get("better") is False for row in (comparison or {}).values()),
         "metrics": job.report["metrics"],
         "importance": [
             {

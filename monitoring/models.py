@@ -101,6 +101,7 @@ class PredictionBatch(models.Model):
     objects = PermissionManager()
 
     class Meta:
+        verbose_name_plural = "prediction batches"
         constraints = [
             models.UniqueConstraint(fields=["version", "batch_id"], name="prediction_batch_unique")
         ]
@@ -131,6 +132,7 @@ class LabelBatch(models.Model):
     objects = PermissionManager()
 
     class Meta:
+        verbose_name_plural = "label batches"
         constraints = [
             models.UniqueConstraint(
                 fields=["registered_model", "batch_id"], name="label_batch_unique"

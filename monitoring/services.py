@@ -27,6 +27,7 @@ from common.audit import SystemActor, audit_record
 from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.jobs import job_enqueue, job_finish
+from common.links import absolute_url
 from common.models import JobStatus
 from common.permissions import require
 from common.storage import local_blob_path, store_blob
@@ -900,7 +901,8 @@ def alert_email(*, alert_id: int) -> int:
         subject=f"[ModelGate] {alert.get_kind_display()} alert on {model.name}",
         message=(
             f"Monitor {alert.monitor.name} opened an alert on {model.name}:\n\n{alert.message}\n\n"
-            f"Acknowledge or resolve it on the monitoring dashboard of {model.name}."
+            f"Acknowledge or resolve it on the monitoring dashboard of {model.name}:\n"
+            f"{absolute_url('monitoring:dashboard', model.name)}\n"
         ),
         from_email=None,
         recipient_list=sorted(recipients),

@@ -263,6 +263,7 @@ class Alias(TimeStampedModel):
     objects = PermissionManager()
 
     class Meta:
+        verbose_name_plural = "aliases"
         ordering = ["registered_model", "name"]
         constraints = [
             models.UniqueConstraint(fields=["registered_model", "name"], name="alias_unique_name")

@@ -104,6 +104,8 @@ class SignOff(models.Model):
     objects = PermissionManager()
 
     class Meta:
+        verbose_name = "sign-off"
+        verbose_name_plural = "sign-offs"
         ordering = ["signed_at", "pk"]
         constraints = [
             # One live signature per role: a second one for a filled role is refused.

@@ -85,3 +85,24 @@ def test_a_stale_threshold_under_three_heartbeats_refuses_to_start():
     result = run_django(env, "check")
     assert result.returncode != 0
     assert "JOB_STALE_AFTER_SECONDS must be at least three JOB_HEARTBEAT_SECONDS" in result.stderr
+
+
+def test_links_that_leave_a_request_are_built_on_site_url_from_the_environment():
+    script = (
+        "from common.links import absolute_url; from django.conf import settings; "
+        "print(absolute_url('governance:review', 'credit', 3)); print(settings.SERVE_URL)"
+    )
+    result = run_django(
+        {"DEBUG": "1", "SITE_URL": "https://modelgate.example/", "SERVE_PORT": "9001"},
+        "shell",
+        "-v0",
+        "-c",
+        script,
+    )
+    assert result.returncode == 0, result.stderr
+    review, serve = result.stdout.split()
+    assert review == "https://modelgate.example/models/credit/versions/3/review/"
+    assert serve == "http://127.0.0.1:9001"
+    if "SITE_URL" not in os.environ:
+        default = run_django({"DEBUG": "1"}, "shell", "-v0", "-c", script)
+        assert default.stdout.split()[0].startswith("http://127.0.0.1:8000/models/credit/")

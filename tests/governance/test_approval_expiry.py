@@ -44,8 +44,9 @@ def sweep(at: Any, capture: Any) -> int:
 
 
 def test_owners_hear_once_before_and_once_after_an_approval_expires(
-    personas: Any, events: list[Any], django_capture_on_commit_callbacks: Any
+    personas: Any, events: list[Any], django_capture_on_commit_callbacks: Any, settings: Any
 ) -> None:
+    settings.SITE_URL = "https://modelgate.example"
     review = approved(personas)
     until = review.approved_until
     mail.outbox.clear()
@@ -66,6 +67,8 @@ def test_owners_hear_once_before_and_once_after_an_approval_expires(
     assert sweep(until + timedelta(days=3), django_capture_on_commit_callbacks) == 0
     assert [e[0] for e in events] == ["governance.review.expiring", "governance.review.expired"]
     assert mail.outbox[-1].subject == f"[ModelGate] Approval expired: {review.version}"
+    link = f"https://modelgate.example/models/{review.version.registered_model.name}/versions/{review.version.number}/review/"
+    assert all(f"\n{link}\n" in message.body for message in mail.outbox)
     actions = list(
         AuditEvent.objects.filter(
             action__in=["governance.review.expiring", "governance.review.expired"]

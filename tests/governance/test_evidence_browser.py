@@ -28,6 +28,8 @@ def test_a_contributor_audits_a_version_and_reads_the_charts(page, model, person
 
     log_in(page, "pipeline-bot")
     page.goto("/models/credit/versions/1/")
+    # Folded behind its summary, the chart is drawn when opened.
+    page.click("#importance-details > summary")
     expect(page.locator("[data-chart='importance-chart'] .main-svg").first).to_be_visible()
 
     form = page.locator("#fairness-audit-form")
@@ -41,8 +43,13 @@ def test_a_contributor_audits_a_version_and_reads_the_charts(page, model, person
 
     heavy_fairness_audit.run(audit.pk)  # the worker's half; the panel polls until done
     expect(page.locator("#fairness-verdict")).to_contain_text("failed", timeout=20000)
+    # Each attribute's chart and tables fold behind its verdict; the failed rules show.
+    expect(page.locator("#panel-fairness ul.failed-rules li").first).to_be_visible()
+    for summary in page.locator("#panel-fairness details.fairness-scope > summary").all():
+        summary.click()
     charts = page.locator("#panel-fairness .chart .main-svg")
     expect(charts.first).to_be_visible()
+    expect(page.locator("#panel-fairness .chart[data-drawn]")).to_have_count(3)
     assert page.locator("#panel-fairness .chart").count() == 3  # sex, age_band, intersection
     assert "75+" in page.locator("#panel-fairness table.fairness-groups").nth(1).inner_text()
     # The bot may register but not manage: no mitigation button for it.

@@ -128,9 +128,10 @@ class TestFullHighRiskReview:
         alias = deploy(personas.owner, version)
         assert alias.protected and alias.version_id == version.pk
 
-    def test_submission_emails_the_people_whose_sign_off_is_needed(
-        self, personas, django_capture_on_commit_callbacks
+    def test_submission_emails_the_people_whose_sign_off_is_needed_with_an_absolute_link(
+        self, personas, django_capture_on_commit_callbacks, settings
     ):
+        settings.SITE_URL = "https://modelgate.example"
         version = high_risk_version(personas)
         with django_capture_on_commit_callbacks(execute=True):
             reviews.review_submit(actor=personas.owner, version=version)
@@ -141,6 +142,8 @@ class TestFullHighRiskReview:
             "compliance@example.com",
         }
         assert "credit v1" in mail.outbox[0].subject
+        link = "https://modelgate.example/models/credit/versions/1/review/"
+        assert f"\n{link}\n" in mail.outbox[0].body
 
     def test_a_failed_evidence_item_keeps_the_review_open_with_the_reason(self, personas):
         version = high_risk_version(personas, evidence=False)

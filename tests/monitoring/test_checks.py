@@ -376,10 +376,12 @@ def test_the_z_test_matches_scipy_on_any_counts(
         assert result["p_value"] == 1.0
 
 
-def test_an_opened_alert_is_mailed_to_the_owner_and_team(
-    monitored: Any, personas: Any, mailoutbox: Any
+def test_an_opened_alert_is_mailed_to_the_owner_and_team_with_an_absolute_link(
+    monitored: Any, personas: Any, mailoutbox: Any, settings: Any
 ) -> None:
     from monitoring.tasks import email_alert
+
+    settings.SITE_URL = "https://modelgate.example"
 
     monitor = make_monitor(monitored, personas.owner, checks=["drift"])
     ingest(monitored, personas.bot, prediction_frame(2000, shift=1.5), "d")
@@ -388,6 +390,7 @@ def test_an_opened_alert_is_mailed_to_the_owner_and_team(
     assert email_alert(alert.pk) == 1  # the owner; the team's only member is the owner
     assert mailoutbox[0].to == ["owner@example.com"]
     assert "credit" in mailoutbox[0].subject and "age" in mailoutbox[0].body
+    assert "https://modelgate.example/monitoring/models/credit/\n" in mailoutbox[0].body
     services.alert_resolve(actor=personas.owner, alert=alert)
     assert email_alert(alert.pk) == 0  # resolved meanwhile: nothing to say
 

@@ -103,14 +103,16 @@ def test_raising_is_immediate_but_lowering_it_back_is_a_request(personas):
 
 
 def test_a_lowering_takes_effect_only_when_a_compliance_officer_signs_it(
-    personas, django_capture_on_commit_callbacks
+    personas, django_capture_on_commit_callbacks, settings
 ):
+    settings.SITE_URL = "https://modelgate.example"
     model = create_model(personas.owner, risk_tier="high")
     compliance = grant(model, personas.compliance, "approver")
     with django_capture_on_commit_callbacks(execute=True):
         change = request_lowering(personas.owner, model)
     assert tier_of(model) == "high"
     assert mail.outbox[-1].to == ["compliance@example.com"]
+    assert "\nhttps://modelgate.example/models/credit/\n" in mail.outbox[-1].body
 
     decided = risk_tiers.risk_tier_change_approve(
         actor=compliance, change=change, password=PASSWORD, comment="agreed, see ticket 12"

@@ -7,6 +7,8 @@
     if (typeof Plotly === "undefined") return;
     root.querySelectorAll("[data-chart]").forEach(function (el) {
       if (el.dataset.drawn) return;
+      // A chart folded in a closed <details> has no width yet: drawn when it opens.
+      if (el.closest("details:not([open])")) return;
       var source = document.getElementById(el.dataset.chart);
       if (!source) return;
       var spec = JSON.parse(source.textContent);
@@ -17,4 +19,8 @@
   }
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   document.addEventListener("htmx:afterSettle", function (event) { draw(event.target); });
+  // "toggle" does not bubble: listen in the capture phase.
+  document.addEventListener("toggle", function (event) {
+    if (event.target.open) draw(event.target);
+  }, true);
 })();

@@ -23,6 +23,7 @@ from django.db import transaction
 from common.apps import AUDITORS_GROUP
 from common.audit import SystemActor
 from common.jobs import job_claim
+from common.links import absolute_url
 from demo import environments, explanations, monitors, retraining, reviews, samples
 from registry import services
 from registry.choices import DatasetRole, VersionStatus
@@ -361,7 +362,7 @@ class Command(BaseCommand):
 
     def _report(self, users: dict[str, Any], passwords: dict[str, str]) -> None:
         self.stdout.write("")
-        self.stdout.write("ModelGate demo personas (log in at http://127.0.0.1:8000/login/):")
+        self.stdout.write(f"ModelGate demo personas (log in at {absolute_url('login')}):")
         for username, _full, role, _groups, _staff in PERSONAS:
             shown = passwords.get(username, "(unchanged; run `manage.py demo --reset-passwords`)")
             self.stdout.write(f"  {username:<13} {shown:<24} {role}")
