@@ -178,6 +178,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
     parser.add_argument("--threads", type=int, default=16, help="gthread threads per worker")
     parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--keep", action="store_true", help="keep VAR_DIR (to profile after)")
     parser.add_argument("--no-mlflow", dest="mlflow", action="store_false",
                         help="skip the side-by-side mlflow models serve")  # fmt: skip
     args = parser.parse_args()
@@ -335,7 +336,10 @@ def main() -> None:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=60)
-        shutil.rmtree(var, ignore_errors=True)
+        if args.keep:
+            print(f"kept: database {DB_NAME}, VAR_DIR {var}")
+        else:
+            shutil.rmtree(var, ignore_errors=True)
 
 
 def _load() -> str:

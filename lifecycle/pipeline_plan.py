@@ -57,9 +57,98 @@ _COLUMNWISE = frozenset(
 _NO_NAMES = "X does not have valid feature names"
 
 
+def _standard_scaler(scaler: Any) -> Any:
+    """StandardScaler.transform on a dense block, without re-validating it: the block is
+    the validated request's columns. The same arithmetic (in place, on a float copy)."""
+    mean = scaler.mean_ if scaler.with_mean else None
+    scale = scaler.scale_ if scaler.with_std else None
+    if (mean is not None and mean.dtype != np.float64) or (
+        scale is not None and scale.dtype != np.float64
+    ):
+        return None
+
+    def transform(block: np.ndarray) -> np.ndarray:
+        out = np.array(block, dtype=block.dtype if block.dtype.kind == "f" else np.float64)
+        if mean is not None:
+            out -= mean.astype(out.dtype, copy=False)
+        if scale is not None:
+            out /= scale.astype(out.dtype, copy=False)
+        return out
+
+    return transform
+
+
+def _one_hot(encoder: Any) -> Any:
+    """OneHotEncoder.transform, dense, for the plain case: text categories, nothing
+    dropped, no infrequent categories, unknown values ignored (a row of zeros) or
+    refused. A dictionary lookup per value instead of sorting and searching arrays."""
+    if (
+        encoder.drop is not None
+        or getattr(encoder, "_infrequent_enabled", True)
+        or encoder.handle_unknown not in ("ignore", "error")
+    ):
+        return None
+    lookups = []
+    for categories in encoder.categories_:
+        if categories.dtype != object or not all(type(c) is str for c in categories):
+            return None
+        lookups.append({c: i for i, c in enumerate(categories.tolist())})
+    offsets = np.cumsum([0] + [len(c) for c in encoder.categories_])
+    width, dtype, refuse = int(offsets[-1]), encoder.dtype, encoder.handle_unknown == "error"
+
+    def transform(block: np.ndarray) -> np.ndarray:
+        out = np.zeros((block.shape[0], width), dtype=dtype)
+        for j, lookup in enumerate(lookups):
+            for i, value in enumerate(block[:, j].tolist()):
+                at = lookup.get(value) if type(value) is str else None
+                if at is not None:
+                    out[i, offsets[j] + at] = 1
+                elif refuse:
+                    raise ValueError(
+                        f"Found unknown categories [{value!r}] in column {j} during transform"
+                    )
+        return out
+
+    return transform
+
+
+def _fast(transformer: Any) -> Any:
+    """A transformer's ``transform`` (on a dense block, dense out), done directly
+    where the transformer is one of the two above in its plain form; None: passthrough."""
+    if _passthrough(transformer):
+        return None
+    kind = type(transformer).__name__
+    fast = None
+    if kind == "StandardScaler":
+        fast = _standard_scaler(transformer)
+    elif kind == "OneHotEncoder":
+        fast = _one_hot(transformer)
+    if fast is not None:
+        return fast
+
+    def transform(block: np.ndarray) -> np.ndarray:
+        out = transformer.transform(block)
+        return out.toarray() if sparse.issparse(out) else out
+
+    return transform
+
+
+def _passthrough(transformer: Any) -> bool:
+    """``passthrough``: fitted, ColumnTransformer holds it as an identity FunctionTransformer."""
+    if isinstance(transformer, str):
+        return transformer == "passthrough"
+    return (
+        type(transformer).__name__ == "FunctionTransformer"
+        and transformer.func is None
+        and not transformer.validate
+    )
+
+
 def _columnwise(transformer: Any) -> bool:
     if isinstance(transformer, str):
         return transformer in ("passthrough", "drop")
+    if _passthrough(transformer):
+        return True
     steps = getattr(transformer, "steps", None)
     if steps is not None and type(transformer).__name__ == "Pipeline":
         return all(_columnwise(step) for _, step in steps)
@@ -68,7 +157,8 @@ def _columnwise(transformer: Any) -> bool:
 
 @dataclass(frozen=True)
 class ColumnPlan:
-    parts: tuple[tuple[Any, tuple[str, ...]], ...]  # (fitted transformer | "passthrough", columns)
+    # (transform, or None for passthrough; the columns it reads)
+    parts: tuple[tuple[Any, tuple[str, ...]], ...]
     rest: Any  # the pipeline after the ColumnTransformer: a Pipeline or the final estimator
 
     def features(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -79,10 +169,8 @@ class ColumnPlan:
                 block = arrays[names[0]].reshape(-1, 1)
             else:
                 block = np.column_stack([arrays[name] for name in names])
-            if not isinstance(transformer, str):
-                block = transformer.transform(block)
-                if sparse.issparse(block):
-                    block = block.toarray()
+            if transformer is not None:
+                block = transformer(block)
             blocks.append(block)
         return np.hstack(blocks)
 
@@ -119,7 +207,7 @@ def column_plan(estimator: Any, inputs: list[str]) -> ColumnPlan | None:
             continue  # ColumnTransformer skips these too
         if not set(columns) <= known:
             return None
-        parts.append((transformer, tuple(columns)))
+        parts.append((_fast(transformer), tuple(columns)))
     if not parts:
         return None
     rest = estimator[1:] if len(steps) > 2 else steps[-1][1]
@@ -136,7 +224,9 @@ def _answer(call: Any, source: Any) -> tuple[bool, Any]:
         return False, type(exc)
 
 
-def same_answers(plan: ColumnPlan, estimator: Any, arrays: dict[str, np.ndarray], frame: Any) -> bool:
+def same_answers(
+    plan: ColumnPlan, estimator: Any, arrays: dict[str, np.ndarray], frame: Any
+) -> bool:
     """Whether the plan answers exactly as the whole pipeline on ``frame`` (the same rows):
     equal arrays, bit for bit, or both refuse."""
     methods = ["predict_proba", "predict"] if hasattr(estimator, "predict_proba") else ["predict"]

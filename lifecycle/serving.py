@@ -286,10 +286,8 @@ def _checked_plan(
     arrays = _as_request(sample, specs)
     if arrays is None:
         return None
-    unseen = {
-        s.name: np.array(["\x00never seen"], dtype=object) if s.kind == "str" else arrays[s.name][:1]
-        for s in specs
-    }
+    never_seen = np.array(["\x00never seen"], dtype=object)
+    unseen = {s.name: never_seen if s.kind == "str" else arrays[s.name][:1] for s in specs}
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
         for rows in (arrays, unseen):
             if not pipeline_plan.same_answers(plan, estimator, rows, scoring.to_frame(rows)):
