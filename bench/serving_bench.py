@@ -1,6 +1,6 @@
 """Prediction serving throughput and latency: ModelGate's serving process under wrk.
 
-    .venv/bin/python bench/serving_bench.py [--seconds 10] [--workers 2] [--threads 16]
+    .venv/bin/python bench/serving_bench.py [--seconds 10] [--workers 1] [--threads 16]
 
 What it does (prints figures; never a test):
 1. creates the database ``modelgate_serving_bench`` on the local PostgreSQL
@@ -174,8 +174,9 @@ def sh(*args: str, env: dict[str, str] | None = None, capture: bool = False) -> 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
-    # Many threads per process make big batches (docs/serving.md has 1 and 2 workers).
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
+    # Many threads per process make big batches; on 2 cores shared with wrk, PostgreSQL and
+    # the worker, one process batches best (docs/serving.md has 1, 2 and 3 workers).
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 1)))
     parser.add_argument("--threads", type=int, default=16, help="gthread threads per worker")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--keep", action="store_true", help="keep VAR_DIR (to profile after)")
