@@ -1,6 +1,6 @@
 """Prediction serving throughput and latency: ModelGate's serving process under wrk.
 
-    .venv/bin/python bench/serving_bench.py [--seconds 10] [--workers 2] [--threads 16]
+    .venv/bin/python bench/serving_bench.py [--seconds 10] [--workers 1] [--threads 16]
 
 What it does (prints figures; never a test):
 1. creates the database ``modelgate_serving_bench`` on the local PostgreSQL
@@ -23,13 +23,23 @@ What it does (prints figures; never a test):
    then the single-row case at 8 clients with ``Connection: close`` (what
    every caller pays with gunicorn's sync workers); then Django's
    ``/healthz`` on the same process, as the machine's speed at that moment;
-4. waits for the prediction log to drain and compares the rows the serving
+4. side by side in the same run, ``mlflow models serve --env-manager local``
+   (MLflow from ``bench/.venv-compare``: ``bash bench/setup_compare_env.sh``;
+   never in the project's requirements) on the same fitted pipeline, v1's
+   artifact saved with ``mlflow.sklearn.save_model`` (skops format) by the
+   compare environment's Python, with as many uvicorn workers as ModelGate has
+   gunicorn workers, on 127.0.0.1:8079: every wrk case runs against ModelGate
+   and then against MLflow with the same body, one after the other, and the
+   table gives MLflow's figures and the ratio next to ModelGate's. MLflow
+   answers ``predict`` only, with no auth, routing or logging; ModelGate also
+   computes the probability it logs;
+5. waits for the prediction log to drain and compares the rows the serving
    processes recorded (their ``/metrics``) with the rows stored in monitoring's
    prediction batches and the serving log: no lost prediction log.
 
-The model's files are left in ``bench/.serving-bench/`` (the two skops
-artifacts, a one-row and a hundred-row body) for a side-by-side run of
-``mlflow models serve`` on the same model.
+``--no-mlflow`` skips step 4. The model's files are left in
+``bench/.serving-bench/`` (the two skops artifacts, the MLflow model, a one-row
+and a hundred-row body).
 
 Targets (issue "Serving"): single-row throughput at 8 clients at least 3x
 ``mlflow models serve`` (~310 requests/s measured here, so ~930), p99 under
@@ -50,6 +60,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 from urllib.request import Request, urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +68,21 @@ OUT = Path(__file__).resolve().parent / ".serving-bench"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "modelgate_serving_bench"
 PORT = 8078
+MLFLOW_PORT = 8079
 PATH = "/serve/credit-default/production/invocations"
+COMPARE = Path(__file__).resolve().parent / ".venv-compare" / "bin"
+
+# Runs in bench/.venv-compare: v1's skops artifact (made in this run) as an MLflow model.
+EXPORT = r"""
+import shutil, sys
+import mlflow.sklearn, skops.io as sio
+source, target = sys.argv[1], sys.argv[2]
+trusted = sio.get_untrusted_types(file=source)  # the artifact this run just wrote
+model = sio.load(source, trusted=trusted)
+shutil.rmtree(target, ignore_errors=True)
+mlflow.sklearn.save_model(model, target, serialization_format="skops", skops_trusted_types=trusted)
+print("exported", type(model).__name__, "to", target)
+"""
 
 SEED = r"""
 import io, json, os
@@ -149,10 +174,14 @@ def sh(*args: str, env: dict[str, str] | None = None, capture: bool = False) -> 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
-    # Many threads per process make big batches (docs/serving.md has 1 and 2 workers).
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
+    # Many threads per process make big batches; on 2 cores shared with wrk, PostgreSQL and
+    # the worker, one process batches best (docs/serving.md has 1, 2 and 3 workers).
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 1)))
     parser.add_argument("--threads", type=int, default=16, help="gthread threads per worker")
     parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--keep", action="store_true", help="keep VAR_DIR (to profile after)")
+    parser.add_argument("--no-mlflow", dest="mlflow", action="store_false",
+                        help="skip the side-by-side mlflow models serve")  # fmt: skip
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -194,6 +223,16 @@ def main() -> None:
     token = re.search(r"TOKEN=(\S+)", seeded).group(1)
     _purge_broker(env)
 
+    mlflow_model = OUT / "mlflow-credit-v1"
+    if args.mlflow:
+        if not (COMPARE / "mlflow").exists():
+            sys.exit(
+                "MLflow is needed for the side-by-side run: bash bench/setup_compare_env.sh "
+                "(or --no-mlflow)"
+            )
+        print(sh(str(COMPARE / "python"), "-c", EXPORT, str(OUT / "credit-v1.skops"),
+                 str(mlflow_model), capture=True).strip())  # fmt: skip
+
     worker = subprocess.Popen(
         [python, "-m", "celery", "-A", "config", "worker", "-Q", "quick,heavy", "--concurrency",
          "1", "-l", "warning", "--without-mingle", "--without-gossip"],
@@ -204,25 +243,85 @@ def main() -> None:
          "--log-level", "warning"],
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
+    processes = [serve, worker]
+    mlflow_url = f"http://127.0.0.1:{MLFLOW_PORT}"
+    if args.mlflow:
+        compare_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))
+        }
+        compare_env.update(
+            PATH=f"{COMPARE}:{os.environ.get('PATH', '')}",
+            OMP_NUM_THREADS="1",
+            OPENBLAS_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
+            MLFLOW_TRACKING_URI=f"file://{var}/mlruns",
+        )
+        mlflow_serve = [
+            str(COMPARE / "mlflow"), "models", "serve", "-m", str(mlflow_model),
+            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(MLFLOW_PORT),
+            "-w", str(args.workers),
+        ]  # fmt: skip
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        processes.append(
+            subprocess.Popen(
+                mlflow_serve, cwd=ROOT, env=compare_env, start_new_session=True, **quiet
+            )
+        )
     url = f"http://127.0.0.1:{PORT}"
     try:
-        _wait_ready(url, token)
+        _wait_ready(url + PATH, token)
+        if args.mlflow:
+            _wait_ready(mlflow_url + "/invocations", None)
         print(
-            f"serving: gunicorn {args.workers} gthread workers x {args.threads} threads, "
-            f"prediction logging on, PostgreSQL + Redis, {os.cpu_count()} CPUs, "
-            f"{args.seconds}s per run, load average {os.getloadavg()}"
-        )
+            f"ModelGate: gunicorn {args.workers} gthread workers x {args.threads} threads, "
+            f"prediction logging on, PostgreSQL + Redis; "
+            + (f"MLflow {_mlflow_version()}: `mlflow models serve --env-manager local -w "
+               f"{args.workers}` (uvicorn); " if args.mlflow else "")
+            + f"{os.cpu_count()} CPUs, {args.seconds}s per run, "
+            f"load average {_load()} at the start"
+        )  # fmt: skip
+        header = f"{'body':>23} {'clients':>7} | {'req/s':>7} {'rows/s':>8} {'p50 ms':>7} "
+        header += f"{'p99 ms':>7} {'errors':>6}"
+        if args.mlflow:
+            header += f" | {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
+            header += f"{'ratio':>6}"
         print(
-            f"{'body':>12} {'clients':>8} {'req/s':>9} {'rows/s':>9} {'p50 ms':>8} "
-            f"{'p99 ms':>8} {'errors':>7}"
+            f"{'':>31} | {'ModelGate':^40}"
+            + (f" | {'mlflow models serve':^36} |" if args.mlflow else "")
         )
+        print(header)
         posted = 0
-        _wrk(url, token, "one-row", 8, 3, quiet=True)  # warm-up
-        for body, rows in (("one-row", 1), ("hundred-rows", 100)):
-            for clients in [int(c) for c in args.clients.split(",")]:
-                posted += _wrk(url, token, body, clients, args.seconds) * rows
-        posted += _wrk(url, token, "one-row", 8, args.seconds, close=True)
-        _healthz(url, args.seconds)
+        _wrk(url + PATH, token, "one-row", 8, 3)  # warm-up
+        if args.mlflow:
+            _wrk(mlflow_url + "/invocations", None, "one-row", 8, 3)
+        cases = [
+            (body, clients, False)
+            for body in ("one-row", "hundred-rows")
+            for clients in [int(c) for c in args.clients.split(",")]
+        ] + [("one-row", 8, True)]
+        for body, clients, close in cases:
+            rows = 100 if body == "hundred-rows" else 1
+            mine = _wrk(url + PATH, token, body, clients, args.seconds, close=close)
+            posted += mine["answered"] * rows
+            label = f"{body} {'close' if close else 'keep-alive'}"
+            line = (
+                f"{label:>23} {clients:>7} | {mine['rps']:>7.0f} {mine['rps'] * rows:>8.0f} "
+                f"{mine['p50']:>7.2f} {mine['p99']:>7.2f} {mine['errors']:>6}"
+            )
+            if args.mlflow:
+                theirs = _wrk(mlflow_url + "/invocations", None, body, clients, args.seconds,
+                              close=close)  # fmt: skip
+                line += (
+                    f" | {theirs['rps']:>12.0f} {theirs['p50']:>7.2f} {theirs['p99']:>7.2f} "
+                    f"{theirs['errors']:>6} | {mine['rps'] / max(theirs['rps'], 1e-9):>5.2f}x"
+                )
+            print(line, flush=True)
+        health = _wrk(url + "/healthz", None, None, 8, args.seconds)
+        print(
+            f"{'/healthz (gauge)':>23} {8:>7} | {health['rps']:>7.0f} {'':>8} "
+            f"{health['p50']:>7.2f} {health['p99']:>7.2f} {health['errors']:>6}"
+        )
+        print(f"load average {_load()} at the end")
         recorded = _recorded(url)
         print("waiting for the prediction log to drain ...")
         stored = _wait_stored(env, python, recorded)
@@ -230,14 +329,28 @@ def main() -> None:
             f"prediction log: rows answered per wrk {posted} (wrk does not count the requests "
             f"in flight when it stops); recorded by the serving processes {recorded}; stored in "
             f"monitoring's prediction batches {stored[0]} and in the serving log {stored[1]} "
-            f"(of which {stored[2]} refused requests)"
+            f"(of which {stored[2]} refused requests); "
+            f"{'none lost' if stored[1] >= recorded else f'{recorded - stored[1]} LOST'}"
         )
     finally:
-        for process in (serve, worker):
+        for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=60)
-        shutil.rmtree(var, ignore_errors=True)
+        if args.keep:
+            print(f"kept: database {DB_NAME}, VAR_DIR {var}")
+        else:
+            shutil.rmtree(var, ignore_errors=True)
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _mlflow_version() -> str:
+    out = sh(str(COMPARE / "python"), "-c", "import mlflow; print(mlflow.__version__)",
+             capture=True)  # fmt: skip
+    return out.strip()
 
 
 def _purge_broker(env: dict[str, str]) -> None:
@@ -247,77 +360,70 @@ def _purge_broker(env: dict[str, str]) -> None:
     )  # fmt: skip
 
 
-def _wait_ready(url: str, token: str) -> None:
+def _wait_ready(url: str, token: str | None) -> None:
     body = (OUT / "one-row.json").read_bytes()
-    for _ in range(300):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    for _ in range(600):
         try:
-            request = Request(
-                url + PATH,
-                data=body,
-                headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-            )
-            with urlopen(request, timeout=5) as response:
+            with urlopen(Request(url, data=body, headers=headers), timeout=5) as response:
                 if response.status == 200:
                     time.sleep(2)  # the other worker's loader finishes too
                     return
         except Exception:
             time.sleep(0.3)
-    sys.exit("the serving process did not answer")
+    sys.exit(f"{url} did not answer")
 
 
 def _wrk(
     url: str,
-    token: str,
-    body: str,
+    token: str | None,
+    body: str | None,
     clients: int,
     seconds: int,
     *,
     close: bool = False,
-    quiet: bool = False,
-) -> int:
-    run = secrets.token_hex(3)
-    script = (
-        LUA.replace("TOKEN", token)
-        .replace("BODY_FILE", str(OUT / f"{body}.json"))
-        .replace("PATH", PATH)
-        .replace("RUN", run)
-        .replace("CLOSE", ', ["Connection"] = "close"' if close else "")
-    )
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
-        lua.write(script)
-    out = sh(
-        "wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds}s", "--latency",
-        "-s", lua.name, url, capture=True,
-    )  # fmt: skip
-    os.unlink(lua.name)
+) -> dict[str, float]:
+    """One wrk run: requests/s, p50, p99 (ms), errors and the requests answered."""
+    args = ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds}s", "--latency"]
+    script = None
+    if body is not None:
+        lua = (
+            LUA.replace("TOKEN", token or "")
+            .replace("BODY_FILE", str(OUT / f"{body}.json"))
+            .replace("PATH", urlparse(url).path)
+            .replace("RUN", secrets.token_hex(3))
+            .replace("CLOSE", ', ["Connection"] = "close"' if close else "")
+        )
+        if token is None:
+            lua = lua.replace('["Authorization"] = "Token ", ', "")
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(lua)
+        args += ["-s", script.name]
+    try:
+        out = sh(*args, url, capture=True)
+    finally:
+        if script is not None:
+            os.unlink(script.name)
     requests = int(re.search(r"(\d+) requests in", out).group(1))
-    if quiet:
-        return requests
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     )
     errors = int(non2xx.group(1)) if non2xx else 0
-    if socket_errors and not close:
-        errors += sum(int(g) for g in socket_errors.groups())
-    rows = 100 if body == "hundred-rows" else 1
-    label = f"{body}{' (close)' if close else ''}"
-    print(
-        f"{label:>12} {clients:>8} {rps:>9.0f} {rps * rows:>9.0f} {p50:>8.2f} {p99:>8.2f} "
-        f"{errors:>7}"
-    )
-    return requests - errors
-
-
-def _healthz(url: str, seconds: int) -> None:
-    out = sh("wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", f"{url}/healthz", capture=True)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
-    print(f"{'/healthz':>12} {8:>8} {rps:>9.0f} {'':>9} {p50:>8.2f} {p99:>8.2f} {0:>7}")
+    if socket_errors:
+        connect, read, write, timeout = (int(g) for g in socket_errors.groups())
+        # With Connection: close, wrk counts the server's closing of each connection as a
+        # read error; a refused connection, a write error or a timeout is an error still.
+        errors += connect + write + timeout + (0 if close else read)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
+        "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
+        "errors": errors,
+        "answered": requests - errors,
+    }
 
 
 def _recorded(url: str) -> int:

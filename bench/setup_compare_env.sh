@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates bench/.venv-compare: a separate virtualenv holding the two drift
-# libraries that bench/drift_bench.py measures ModelGate's drift engine against.
+# libraries that bench/drift_bench.py measures ModelGate's drift engine against,
+# and MLflow, whose `mlflow models serve` bench/serving_bench.py runs side by
+# side with ModelGate's serving process on the same fitted pipeline.
 #
 # Why separate: Evidently 0.7.x and NannyML need pandas 2 (ModelGate runs on
 # pandas 3) and pull in a large dependency tree that has no place in the
@@ -25,6 +27,12 @@ pins=(
     "numpy==1.26.4"
     "scipy==1.14.1"
     "pyarrow==18.1.0"
+    # serving_bench.py: the same fitted pipeline (the project's scikit-learn,
+    # read from its skops artifact) saved with mlflow.sklearn and served by
+    # `mlflow models serve --env-manager local`.
+    "mlflow==3.17.2"
+    "scikit-learn==1.9.1"
+    "skops==0.16.0"
 )
 
 if [[ ! -x "$venv/bin/python" ]]; then
@@ -35,7 +43,8 @@ fi
 
 # Both libraries phone home by default; keep the benchmark offline.
 "$venv/bin/python" - <<'EOF'
-import evidently, nannyml, pandas, numpy
+import evidently, nannyml, pandas, numpy, mlflow, sklearn
 print(f"compare env ready: evidently {evidently.__version__}, nannyml {nannyml.__version__}, "
+      f"mlflow {mlflow.__version__}, scikit-learn {sklearn.__version__}, "
       f"pandas {pandas.__version__}, numpy {numpy.__version__}")
 EOF

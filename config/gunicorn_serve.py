@@ -13,7 +13,8 @@ when the server starts.
 Environment: SERVE_HOST (127.0.0.1), SERVE_PORT (8001), SERVE_WORKERS (2),
 SERVE_THREADS (8), SERVE_TIMEOUT (30). Predictions are batched across the
 concurrent requests of a process (lifecycle/serving.py), so more threads per
-process make bigger batches (the benchmark in docs/serving.md runs 2 x 16).
+process make bigger batches (docs/serving.md: the benchmark, 1 x 16 on 2 shared
+cores, batched best).
 """
 
 from __future__ import annotations

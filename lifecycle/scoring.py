@@ -32,7 +32,6 @@ requests from stable to candidate, never back.
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import json
@@ -386,35 +385,22 @@ def validate(parsed: Parsed, specs: list[ColumnSpec]) -> dict[str, np.ndarray]:
     return {spec.name: to_array(parsed.columns[spec.name], spec) for spec in specs}
 
 
-@functools.lru_cache(maxsize=1024)
-def _columns(names: tuple[str, ...]) -> pd.Index:
-    return pd.Index(names, dtype=object)
-
-
 def to_frame(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The model's input frame. Text stays ``object``: pandas 3 would otherwise turn
-    it into Arrow-backed strings, which scikit-learn converts back on every call.
+    """The model's input frame, from the typed arrays without copying them.
 
-    Built from the typed arrays directly (``DataFrame._from_arrays``, a third of
-    the public constructor's cost, which re-infers every column and the column
-    index); pandas is pinned, and any change there falls back to the public one.
+    Text stays ``object`` (a Series of that dtype): pandas 3 would otherwise turn
+    it into Arrow-backed strings, which scikit-learn converts back on every call.
+    Numeric arrays go in as they are, already typed, so pandas infers nothing.
+    Pipelines that begin with a ColumnTransformer are mostly served without a
+    frame at all (``lifecycle.pipeline_plan``).
     """
-    columns = _columns(tuple(arrays))
-    rows = len(next(iter(arrays.values()))) if arrays else 0
-    try:
-        return pd.DataFrame._from_arrays(
-            [
-                pd.Series(v, dtype=object, copy=False) if v.dtype == object else v
-                for v in arrays.values()
-            ],
-            columns=columns,
-            index=pd.RangeIndex(rows),
-        )
-    except (AttributeError, TypeError, ValueError):  # pragma: no cover - another pandas
-        return pd.DataFrame(
-            {name: pd.Series(v, dtype=v.dtype, copy=False) for name, v in arrays.items()},
-            columns=columns,
-        )
+    return pd.DataFrame(
+        {
+            name: pd.Series(v, dtype=object, copy=False) if v.dtype == object else v
+            for name, v in arrays.items()
+        },
+        copy=False,
+    )
 
 
 # --- routing ------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from hmac import compare_digest
 from typing import Any
 
 import numpy as np
+import sklearn
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, close_old_connections, connections, router
@@ -58,7 +59,7 @@ from knox.settings import CONSTANTS
 
 from common.permissions import grant_condition_params, grant_condition_sql
 from common.storage import local_blob_path
-from lifecycle import metrics, prediction_log, scoring
+from lifecycle import metrics, pipeline_plan, prediction_log, scoring
 from registry.models import RegisteredModel
 
 logger = logging.getLogger(__name__)
@@ -136,23 +137,39 @@ class LoadedModel:
     positive: int | None  # index of the positive class in predict_proba (binary only)
     proba_argmax: bool
     example: Any
+    plan: pipeline_plan.ColumnPlan | None = None
     loaded_at: float = field(default_factory=time.monotonic)
     used_at: float = field(default_factory=time.monotonic)
     _queue: list[_Pending] = field(default_factory=list, repr=False)
     _queue_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _leading: bool = field(default=False, repr=False)
+    _classes: Any = field(default=None, repr=False)
 
-    def predict(self, frame: Any) -> tuple[list[Any], Any]:
-        """(predictions, probabilities or None) for one frame, unbatched."""
-        estimator = self.estimator
-        if self.task == "classification" and hasattr(estimator, "predict_proba"):
-            proba = estimator.predict_proba(frame)
-            if self.proba_argmax and self.classes is not None:
-                predicted = np.asarray(self.classes, dtype=object)[np.argmax(proba, axis=1)]
-            else:
-                predicted = estimator.predict(frame)
-            return scoring.plain(predicted), proba
-        return scoring.plain(estimator.predict(frame)), None
+    def __post_init__(self) -> None:
+        if self.classes is not None:
+            self._classes = np.asarray(self.classes, dtype=object)
+
+    def predict(self, arrays: dict[str, np.ndarray]) -> tuple[list[Any], Any]:
+        """(predictions, probabilities or None) for validated columns, unbatched.
+
+        Through the version's column plan where it has one (no DataFrame), else the
+        pipeline on a frame. Inputs are validated already (types, and missing values
+        only where the model accepts them), so scikit-learn's own finiteness and
+        parameter checks are skipped for the call (a thread-local setting).
+        """
+        if self.plan is not None:
+            source, call = arrays, self.plan
+        else:
+            source, call = scoring.to_frame(arrays), self.estimator
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            if self.task == "classification" and hasattr(self.estimator, "predict_proba"):
+                proba = call.predict_proba(source)
+                if self.proba_argmax and self.classes is not None:
+                    predicted = self._classes[np.argmax(proba, axis=1)]
+                else:
+                    predicted = call.predict(source)
+                return scoring.plain(predicted), proba
+            return scoring.plain(call.predict(source)), None
 
     def predict_rows(self, arrays: dict[str, np.ndarray], rows: int) -> tuple[list[Any], Any]:
         """Predict one request's validated columns, batched with concurrent requests."""
@@ -196,7 +213,7 @@ class LoadedModel:
                     name: np.concatenate([item.arrays[name] for item in batch])
                     for name in batch[0].arrays
                 }
-            predictions, proba = self.predict(scoring.to_frame(arrays))
+            predictions, proba = self.predict(arrays)
         except Exception as exc:
             if len(batch) > 1:
                 for item in batch:  # one by one: a bad input fails only its own request
@@ -221,23 +238,62 @@ def _final_step(estimator: Any) -> Any:
     return steps[-1][1] if steps else estimator
 
 
-def _example_row(version: Any, specs: list[scoring.ColumnSpec]) -> Any:
-    """The signature's example row: the training data's first row, else typed zeros."""
+def _sample_rows(version: Any, specs: list[scoring.ColumnSpec], rows: int = 1) -> Any:
+    """The training data's first ``rows`` rows (the signature's inputs), else one row of
+    typed zeros; its first row is the signature's example."""
     names = [s.name for s in specs]
     if version.training_dataset_id:
         from registry.tables import read_head
 
         try:
             with local_blob_path(version.training_dataset.storage_key) as path:
-                head = read_head(path, 1, columns=names)
-            if len(head) == 1:
-                return head[names]
+                head = read_head(path, rows, columns=names)
+            if len(head) >= 1:
+                return head[names].reset_index(drop=True)
         except Exception:  # fall back to synthesised values
             logger.warning("no example row from the training data of %s", version, exc_info=True)
     zero = {"float": 0.0, "int": 0, "bool": False, "str": ""}
     return scoring.to_frame(
         {s.name: scoring.to_array([zero[s.kind]], s) for s in specs}  # type: ignore[arg-type]
     )
+
+
+_PLAN_CHECK_ROWS = 200
+
+
+def _as_request(frame: Any, specs: list[scoring.ColumnSpec]) -> dict[str, np.ndarray] | None:
+    """``frame``'s rows as a request's validated columns (None: they would be refused)."""
+    for rows in (frame, frame.dropna()):
+        if len(rows) == 0:
+            continue
+        columns = {s.name: rows[s.name].tolist() for s in specs}
+        try:
+            return scoring.validate(scoring.Parsed(columns, len(rows), {}), specs)
+        except scoring.ScoringError:
+            continue
+    return None
+
+
+def _checked_plan(
+    estimator: Any, specs: list[scoring.ColumnSpec], sample: Any
+) -> pipeline_plan.ColumnPlan | None:
+    """The version's column plan, if it answers exactly as the pipeline on a frame: on
+    the sample rows, and on their first row with every text input set to a value the
+    model never saw (both refuse it, or both answer the same)."""
+    plan = pipeline_plan.column_plan(estimator, [s.name for s in specs])
+    if plan is None:
+        return None
+    arrays = _as_request(sample, specs)
+    if arrays is None:
+        return None
+    never_seen = np.array(["\x00never seen"], dtype=object)
+    unseen = {s.name: never_seen if s.kind == "str" else arrays[s.name][:1] for s in specs}
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        for rows in (arrays, unseen):
+            if not pipeline_plan.same_answers(plan, estimator, rows, scoring.to_frame(rows)):
+                logger.info("serving: no column plan for %s (answers differ)", estimator)
+                return None
+    return plan
 
 
 def _probe_nan(estimator: Any, example: Any, specs: list[scoring.ColumnSpec]) -> frozenset[str]:
@@ -270,7 +326,8 @@ def load_version(version_id: int) -> LoadedModel:
     with local_blob_path(version.artifact_key) as path:
         estimator, _types = load_estimator(path)
     base_specs = scoring.column_specs(version.signature.get("inputs", []))
-    example = _example_row(version, base_specs)
+    sample = _sample_rows(version, base_specs, _PLAN_CHECK_ROWS)
+    example = sample.head(1)
     estimator.predict(example)  # the warm-up: raises if the model cannot answer
     specs = scoring.column_specs(
         version.signature.get("inputs", []), _probe_nan(estimator, example, base_specs)
@@ -292,6 +349,7 @@ def load_version(version_id: int) -> LoadedModel:
         positive=positive,
         proba_argmax=type(_final_step(estimator)).__name__ in _PROBA_ARGMAX,
         example=example,
+        plan=_checked_plan(estimator, specs, sample),
     )
 
 

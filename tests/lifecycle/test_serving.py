@@ -602,7 +602,12 @@ def credit(personas, served):
     staging = environment(served["model"], "staging")
     deploy(staging, version, personas.owner)
     rows = samples.credit_data(30, seed=4)[samples.CREDIT_FEATURES]
-    return {"pipeline": pipeline, "rows": rows, "url": "/serve/churn/staging/invocations"}
+    return {
+        "pipeline": pipeline,
+        "rows": rows,
+        "url": "/serve/churn/staging/invocations",
+        "version": version,
+    }
 
 
 def test_a_pipeline_with_text_and_integer_inputs_answers_as_the_pipeline_does(served, credit):
@@ -615,6 +620,42 @@ def test_a_pipeline_with_text_and_integer_inputs_answers_as_the_pipeline_does(se
         served["token"], rows.to_csv(index=False), content_type="text/csv", url=credit["url"]
     )
     assert csv.json() == {"predictions": expected_predictions}
+
+
+def test_the_pipeline_is_served_through_its_column_plan_with_the_pipelines_answers(served, credit):
+    rows = credit["rows"].copy()
+    rows.loc[rows.index[::4], "employment"] = "astronaut"  # a category never seen in training
+    records = json.loads(rows.to_json(orient="records"))
+    body = {"dataframe_records": records, "params": {"details": True}}
+    answer = post(served["token"], body, url=credit["url"]).json()
+    assert serving.STATE.models.get(credit["version"].pk).plan is not None  # no DataFrame
+    assert answer["predictions"] == credit["pipeline"].predict(rows).tolist()
+    assert answer["probabilities"] == np.round(credit["pipeline"].predict_proba(rows), 6).tolist()
+    for i, record in enumerate(records[:5]):  # one row at a time too
+        one = post(served["token"], {"dataframe_records": [record]}, url=credit["url"]).json()
+        assert one["predictions"] == [answer["predictions"][i]]
+
+
+def test_a_plan_that_would_answer_differently_is_not_used(served, credit, monkeypatch):
+    from lifecycle import pipeline_plan
+
+    real = pipeline_plan.column_plan
+
+    def off_by_a_little(estimator, inputs):
+        plan = real(estimator, inputs)
+        scale, columns = plan.parts[0]
+        return pipeline_plan.ColumnPlan(
+            ((lambda block: scale(block) * (1 + 1e-12), columns), *plan.parts[1:]), plan.rest
+        )
+
+    monkeypatch.setattr(pipeline_plan, "column_plan", off_by_a_little)
+    serving.STATE.models.clear()
+    model = serving.STATE.models.get(credit["version"].pk)
+    assert model.plan is None  # checked against the pipeline when loaded, and refused
+    rows = credit["rows"]
+    records = json.loads(rows.to_json(orient="records"))
+    response = post(served["token"], {"dataframe_records": records}, url=credit["url"])
+    assert response.json() == {"predictions": credit["pipeline"].predict(rows).tolist()}
 
 
 @pytest.mark.parametrize(
