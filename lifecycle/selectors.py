@@ -111,6 +111,7 @@ def deployment_list(*, user: Any, environment: Environment) -> QuerySet[Deployme
         Deployment.objects.visible_to(user, "view")
         .filter(environment=environment)
         .select_related("version", "requested_by", "environment__registered_model")
+        .prefetch_related("analyses")
         .order_by("-queued_at", "-id")
     )
 
@@ -119,7 +120,7 @@ def deployment_get(*, user: Any, environment: Environment, pk: Any) -> Deploymen
     return get_visible(
         Deployment.objects.select_related(
             "version", "requested_by", "environment__registered_model"
-        ),
+        ).prefetch_related("analyses"),
         user,
         f"Deployment {pk}",
         pk=pk,

@@ -7,11 +7,15 @@
 """
 
 from lifecycle.models.deployments import (
+    REPLAYED_STRATEGIES,
+    AnalysisKind,
+    CandidateMode,
     Deployment,
     DeploymentState,
     Environment,
     EnvironmentPhase,
     EnvironmentTransition,
+    RolloutAnalysis,
     ServingLogBatch,
     ServingProcess,
     Strategy,
@@ -29,6 +33,9 @@ from lifecycle.models.retraining import (
 
 __all__ = [
     "AUTOMATIC_TRIGGERS",
+    "REPLAYED_STRATEGIES",
+    "AnalysisKind",
+    "CandidateMode",
     "Deployment",
     "DeploymentState",
     "Environment",
@@ -41,6 +48,7 @@ __all__ = [
     "RetrainingSkip",
     "RetrainingStrategy",
     "RetrainingTrigger",
+    "RolloutAnalysis",
     "ServingLogBatch",
     "ServingProcess",
     "Strategy",
