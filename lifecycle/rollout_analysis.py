@@ -10,11 +10,12 @@ each check against the deployment's thresholds:
   bad input (4xx) is the caller's and counts for neither;
 - ``latency_p99``: the candidate's 99th percentile latency against the
   stable's times ``latency_p99_ratio``, plus ``latency_p99_slack_ms``;
-- ``prediction_psi``: the population stability index of the candidate's
-  predictions (the positive-class probability when there is one, else the
-  predicted class) against the stable's, from monitoring's drift maths
-  (``monitoring.drift.compare_series``: reference quantile bins, the same
-  epsilon), with the KS statistic beside it for numbers;
+- ``prediction_psi``: the candidate's predictions (the positive-class
+  probability when there is one, else the predicted class) against the
+  stable's, judged by monitoring's drift maths and rule
+  (``monitoring.drift.compare_series``): drifted when the difference is both
+  significant (KS for probabilities, chi-square for classes, p below
+  ``prediction_p_value``) and large (PSI at or above ``prediction_psi``);
 - ``disagreement`` (replay and shadow: the same rows scored by both): the share
   of rows where the two predicted classes (or, for a regression, values more
   than ``disagreement_tolerance`` apart) differ.
@@ -50,6 +51,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "latency_p99_ratio": 2.0,
     "latency_p99_slack_ms": 25.0,
     "prediction_psi": 0.2,
+    "prediction_p_value": 0.01,
     "disagreement": 0.2,
     "disagreement_tolerance": 1e-6,
     "min_requests": 30,
@@ -177,27 +179,37 @@ def prediction_drift_check(stable: Sample, candidate: Sample, th: Mapping[str, f
         reference = pd.Series(list(stable.prediction))
         current = pd.Series(list(candidate.prediction))
         kind = drift.CATEGORICAL
+    # Monitoring's rule for a drifted column: significant (p below ``prediction_p_value``,
+    # KS for numbers, chi-square for classes) AND large (PSI at or above the limit). PSI
+    # alone is noise at a canary's sample sizes: its expectation under no change is about
+    # (bins - 1) * (1/n + 1/m), 0.34 for 40 against 80 requests on 10 bins.
     result = drift.compare_series(
         reference,
         current,
         kind=kind,
-        test="psi",
-        thresholds=drift.Thresholds(p_value=1.0, psi=th["prediction_psi"]),
+        thresholds=drift.Thresholds(p_value=th["prediction_p_value"], psi=th["prediction_psi"]),
         name="prediction",
     )
     if not result.computable or result.psi is None:
         # A constant prediction on both sides: nothing drifts if they agree.
-        same = set(map(str, reference)) == set(map(str, current))
+        constant = reference.nunique() == 1 and set(map(str, reference)) == set(map(str, current))
         return _check(
-            PASS if same and reference.nunique() == 1 else INCONCLUSIVE,
+            PASS if constant else INCONCLUSIVE,
             reason=result.reason or "not computable",
-            psi=0.0 if same and reference.nunique() == 1 else None,
+            psi=0.0 if constant else None,
             limit=th["prediction_psi"],
         )
-    figures = {"psi": result.psi, "limit": th["prediction_psi"], "kind": kind}
+    figures = {
+        "psi": result.psi,
+        "limit": th["prediction_psi"],
+        "kind": kind,
+        "p_value": result.p_value,
+        "p_value_test": result.p_value_test,
+        "p_value_limit": th["prediction_p_value"],
+    }
     if result.ks_statistic is not None:
         figures.update(ks_statistic=result.ks_statistic, ks_p_value=result.ks_p_value)
-    return _check(FAIL if result.psi > th["prediction_psi"] else PASS, **figures)
+    return _check(FAIL if result.drifted else PASS, **figures)
 
 
 def disagreement_check(
@@ -335,7 +347,10 @@ def _describe(name: str, check: Mapping[str, Any]) -> str:
         return f"{x:.4g}" if isinstance(x, int | float) else str(x)
 
     if name == "prediction_psi":
-        return f"prediction PSI {n(check.get('psi'))} > {n(check.get('limit'))}"
+        return (
+            f"prediction PSI {n(check.get('psi'))} >= {n(check.get('limit'))} "
+            f"({check.get('p_value_test')} p = {n(check.get('p_value'))})"
+        )
     if name == "error_rate":
         return (
             f"error rate {n(check.get('candidate'))} vs stable {n(check.get('stable'))} "
