@@ -275,11 +275,11 @@ class DeploymentViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
     def _act(self, request: Request, pk: str, action: str) -> Response:
+        body = RolloutActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         deployment = selectors.deployment_get(
             user=request.user, environment=self._environment(), pk=pk
         )
-        body = RolloutActionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
         reason = body.validated_data.get("reason", "")
         if action == "promote":
             rollouts.deployment_promote(actor=request.user, deployment=deployment, reason=reason)
