@@ -12,6 +12,7 @@ from django.utils import timezone
 from common.errors import DomainError
 from common.permissions import get_visible
 from lifecycle.models import (
+    CandidateMode,
     Deployment,
     Environment,
     EnvironmentTransition,
@@ -143,10 +144,12 @@ def version_environments(*, version: ModelVersion) -> list[dict[str, Any]]:
         Q(stable_version=version) | Q(candidate_version=version) | Q(target_version=version)
     ).order_by("name")
     for environment in environments:
+        shadow = environment.candidate_mode == CandidateMode.SHADOW
         if environment.stable_version_id == version.pk:
-            role, share = "stable", 1 - environment.candidate_share
+            role, share = "stable", 1.0 if shadow else 1 - environment.candidate_share
         elif environment.candidate_version_id == version.pk:
-            role, share = "candidate", environment.candidate_share
+            # A shadow scores its share of the requests but answers none.
+            role, share = ("shadow", 0.0) if shadow else ("candidate", environment.candidate_share)
         else:
             role, share = "deploying", 0.0
         rows.append({"environment": environment, "role": role, "share": share})

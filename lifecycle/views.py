@@ -18,7 +18,7 @@ from common.ui import or_404
 from lifecycle import deployments, rollouts, selectors
 from lifecycle import evaluation as ev
 from lifecycle.charts import importance_chart
-from lifecycle.models import Environment, Strategy
+from lifecycle.models import CandidateMode, Environment, Strategy
 from lifecycle.selectors import latest_evaluation
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
@@ -96,7 +96,9 @@ def deployments_panel(request: HttpRequest, model: RegisteredModel) -> dict[str,
                 ),
                 "errors": selectors.serving_errors(environment=environment)[:10],
                 "traffic": selectors.serving_traffic(environment=environment),
-                "stable_share": round(100 * (1 - environment.candidate_share), 1),
+                "stable_share": 100.0
+                if environment.candidate_mode == CandidateMode.SHADOW
+                else round(100 * (1 - environment.candidate_share), 1),
                 "candidate_share": round(100 * environment.candidate_share, 1),
             }
         )
