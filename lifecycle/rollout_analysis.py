@@ -18,7 +18,13 @@ each check against the deployment's thresholds:
   ``prediction_p_value``) and large (PSI at or above ``prediction_psi``);
 - ``disagreement`` (replay and shadow: the same rows scored by both): the share
   of rows where the two predicted classes (or, for a regression, values more
-  than ``disagreement_tolerance`` apart) differ.
+  than ``disagreement_tolerance`` apart) differ;
+- ``metric`` (once labels have joined the interval's requests): the task's
+  first metric (``common.metrics``: accuracy, or RMSE for a regression) of
+  each version on its own labelled requests; fails when the candidate is worse
+  by more than ``metric_drop`` (``common.metrics.improvement``: absolute, or
+  relative for RMSE). Fewer than ``min_labels`` labelled requests on a side:
+  ``skipped`` (labels come late; the rollout does not wait for them).
 
 A check returns ``pass``, ``fail``, ``inconclusive`` (too few requests to
 judge: fewer than ``min_requests`` on either side) or ``skipped`` (nothing to
@@ -38,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common import metrics as common_metrics
 from monitoring import drift
 
 PASS = "pass"  # noqa: S105 - a verdict, not a password
@@ -55,6 +62,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "disagreement": 0.2,
     "disagreement_tolerance": 1e-6,
     "min_requests": 30,
+    "metric_drop": 0.05,
+    "min_labels": 30,
 }
 # Failed analyses of a check that roll the deployment back (Argo's failureLimit).
 DEFAULT_FAILURE_LIMITS: dict[str, int] = {
@@ -62,6 +71,7 @@ DEFAULT_FAILURE_LIMITS: dict[str, int] = {
     "latency_p99": 2,
     "prediction_psi": 2,
     "disagreement": 2,
+    "metric": 2,
 }
 CHECKS = tuple(DEFAULT_FAILURE_LIMITS)
 
@@ -235,6 +245,39 @@ def disagreement_check(
     )
 
 
+def metric_check(
+    stable: tuple[Sequence[Any], Sequence[Any]] | None,
+    candidate: tuple[Sequence[Any], Sequence[Any]] | None,
+    th: Mapping[str, float],
+    *,
+    task: str,
+) -> dict:
+    """The task's first metric on each side's labelled requests ((labels, predictions))."""
+    name = common_metrics.names(task)[0]
+    minimum = int(th["min_labels"])
+    counts = {
+        "metric": name,
+        "stable_labelled": len(stable[0]) if stable else 0,
+        "candidate_labelled": len(candidate[0]) if candidate else 0,
+    }
+    if counts["stable_labelled"] < minimum or counts["candidate_labelled"] < minimum:
+        return _check(SKIPPED, reason=f"fewer than {minimum} labelled requests", **counts)
+    assert stable is not None and candidate is not None
+    base = common_metrics.compute(name, stable[0], stable[1])
+    value = common_metrics.compute(name, candidate[0], candidate[1])
+    if base is None or value is None:
+        return _check(SKIPPED, reason=f"{name} is undefined on these labels", **counts)
+    drop = -common_metrics.improvement(name, base, value)
+    return _check(
+        FAIL if drop > th["metric_drop"] else PASS,
+        candidate=value,
+        stable=base,
+        drop=drop,
+        limit=th["metric_drop"],
+        **counts,
+    )
+
+
 def _overall(checks: Mapping[str, Mapping[str, Any]]) -> str:
     verdicts = {c["verdict"] for c in checks.values()}
     if FAIL in verdicts:
@@ -244,8 +287,16 @@ def _overall(checks: Mapping[str, Mapping[str, Any]]) -> str:
     return PASS
 
 
-def analyse_live(stable: Sample, candidate: Sample, th: Mapping[str, float]) -> dict[str, Any]:
-    """A canary step: both versions' live traffic over the step's interval."""
+def analyse_live(
+    stable: Sample,
+    candidate: Sample,
+    th: Mapping[str, float],
+    *,
+    labelled: tuple[Any, Any] | None = None,
+    task: str = "classification",
+) -> dict[str, Any]:
+    """A canary step: both versions' live traffic over the step's interval; ``labelled``
+    is ((labels, predictions) of stable, of candidate) where labels have joined."""
     minimum = int(th["min_requests"])
     counts = {"stable_requests": stable.requests, "candidate_requests": candidate.requests}
     if candidate.requests < minimum or stable.requests < minimum:
@@ -260,6 +311,7 @@ def analyse_live(stable: Sample, candidate: Sample, th: Mapping[str, float]) -> 
         "error_rate": error_rate_check(stable, candidate, th),
         "latency_p99": latency_check(stable, candidate, th),
         "prediction_psi": prediction_drift_check(stable, candidate, th),
+        "metric": metric_check(*(labelled or (None, None)), th, task=task),
     }
     return {"verdict": _overall(checks), "checks": checks, **counts}
 
@@ -363,4 +415,9 @@ def _describe(name: str, check: Mapping[str, Any]) -> str:
         )
     if name == "disagreement":
         return f"disagreement {n(check.get('rate'))} > {n(check.get('limit'))}"
+    if name == "metric":
+        return (
+            f"{check.get('metric')} {n(check.get('candidate'))} vs stable "
+            f"{n(check.get('stable'))} (drop {n(check.get('drop'))} > {n(check.get('limit'))})"
+        )
     return name

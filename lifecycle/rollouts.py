@@ -200,6 +200,31 @@ def _rows(
     return read_log(batches, version=version.number, since=since, until=until, shadow=shadow)
 
 
+def _labelled(
+    environment: Environment, version: ModelVersion, *, since: Any, until: Any
+) -> tuple[list[Any], list[Any]] | None:
+    """(labels, predictions) of the version's requests in the interval that labels joined
+    (monitoring's join by request id, on the prediction batches the serving log filed)."""
+    from monitoring.windows import labelled_rows
+
+    batches = [
+        b.prediction_batch
+        for b in ServingLogBatch.objects.filter(
+            environment=environment,
+            version=version,
+            last_at__gte=since,
+            first_at__lte=until,
+            prediction_batch__isnull=False,
+        ).select_related("prediction_batch")
+    ]
+    if not batches:
+        return None
+    frame = labelled_rows(environment.registered_model, version, batches)
+    if frame.empty:
+        return None
+    return frame["label"].tolist(), frame["prediction"].tolist()
+
+
 def _sample(table: Any) -> ra.Sample:
     if table.num_rows == 0 or "status" not in table.column_names:
         return ra.Sample.of({})
@@ -482,10 +507,16 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
     since = deployment.step_started_at
     stable = environment.stable_version
     candidate = deployment.version
+    task = environment.registered_model.task
     analysis = ra.analyse_live(
         _sample(_rows(environment, stable, since=since, until=now, shadow=False)),
         _sample(_rows(environment, candidate, since=since, until=now, shadow=False)),
         thresholds,
+        labelled=(
+            _labelled(environment, stable, since=since, until=now),
+            _labelled(environment, candidate, since=since, until=now),
+        ),
+        task=task,
     )
     action, failures, why = ra.rollout_decision(
         deployment.failures,

@@ -134,3 +134,19 @@ def test_small_samples_from_the_same_distribution_do_not_fail_on_psi_noise():
         check = ra.prediction_drift_check(sample(80, seed=seed), sample(40, seed=100 + seed), TH)
         assert check["verdict"] == "pass", check
         assert check["p_value_test"] == "ks" and check["p_value"] >= 0.01
+
+
+def test_the_metric_check_is_sklearns_accuracy_on_each_sides_labelled_requests():
+    rng = np.random.default_rng(11)
+    truth_s, truth_c = rng.integers(0, 2, 200), rng.integers(0, 2, 120)
+    pred_s = np.where(rng.random(200) < 0.9, truth_s, 1 - truth_s)
+    pred_c = np.where(rng.random(120) < 0.7, truth_c, 1 - truth_c)
+    check = ra.metric_check((truth_s, pred_s), (truth_c, pred_c), TH, task="classification")
+    assert check["metric"] == "accuracy"
+    assert check["stable"] == pytest.approx(accuracy_score(truth_s, pred_s))
+    assert check["candidate"] == pytest.approx(accuracy_score(truth_c, pred_c))
+    assert check["drop"] == pytest.approx(check["stable"] - check["candidate"])
+    assert check["verdict"] == "fail"
+    few = ra.metric_check((truth_s, pred_s), (truth_c[:5], pred_c[:5]), TH, task="classification")
+    assert few["verdict"] == "skipped"  # labels come late: never blocks, never passes for them
+    assert ra.metric_check(None, None, TH, task="classification")["verdict"] == "skipped"

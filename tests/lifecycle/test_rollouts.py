@@ -285,3 +285,40 @@ def test_the_deployment_api_shows_the_step_share_and_analyses(env, personas):
     assert body["step_index"] == 1 and body["current_share"] == 0.2
     assert body["thresholds"]["prediction_psi"] == 0.3
     assert body["analyses"][0]["kind"] == "replay"
+
+
+def post_labels(env, personas, n, *, seed, prefix):
+    import pyarrow as pa
+
+    from monitoring.services import label_batch_ingest
+    from tests.conftest import training_frame
+
+    frame = training_frame(n, seed=seed)
+    table = pa.table(
+        {
+            "request_id": [f"{prefix}-{seed}-{i}" for i in range(n)],
+            "label": frame["label"].tolist(),
+        }
+    )
+    label_batch_ingest(
+        actor=personas.bot, model=env["model"], batch_id=f"labels-{prefix}-{seed}", table=table
+    )
+
+
+def test_a_candidate_worse_on_the_labels_that_arrived_is_rolled_back_on_its_metric(env, personas):
+    bad = approve(flipped_version(env["model"], personas), personas)
+    deployment = canary(env, personas, bad)  # no logged traffic: replay inconclusive
+    production = fresh(env["production"])
+    for round_ in range(2):
+        log_traffic(production, env["v1"], 80, seed=50 + round_, prefix=f"s{round_}")
+        log_traffic(production, bad, 60, seed=60 + round_, prefix=f"c{round_}")
+        post_labels(env, personas, 80, seed=50 + round_, prefix=f"s{round_}")
+        post_labels(env, personas, 60, seed=60 + round_, prefix=f"c{round_}")
+        deployment = check(deployment)
+    assert deployment.state == "rolled_back", deployment.reason
+    assert "accuracy" in deployment.reason
+    steps = RolloutAnalysis.objects.filter(deployment=deployment, kind="step")
+    metric = [a.figures["checks"]["metric"] for a in steps]
+    assert [m["verdict"] for m in metric] == ["fail", "fail"]
+    assert all(m["stable_labelled"] == 80 and m["candidate_labelled"] == 60 for m in metric)
+    assert all(m["candidate"] < 0.5 < m["stable"] for m in metric)
