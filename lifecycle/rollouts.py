@@ -57,6 +57,7 @@ from lifecycle.deployments import (
     _locked,
     _refused,
     _switch,
+    deployment_mark_failed,
 )
 from lifecycle.models import (
     AnalysisKind,
@@ -472,6 +473,15 @@ def rollout_sweep() -> int:
         try:
             if rollout_check(deployment_id=pk):
                 done += 1
+        except DomainError as exc:
+            # Refused for good (the gate at promotion: an approval expired, a right
+            # revoked): the rollout fails with the reason, its candidate loses its
+            # traffic, rather than coming back due forever.
+            with transaction.atomic():
+                deployment_mark_failed(
+                    deployment=Deployment.objects.get(pk=pk), reason=f"{exc.message}"
+                )
+            done += 1
         except Exception:
             # One rollout's trouble never stops the others; it stays due and is retried.
             logger.exception("rollout check of deployment %s failed", pk)

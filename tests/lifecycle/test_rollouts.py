@@ -322,3 +322,31 @@ def test_a_candidate_worse_on_the_labels_that_arrived_is_rolled_back_on_its_metr
     assert [m["verdict"] for m in metric] == ["fail", "fail"]
     assert all(m["stable_labelled"] == 80 and m["candidate_labelled"] == 60 for m in metric)
     assert all(m["candidate"] < 0.5 < m["stable"] for m in metric)
+
+
+def test_a_refusal_at_promotion_fails_the_rollout_with_its_reason_never_due_forever(
+    env, personas, monkeypatch
+):
+    from common.errors import conflict
+
+    v2 = approve(new_version(env["model"], personas, seed=1), personas)
+    deployment = canary(env, personas, v2, steps=[50, 100])
+    production = fresh(env["production"])
+    log_traffic(production, env["v1"], 60, seed=1, prefix="s")
+    log_traffic(production, v2, 60, seed=2, prefix="c")
+
+    def refuse(*args, **kwargs):  # what the gate says when the approval expired meanwhile
+        raise conflict("approval_expired", "churn v2's approval expired.")
+
+    monkeypatch.setattr(rollouts, "_promote", refuse)
+    wait_until_due(deployment)
+    assert rollouts.rollout_sweep() == 1
+    deployment.refresh_from_db()
+    assert deployment.state == "failed" and "approval expired" in deployment.reason
+    assert deployment.next_check_at is None
+    production = fresh(env["production"])
+    assert (production.phase, production.stable_version, production.candidate_version) == (
+        "idle",
+        env["v1"],
+        None,
+    )
