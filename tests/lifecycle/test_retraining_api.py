@@ -174,7 +174,9 @@ def test_a_pipeline_asks_for_a_run_and_gets_202_with_the_run(model, personas, pa
     assert detail["id"] == run["id"] and detail["outcome"] == "pending"
 
 
-def test_a_retrain_request_retried_with_its_idempotency_key_queues_one_run(model, personas, parent):
+def test_a_retrain_request_retried_with_its_idempotency_key_queues_one_run(
+    model, personas, parent
+):
     client = client_for(personas.bot)
     first = client.post(RETRAIN, {"reason": "r"}, format="json", HTTP_IDEMPOTENCY_KEY="run-9")
     again = client.post(RETRAIN, {"reason": "r"}, format="json", HTTP_IDEMPOTENCY_KEY="run-9")
