@@ -75,6 +75,11 @@ app.conf.beat_schedule = {
         "task": "lifecycle.tasks.retraining_follow_up_sweep",
         "schedule": crontab(minute="*/5"),
     },
+    # Rollouts: canary steps and shadows that are due are analysed and moved on.
+    "lifecycle-rollout-sweep": {
+        "task": "lifecycle.tasks.rollout_sweep",
+        "schedule": timedelta(seconds=max(1, round(settings.ROLLOUT_SWEEP_SECONDS))),
+    },
     "purge-expired-tokens": {
         "task": "common.tasks.purge_expired_tokens",
         "schedule": crontab(minute=17, hour=3),

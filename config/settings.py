@@ -436,6 +436,19 @@ SERVE_LOG_FLUSH_ROWS = env_int("SERVE_LOG_FLUSH_ROWS", 5_000)
 # Rows kept in a process while the broker is unreachable; beyond, the oldest are dropped (counted).
 SERVE_LOG_MAX_BUFFERED_ROWS = env_int("SERVE_LOG_MAX_BUFFERED_ROWS", 200_000)
 SERVE_LOG_ENABLED = env_bool("SERVE_LOG_ENABLED", True)
+# Blue/green: how long the previous stable version stays loaded after a switch.
+SERVE_KEEP_PREVIOUS_SECONDS = env_float("SERVE_KEEP_PREVIOUS_SECONDS", 600.0)
+SERVE_SHADOW_MAX_PENDING = env_int("SERVE_SHADOW_MAX_PENDING", 64)
+
+# Rollouts (docs/rollouts.md): the controller's sweep, each canary step's
+# default hold, the analysis thresholds (a deployment's own override them).
+ROLLOUT_SWEEP_SECONDS = env_float("ROLLOUT_SWEEP_SECONDS", 10.0)
+ROLLOUT_STEP_SECONDS = env_float("ROLLOUT_STEP_SECONDS", 300.0)
+ROLLOUT_SHADOW_SECONDS = env_float("ROLLOUT_SHADOW_SECONDS", 3600.0)
+ROLLOUT_INCONCLUSIVE_LIMIT = env_int("ROLLOUT_INCONCLUSIVE_LIMIT", 3)
+ROLLOUT_REPLAY_ROWS = env_int("ROLLOUT_REPLAY_ROWS", 500)
+ROLLOUT_FREEZE_AFTER = env_int("ROLLOUT_FREEZE_AFTER", 3)
+ROLLOUT_THRESHOLDS: dict[str, float] = {}  # name -> number, over rollout_analysis's defaults
 # PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) is set by
 # config/gunicorn_serve.py to $VAR_DIR/prometheus-serve unless given.
 

@@ -158,6 +158,7 @@ def _apply(
     environment.candidate_share = new.share
     environment.step = new.step
     environment.target_version_id = new.target
+    environment.candidate_mode = new.mode
     if new.stable != old.stable:
         environment.stable_since = timezone.now()
         environment.deployed_by = _person(actor)
@@ -316,9 +317,17 @@ def deployment_start(
     environment: Environment,
     version: ModelVersion,
     strategy: str = Strategy.DIRECT,
+    plan: dict[str, Any] | None = None,
 ) -> Deployment:
     """Ask for ``version`` in ``environment``: refused at once (nothing changed) when
-    it cannot go there; else the environment warms it and a worker switches."""
+    it cannot go there; else the environment warms it and a worker switches (or,
+    for a rollout strategy, replays and exposes it: ``lifecycle.rollouts``).
+
+    ``plan`` holds the rollout's options (``rollouts.PLAN_FIELDS``: ``steps``,
+    ``step_seconds``, ``thresholds``, ``shadow_share``, ``duration_seconds``).
+    """
+    from lifecycle import rollouts
+
     require(actor, "deploy", environment.registered_model)
     if strategy not in Strategy.values:
         raise DomainError(
@@ -326,6 +335,7 @@ def deployment_start(
             f"Unknown strategy {strategy!r}.",
             details={"strategy": strategy, "strategies": Strategy.values},
         )
+    fields = rollouts.rollout_plan(strategy=strategy, plan=plan)
     _version_of(environment, version)
     environment = _locked(environment)
     _gate(actor, environment, version)
@@ -333,18 +343,25 @@ def deployment_start(
         new = t.deploy_started(environment.state(), version=version.pk)
     except t.TransitionRefused as exc:
         raise _refused(exc) from None
+    rollouts.check_can_start(environment=environment, strategy=strategy)
     deployment = Deployment.objects.create(
         environment=environment,
         version=version,
         strategy=strategy,
         requested_by=actor,
+        **fields,
     )
     _apply(environment, new, event=t.DEPLOY_STARTED, actor=actor, deployment=deployment)
     audit_record(
         actor=actor,
         action="lifecycle.deployment.requested",
         obj=deployment,
-        after={"environment": environment.name, "version": version.number, "strategy": strategy},
+        after={
+            "environment": environment.name,
+            "version": version.number,
+            "strategy": strategy,
+            **{k: v for k, v in fields.items() if k != "thresholds"},
+        },
     )
     job_enqueue(deployment)
     return deployment
@@ -402,6 +419,8 @@ def deployment_run(*, job: Deployment, poll_seconds: float = 0.25) -> Deployment
                 f"serving process {process.host}:{process.pid} could not load the version: {error}",
             )
         if not cold:
+            from lifecycle import rollouts
+
             report = {
                 "processes": [{"host": p.host, "pid": p.pid} for p in live],
                 "note": (
@@ -410,7 +429,7 @@ def deployment_run(*, job: Deployment, poll_seconds: float = 0.25) -> Deployment
                     else "no serving process alive: switched without warm-up"
                 ),
             }
-            return _switch(job, report)
+            return rollouts.after_warm(job, report)
         if time.monotonic() > deadline:
             names = ", ".join(f"{p.host}:{p.pid}" for p in cold)
             return _fail(
@@ -486,9 +505,20 @@ def deployment_mark_failed(*, deployment: Deployment, reason: str) -> Deployment
             reason=reason,
             deployment=deployment,
         )
+    elif state.phase in (t.ROLLING, t.SHADOWING) and state.target == deployment.version_id:
+        # A rollout that fails while exposed: the candidate loses its traffic at once.
+        _apply(
+            environment,
+            t.rolled_back(state, earlier=None),
+            event=t.ROLLED_BACK,
+            actor=actor,
+            reason=reason,
+            deployment=deployment,
+        )
     _deployment_state(deployment, DeploymentState.FAILED)
     deployment.reason = reason[:4000]
-    deployment.save(update_fields=["state", "reason"])
+    deployment.next_check_at = None
+    deployment.save(update_fields=["state", "reason", "next_check_at"])
     audit_record(
         actor=actor,
         action="lifecycle.deployment.failed",
@@ -529,14 +559,22 @@ def environment_rollback(*, actor: Any, environment: Environment, reason: str) -
         _gate(actor, environment, ModelVersion.objects.get(pk=new.stable))
     pending = list(
         Deployment.objects.select_for_update().filter(
-            environment=environment, state__in=[DeploymentState.PENDING, DeploymentState.WARMING]
+            environment=environment,
+            state__in=[
+                DeploymentState.PENDING,
+                DeploymentState.WARMING,
+                DeploymentState.PROGRESSING,
+                DeploymentState.PAUSED,
+            ],
         )
     )
     _apply(environment, new, event=t.ROLLED_BACK, actor=actor, reason=reason[:2000])
     for deployment in pending:
-        _deployment_state(deployment, DeploymentState.FAILED)
+        live = deployment.state in t.DEPLOYMENT_LIVE
+        _deployment_state(deployment, DeploymentState.ABORTED if live else DeploymentState.FAILED)
         deployment.reason = f"superseded by a rollback: {reason}"[:4000]
-        deployment.save(update_fields=["state", "reason"])
+        deployment.next_check_at = None
+        deployment.save(update_fields=["state", "reason", "next_check_at"])
     return environment
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from common.errors import DomainError
 from common.permissions import get_visible
 from lifecycle.models import (
+    CandidateMode,
     Deployment,
     Environment,
     EnvironmentTransition,
@@ -137,6 +138,7 @@ def deployment_list(*, user: Any, environment: Environment) -> QuerySet[Deployme
         Deployment.objects.visible_to(user, "view")
         .filter(environment=environment)
         .select_related("version", "requested_by", "environment__registered_model")
+        .prefetch_related("analyses")
         .order_by("-queued_at", "-id")
     )
 
@@ -145,7 +147,7 @@ def deployment_get(*, user: Any, environment: Environment, pk: Any) -> Deploymen
     return get_visible(
         Deployment.objects.select_related(
             "version", "requested_by", "environment__registered_model"
-        ),
+        ).prefetch_related("analyses"),
         user,
         f"Deployment {pk}",
         pk=pk,
@@ -168,10 +170,12 @@ def version_environments(*, version: ModelVersion) -> list[dict[str, Any]]:
         Q(stable_version=version) | Q(candidate_version=version) | Q(target_version=version)
     ).order_by("name")
     for environment in environments:
+        shadow = environment.candidate_mode == CandidateMode.SHADOW
         if environment.stable_version_id == version.pk:
-            role, share = "stable", 1 - environment.candidate_share
+            role, share = "stable", 1.0 if shadow else 1 - environment.candidate_share
         elif environment.candidate_version_id == version.pk:
-            role, share = "candidate", environment.candidate_share
+            # A shadow scores its share of the requests but answers none.
+            role, share = ("shadow", 0.0) if shadow else ("candidate", environment.candidate_share)
         else:
             role, share = "deploying", 0.0
         rows.append({"environment": environment, "role": role, "share": share})

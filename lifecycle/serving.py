@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from hmac import compare_digest
@@ -422,19 +423,47 @@ class Route:
     share: float
     target: int | None
     generation: int
+    mode: str = "split"
+    previous: int | None = None
+    stable_since: Any = None
+
+    def _chosen(self, request_id: str) -> bool:
+        return self.candidate is not None and scoring.goes_to_candidate(
+            request_id, str(self.environment_id), self.share
+        )
 
     def pick(self, request_id: str) -> tuple[int | None, int | None]:
-        """(version id, number) that answers ``request_id``."""
-        if self.candidate is not None and scoring.goes_to_candidate(
-            request_id, str(self.environment_id), self.share
-        ):
+        """(version id, number) that answers ``request_id`` (never a shadow)."""
+        if self.mode != "shadow" and self._chosen(request_id):
             return self.candidate, self.candidate_number
         return self.stable, self.stable_number
+
+    def shadow_of(self, request_id: str) -> int | None:
+        """The shadow version that also scores ``request_id`` (None: no shadow for it)."""
+        if self.mode == "shadow" and self._chosen(request_id):
+            return self.candidate
+        return None
+
+    def keep_warm(self) -> set[int]:
+        """Versions this process keeps loaded: what routes, what a deployment warms and,
+        for SERVE_KEEP_PREVIOUS_SECONDS after a switch, the previous stable version
+        (an instant switch-back: blue/green's)."""
+        wanted = {self.stable, self.candidate, self.target} - {None}
+        if self.previous is not None and self.stable_since is not None:
+            since = self.stable_since
+            if isinstance(since, str):
+                since = datetime.fromisoformat(since)
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+            if timezone.now() - since < timedelta(seconds=settings.SERVE_KEEP_PREVIOUS_SECONDS):
+                wanted.add(self.previous)
+        return wanted  # type: ignore[return-value]
 
 
 _ROUTES_SQL = """
 SELECT e.id, m.id, m.name, e.name, e.stable_version_id, sv.number, e.candidate_version_id,
-       cv.number, e.candidate_share, e.target_version_id, e.generation
+       cv.number, e.candidate_share, e.target_version_id, e.generation, e.candidate_mode,
+       e.previous_version_id, e.stable_since
 FROM lifecycle_environment e
 JOIN registry_registeredmodel m ON m.id = e.registered_model_id
 LEFT JOIN registry_modelversion sv ON sv.id = e.stable_version_id
@@ -467,6 +496,9 @@ class RoutingTable:
                 share=float(row[8] or 0.0),
                 target=row[9],
                 generation=row[10],
+                mode=row[11] or "split",
+                previous=row[12],
+                stable_since=row[13],
             )
             for row in rows
         }
@@ -583,6 +615,29 @@ class ServingState:
         self._wake = threading.Event()
         self._wanted: list[int] = []
         self._wanted_lock = threading.Lock()
+        # Shadow scoring runs here, after the caller has its answer; at most
+        # SERVE_SHADOW_MAX_PENDING requests wait, beyond that a shadow is skipped.
+        self.shadows = ThreadPoolExecutor(max_workers=2, thread_name_prefix="serve-shadow")
+        self._shadow_pending = 0
+        self._shadow_lock = threading.Lock()
+
+    def shadow_submit(self, work: Callable[[], None]) -> bool:
+        with self._shadow_lock:
+            if self._shadow_pending >= settings.SERVE_SHADOW_MAX_PENDING:
+                return False
+            self._shadow_pending += 1
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                logger.warning("serving: a shadow prediction failed to run", exc_info=True)
+            finally:
+                with self._shadow_lock:
+                    self._shadow_pending -= 1
+
+        self.shadows.submit(run)
+        return True
 
     # The poller: routing + report, every SERVE_POLL_SECONDS.
 
@@ -611,7 +666,7 @@ class ServingState:
         self.routing.reload()
         wanted: set[int] = set()
         for route in self.routing.routes():
-            wanted |= {route.stable, route.candidate, route.target} - {None}  # type: ignore[arg-type]
+            wanted |= route.keep_warm()
         with self._wanted_lock:
             self._wanted = sorted(v for v in wanted if not self.models.has(v))
         self.models.evict(wanted)
@@ -831,4 +886,45 @@ def invocations(request: HttpRequest, model_name: str, environment: str) -> Http
         predictions=predictions,
         probability=positive,
     )
+    shadow = route.shadow_of(request_id)
+    if shadow is not None:
+        STATE.shadow_submit(
+            lambda: _score_shadow(route, shadow, caller.user_id, request_id, arrays, parsed.rows)
+        )
     return response
+
+
+def _score_shadow(
+    route: Route, version_id: int, user_id: int, request_id: str, arrays: Any, rows: int
+) -> None:
+    """Off the request path: the shadow version scores the same rows; logged as shadow."""
+    started = time.perf_counter()
+    common = {
+        "environment_id": route.environment_id,
+        "version_id": version_id,
+        "user_id": user_id,
+        "request_id": request_id,
+        "shadow": True,
+    }
+    try:
+        model = STATE.models.get(version_id)
+        predictions, proba = model.predict_rows(arrays, rows)
+    except Exception as exc:
+        prediction_log.record_error(
+            latency=time.perf_counter() - started,
+            status=422,
+            code="prediction_failed",
+            **common,
+        )
+        logger.info("shadow prediction failed for version %s: %s", version_id, exc)
+        return
+    positive = None
+    if proba is not None and model.positive is not None:
+        positive = proba[:, model.positive]
+    prediction_log.record(
+        latency=time.perf_counter() - started,
+        features=arrays,
+        predictions=predictions,
+        probability=positive,
+        **common,
+    )

@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 
 from common.jobs import job_run
-from lifecycle import deployments, retraining, services, serving_logs
+from lifecycle import deployments, retraining, rollouts, services, serving_logs
 from lifecycle.attribution import ExplanationInputError
 from lifecycle.evaluation import EvaluationInputError
 from lifecycle.models import Deployment, Evaluation, Explanation, RetrainingRun
@@ -38,6 +38,12 @@ def heavy_explain(job_id: int) -> None:
 @shared_task(name="lifecycle.tasks.deployment_run")
 def deployment_run(job_id: int) -> None:
     job_run(Deployment, job_id, deployments.deployment_run)
+
+
+@shared_task(name="lifecycle.tasks.rollout_sweep")
+def rollout_sweep() -> int:
+    """Beat: analyse and move on every canary step or shadow that is due."""
+    return rollouts.rollout_sweep()
 
 
 @shared_task(

@@ -19,11 +19,26 @@ Environment phases and events::
     deploying  --deploy_failed---> idle        (nothing switched)
     idle|deploying --rolled_back-> idle        (candidate removed, else stable := previous)
     idle       --split_set-------> idle        (candidate + share: the rollouts drive it)
+    deploying|rolling --canary_step--> rolling (candidate := target, share := the step's)
+    rolling    --switched--------> idle        (a canary promoted: stable := the candidate)
+    rolling    --rolled_back-----> idle        (candidate removed: all traffic to stable)
+    deploying  --shadow_started--> shadowing   (candidate scores a share of requests, unseen)
+    shadowing  --shadow_ended----> idle        (candidate removed; stable never changed)
+    shadowing  --rolled_back-----> idle
+
+While an environment is deploying, rolling or shadowing it takes no other
+deployment (``deployment_in_progress``): one rollout at a time.
 
 A deployment's own status::
 
     pending -> warming -> succeeded | failed
     pending -> failed                  (refused or superseded before it ran)
+    warming -> progressing             (a canary's first step, a shadow's start)
+    progressing <-> paused             (a person; or too many inconclusive analyses)
+    progressing | paused -> succeeded  (promoted; a shadow that ran its course)
+    progressing | paused -> rolled_back (an analysis failed its limit; a rollback)
+    progressing | paused -> aborted    (a person aborted: traffic back to stable)
+    progressing | paused -> failed     (the job gave up)
 """
 
 from __future__ import annotations
@@ -34,7 +49,13 @@ from typing import Any
 
 IDLE = "idle"
 DEPLOYING = "deploying"
-PHASES = (IDLE, DEPLOYING)
+ROLLING = "rolling"
+SHADOWING = "shadowing"
+PHASES = (IDLE, DEPLOYING, ROLLING, SHADOWING)
+BUSY_PHASES = frozenset({DEPLOYING, ROLLING, SHADOWING})
+
+SPLIT = "split"  # the candidate answers its share of the requests
+SHADOW = "shadow"  # the candidate scores its share too, but only stable answers
 
 CREATED = "created"
 DEPLOY_STARTED = "deploy_started"
@@ -42,7 +63,20 @@ SWITCHED = "switched"
 DEPLOY_FAILED = "deploy_failed"
 ROLLED_BACK = "rolled_back"
 SPLIT_SET = "split_set"
-EVENTS = (CREATED, DEPLOY_STARTED, SWITCHED, DEPLOY_FAILED, ROLLED_BACK, SPLIT_SET)
+CANARY_STEP = "canary_step"
+SHADOW_STARTED = "shadow_started"
+SHADOW_ENDED = "shadow_ended"
+EVENTS = (
+    CREATED,
+    DEPLOY_STARTED,
+    SWITCHED,
+    DEPLOY_FAILED,
+    ROLLED_BACK,
+    SPLIT_SET,
+    CANARY_STEP,
+    SHADOW_STARTED,
+    SHADOW_ENDED,
+)
 
 ENVIRONMENT_TRANSITIONS: dict[tuple[str, str], str] = {
     (IDLE, DEPLOY_STARTED): DEPLOYING,
@@ -51,19 +85,35 @@ ENVIRONMENT_TRANSITIONS: dict[tuple[str, str], str] = {
     (IDLE, ROLLED_BACK): IDLE,
     (DEPLOYING, ROLLED_BACK): IDLE,
     (IDLE, SPLIT_SET): IDLE,
+    (DEPLOYING, CANARY_STEP): ROLLING,
+    (ROLLING, CANARY_STEP): ROLLING,
+    (ROLLING, SWITCHED): IDLE,
+    (ROLLING, ROLLED_BACK): IDLE,
+    (DEPLOYING, SHADOW_STARTED): SHADOWING,
+    (SHADOWING, SHADOW_ENDED): IDLE,
+    (SHADOWING, ROLLED_BACK): IDLE,
 }
 
 PENDING = "pending"
 WARMING = "warming"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+PROGRESSING = "progressing"
+PAUSED = "paused"
+ROLLED_BACK_STATE = "rolled_back"
+ABORTED = "aborted"
 DEPLOYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING: frozenset({WARMING, FAILED}),
-    WARMING: frozenset({SUCCEEDED, FAILED}),
+    WARMING: frozenset({SUCCEEDED, FAILED, PROGRESSING}),
+    PROGRESSING: frozenset({PAUSED, SUCCEEDED, ROLLED_BACK_STATE, ABORTED, FAILED}),
+    PAUSED: frozenset({PROGRESSING, SUCCEEDED, ROLLED_BACK_STATE, ABORTED, FAILED}),
     SUCCEEDED: frozenset(),
     FAILED: frozenset(),
+    ROLLED_BACK_STATE: frozenset(),
+    ABORTED: frozenset(),
 }
-DEPLOYMENT_TERMINAL = frozenset({SUCCEEDED, FAILED})
+DEPLOYMENT_TERMINAL = frozenset({SUCCEEDED, FAILED, ROLLED_BACK_STATE, ABORTED})
+DEPLOYMENT_LIVE = frozenset({PROGRESSING, PAUSED})  # a rollout exposing its candidate
 
 
 class TransitionRefused(Exception):
@@ -84,8 +134,9 @@ class EnvironmentState:
     previous: int | None = None
     candidate: int | None = None
     share: float = 0.0  # of requests routed to the candidate, in [0, 1]
-    step: int = 0  # the strategy's step (the rollouts issue drives it)
+    step: int = 0  # the canary's step (1-based while rolling)
     target: int | None = None  # the version a deployment in progress warms
+    mode: str = SPLIT  # SHADOW: the candidate's answers are logged, never returned
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -96,13 +147,14 @@ class EnvironmentState:
             "share": self.share,
             "step": self.step,
             "target": self.target,
+            "mode": self.mode,
         }
 
 
 def _next_phase(state: EnvironmentState, event: str) -> str:
     phase = ENVIRONMENT_TRANSITIONS.get((state.phase, event))
     if phase is None:
-        if state.phase == DEPLOYING:
+        if state.phase in BUSY_PHASES and event in (DEPLOY_STARTED, SPLIT_SET):
             raise TransitionRefused(
                 "deployment_in_progress",
                 "A deployment is in progress in this environment; wait for it or roll back.",
@@ -138,6 +190,10 @@ def switched(state: EnvironmentState, *, version: int) -> EnvironmentState:
             target=state.target,
             version=version,
         )
+    if state.phase == ROLLING and state.candidate != version:
+        raise TransitionRefused(
+            "superseded", "The canary's candidate is another version.", version=version
+        )
     return EnvironmentState(
         phase=phase,
         stable=version,
@@ -164,8 +220,10 @@ def rolled_back(state: EnvironmentState, *, earlier: int | None) -> EnvironmentS
     progress is abandoned.
     """
     phase = _next_phase(state, ROLLED_BACK)
-    if state.candidate is not None:
-        return replace(state, phase=phase, candidate=None, share=0.0, step=0, target=None)
+    if state.candidate is not None or state.phase in (ROLLING, SHADOWING):
+        return replace(
+            state, phase=phase, candidate=None, share=0.0, step=0, target=None, mode=SPLIT
+        )
     if state.previous is None:
         raise TransitionRefused(
             "nothing_to_roll_back",
@@ -203,6 +261,79 @@ def split_set(
             "invalid", "The candidate is already the stable version.", candidate=candidate
         )
     return replace(state, phase=phase, candidate=candidate, share=float(share), step=step)
+
+
+def _share(share: float) -> float:
+    if (
+        isinstance(share, bool)
+        or not isinstance(share, int | float)
+        or not math.isfinite(share)
+        or not 0 < share <= 1
+    ):
+        raise TransitionRefused("invalid", "The share is a number in (0, 1].", share=share)
+    return float(share)
+
+
+def canary_step(
+    state: EnvironmentState, *, version: int, share: float, step: int
+) -> EnvironmentState:
+    """The canary ``version`` (the deployment's target) takes ``share`` of the requests."""
+    phase = _next_phase(state, CANARY_STEP)
+    if state.target != version:
+        raise TransitionRefused(
+            "superseded", "The environment no longer rolls out this version.", version=version
+        )
+    if state.stable is None:
+        raise TransitionRefused(
+            "no_stable_version", "A canary needs a stable version to compare with."
+        )
+    if share >= 1:
+        raise TransitionRefused("invalid", "A canary step below 100 %; 100 % is a promotion.")
+    return replace(
+        state, phase=phase, candidate=version, share=_share(share), step=step, mode=SPLIT
+    )
+
+
+def shadow_started(state: EnvironmentState, *, version: int, share: float) -> EnvironmentState:
+    """``version`` scores ``share`` of the requests beside the stable one; callers see stable."""
+    phase = _next_phase(state, SHADOW_STARTED)
+    if state.target != version:
+        raise TransitionRefused(
+            "superseded", "The environment no longer waits for this version.", version=version
+        )
+    if state.stable is None:
+        raise TransitionRefused("no_stable_version", "A shadow needs a stable version.")
+    return replace(state, phase=phase, candidate=version, share=_share(share), mode=SHADOW)
+
+
+def shadow_ended(state: EnvironmentState) -> EnvironmentState:
+    phase = _next_phase(state, SHADOW_ENDED)
+    return replace(state, phase=phase, candidate=None, share=0.0, step=0, target=None, mode=SPLIT)
+
+
+# --- rollout plans ----------------------------------------------------------------
+
+DEFAULT_STEPS = (5, 25, 50, 100)
+
+
+def steps_valid(steps: Any) -> list[int]:
+    """A canary's traffic steps in percent: increasing, each in (0, 100], ending at 100."""
+    if not isinstance(steps, list | tuple) or not steps or len(steps) > 20:
+        raise TransitionRefused(
+            "invalid", "steps is a list of 1-20 percentages ending at 100.", steps=steps
+        )
+    clean: list[int] = []
+    for value in steps:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 100:
+            raise TransitionRefused(
+                "invalid", "Each step is a whole percentage in 1..100.", steps=list(steps)
+            )
+        if clean and value <= clean[-1]:
+            raise TransitionRefused("invalid", "The steps must increase.", steps=list(steps))
+        clean.append(value)
+    if clean[-1] != 100:
+        raise TransitionRefused("invalid", "The last step must be 100.", steps=list(steps))
+    return clean
 
 
 def deployment_next(current: str, to: str) -> str:

@@ -18,6 +18,11 @@ urlpatterns = [
     path(f"{version}/explanations/start/", views.explanation_start, name="explanation-start"),
     path(f"{environment}/rollback/", views.rollback, name="rollback"),
     path(f"{environment}/log/", views.prediction_log, name="prediction-log"),
+    path(
+        f"{environment}/deployments/<int:pk>/action/",
+        views.rollout_action,
+        name="rollout-action",
+    ),
     path(f"{retraining}/policy/", retraining_views.policy_edit, name="retraining-policy"),
     path(f"{retraining}/run/", retraining_views.retrain_now, name="retrain-now"),
     path(f"{retraining}/runs/<int:pk>/", retraining_views.run_detail, name="retraining-run"),

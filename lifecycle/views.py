@@ -15,11 +15,11 @@ from django.views.decorators.http import require_POST
 from common.errors import DomainError
 from common.permissions import user_can
 from common.ui import or_404
-from lifecycle import deployments, selectors, services
+from lifecycle import deployments, rollouts, selectors, services
 from lifecycle import evaluation as ev
 from lifecycle.action_views import evaluation_request_context
 from lifecycle.charts import importance_chart
-from lifecycle.models import Environment
+from lifecycle.models import CandidateMode, Environment, Strategy
 from lifecycle.selectors import latest_evaluation
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
@@ -182,11 +182,13 @@ def deployments_panel(request: HttpRequest, model: RegisteredModel) -> dict[str,
                 ),
                 "errors": selectors.serving_errors(environment=environment)[:10],
                 "traffic": selectors.serving_traffic(environment=environment),
-                "stable_share": round(100 * (1 - environment.candidate_share), 1),
+                "stable_share": 100.0
+                if environment.candidate_mode == CandidateMode.SHADOW
+                else round(100 * (1 - environment.candidate_share), 1),
                 "candidate_share": round(100 * environment.candidate_share, 1),
             }
         )
-    deploying = any(e["env"].phase == "deploying" for e in environments)
+    deploying = any(e["env"].phase != "idle" for e in environments)
     return {
         "id": "deployments",
         "title": "Deployments",
@@ -194,6 +196,7 @@ def deployments_panel(request: HttpRequest, model: RegisteredModel) -> dict[str,
         "model": model,
         "environments": environments,
         "can_deploy": can_deploy,
+        "strategies": Strategy.choices,
         "poll_url": reverse("lifecycle:deployments-panel", args=[model.name]) if deploying else "",
     }
 
@@ -237,9 +240,21 @@ def deploy(request: HttpRequest, name: str, environment: str) -> HttpResponse:
         ).first()
         if version is None:
             raise DomainError("invalid", f"There is no version {number}.")
-        deployments.deployment_start(actor=request.user, environment=target, version=version)
+        strategy = request.POST.get("strategy") or Strategy.DIRECT
+        plan: dict[str, Any] = {}
+        if strategy == Strategy.CANARY and request.POST.get("steps", "").strip():
+            try:
+                plan["steps"] = [int(p) for p in request.POST["steps"].split(",")]
+            except ValueError:
+                raise DomainError(
+                    "invalid", "Steps are whole percentages separated by commas: 5,25,50,100."
+                ) from None
+        deployments.deployment_start(
+            actor=request.user, environment=target, version=version, strategy=strategy, plan=plan
+        )
         messages.success(
-            request, f"Deploying v{number} to {target.name}: warming up, then switching."
+            request,
+            f"Deploying v{number} to {target.name} ({Strategy(strategy).label}).",
         )
     except ValueError:
         messages.error(request, "Choose a version to deploy.")
@@ -257,6 +272,31 @@ def rollback(request: HttpRequest, name: str, environment: str) -> HttpResponse:
             actor=request.user, environment=target, reason=request.POST.get("reason", "")
         )
         messages.success(request, f"{target.name} rolled back.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return _panel_response(request, target.registered_model)
+
+
+@login_required
+@require_POST
+def rollout_action(request: HttpRequest, name: str, environment: str, pk: int) -> HttpResponse:
+    """Pause, resume, promote or abort a running canary or shadow (the deploy right)."""
+    target = _environment_or_404(request, name, environment)
+    deployment = or_404(selectors.deployment_get, user=request.user, environment=target, pk=pk)
+    action = request.POST.get("action", "")
+    reason = request.POST.get("reason", "")
+    try:
+        if action == "promote":
+            rollouts.deployment_promote(actor=request.user, deployment=deployment, reason=reason)
+        elif action == "pause":
+            rollouts.deployment_pause(actor=request.user, deployment=deployment, reason=reason)
+        elif action == "resume":
+            rollouts.deployment_resume(actor=request.user, deployment=deployment)
+        elif action == "abort":
+            rollouts.deployment_abort(actor=request.user, deployment=deployment, reason=reason)
+        else:
+            raise DomainError("invalid", "Choose promote, pause, resume or abort.")
+        messages.success(request, f"Deployment #{deployment.pk}: {action} done.")
     except DomainError as exc:
         messages.error(request, exc.message)
     return _panel_response(request, target.registered_model)

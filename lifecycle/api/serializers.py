@@ -141,7 +141,10 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "candidate",
             "candidate_share",
             "step",
+            "candidate_mode",
             "target",
+            "frozen",
+            "automatic_rollbacks",
             "generation",
             "stable_since",
             "deployed_by",
@@ -181,12 +184,61 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "switched_at",
             "warm_report",
             "log",
+            "steps",
+            "step_seconds",
+            "step_index",
+            "current_share",
+            "shadow_share",
+            "duration_seconds",
+            "thresholds",
+            "step_started_at",
+            "next_check_at",
+            "failures",
+            "analyses",
+        ]
+
+    current_share = serializers.SerializerMethodField()
+    analyses = serializers.SerializerMethodField()
+
+    def get_current_share(self, obj: Deployment) -> float | None:
+        if obj.strategy == Strategy.CANARY and obj.step_index:
+            return obj.steps[obj.step_index - 1] / 100.0
+        if obj.strategy == Strategy.SHADOW and obj.state in ("progressing", "paused"):
+            return obj.shadow_share
+        return None
+
+    def get_analyses(self, obj: Deployment) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": a.pk,
+                "kind": a.kind,
+                "step": a.step_index,
+                "share": a.share,
+                "verdict": a.verdict,
+                "decision": a.decision,
+                "reason": a.reason,
+                "figures": a.figures,
+                "window_start": a.window_start,
+                "window_end": a.window_end,
+                "created_at": a.created_at,
+            }
+            for a in obj.analyses.all()
         ]
 
 
 class DeploymentRequestSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
     strategy = serializers.ChoiceField(choices=Strategy.choices, default=Strategy.DIRECT)
+    # Checked by lifecycle.rollouts.rollout_plan (a 400 naming the field).
+    steps = serializers.JSONField(required=False)
+    step_seconds = serializers.FloatField(required=False, min_value=1, max_value=604800)
+    thresholds = serializers.JSONField(required=False)
+    shadow_share = serializers.FloatField(required=False)
+    duration_seconds = serializers.FloatField(required=False, min_value=1, max_value=604800)
+
+
+class RolloutActionSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
 class RollbackRequestSerializer(serializers.Serializer):

@@ -43,6 +43,11 @@ urlpatterns = [
         environments.as_view({"post": "rollback"}),
         name="environment-rollback",
     ),
+    path(
+        f"{environment}/unfreeze",
+        environments.as_view({"post": "unfreeze"}),
+        name="environment-unfreeze",
+    ),
     path(f"{environment}/log", environments.as_view({"get": "log"}), name="environment-log"),
     path(
         f"{environment}/deployments/",
@@ -54,6 +59,14 @@ urlpatterns = [
         deployments.as_view({"get": "retrieve"}),
         name="deployment-detail",
     ),
+    *[
+        path(
+            f"{environment}/deployments/<int:pk>/{action}",
+            deployments.as_view({"post": action}),
+            name=f"deployment-{action}",
+        )
+        for action in ("promote", "pause", "resume", "abort")
+    ],
     path(
         "models/<str:model_name>/retraining-policy",
         views.RetrainingPolicyView.as_view(),

@@ -21,7 +21,7 @@ from common.permissions import get_visible
 from common.schema import error_responses
 from governance import selectors as governance_selectors
 from governance.models import FairnessAudit
-from lifecycle import deployments, retraining, selectors, services
+from lifecycle import deployments, retraining, rollouts, selectors, services
 from lifecycle.api.serializers import (
     DeploymentRequestSerializer,
     DeploymentSerializer,
@@ -37,6 +37,7 @@ from lifecycle.api.serializers import (
     RetrainingRunSerializer,
     RetrainRequestSerializer,
     RollbackRequestSerializer,
+    RolloutActionSerializer,
 )
 from lifecycle.models import Deployment, Environment, Evaluation, Explanation, RetrainingRun
 from registry import selectors as registry_selectors
@@ -232,6 +233,23 @@ class EnvironmentViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(fresh).data)
 
     @extend_schema(
+        request=RollbackRequestSerializer, responses={200: EnvironmentSerializer, **ERRORS}
+    )
+    @idempotent
+    def unfreeze(self, request: Request, model_name: str, environment: str) -> Response:
+        """Lift the freeze that automatic rollbacks put on the environment."""
+        target = self._environment()
+        body = RollbackRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        rollouts.environment_unfreeze(
+            actor=request.user, environment=target, reason=body.validated_data["reason"]
+        )
+        fresh = selectors.environment_get(
+            user=request.user, model=target.registered_model, name=target.name
+        )
+        return Response(self.get_serializer(fresh).data)
+
+    @extend_schema(
         parameters=[
             OpenApiParameter("export", str, enum=["csv", "parquet"]),
             OpenApiParameter("version", int),
@@ -286,13 +304,57 @@ class DeploymentViewSet(viewsets.GenericViewSet):
                 f"{target.registered_model.name} has no version {number}.",
                 details={"version": number},
             )
+        plan = {k: v for k, v in body.validated_data.items() if k in rollouts.PLAN_FIELDS}
         deployment = deployments.deployment_start(
             actor=request.user,
             environment=target,
             version=version,
             strategy=body.validated_data["strategy"],
+            plan=plan,
         )
         return Response(self.get_serializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+    def _act(self, request: Request, pk: str, action: str) -> Response:
+        body = RolloutActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(
+            user=request.user, environment=self._environment(), pk=pk
+        )
+        reason = body.validated_data.get("reason", "")
+        if action == "promote":
+            rollouts.deployment_promote(actor=request.user, deployment=deployment, reason=reason)
+        elif action == "pause":
+            rollouts.deployment_pause(actor=request.user, deployment=deployment, reason=reason)
+        elif action == "resume":
+            rollouts.deployment_resume(actor=request.user, deployment=deployment)
+        else:
+            rollouts.deployment_abort(actor=request.user, deployment=deployment, reason=reason)
+        fresh = selectors.deployment_get(user=request.user, environment=self._environment(), pk=pk)
+        return Response(self.get_serializer(fresh).data)
+
+    @extend_schema(request=RolloutActionSerializer, responses={200: DeploymentSerializer, **ERRORS})
+    @idempotent
+    def promote(self, request: Request, model_name: str, environment: str, pk: str) -> Response:
+        """Promote a canary now: the candidate takes all the traffic."""
+        return self._act(request, pk, "promote")
+
+    @extend_schema(request=RolloutActionSerializer, responses={200: DeploymentSerializer, **ERRORS})
+    @idempotent
+    def pause(self, request: Request, model_name: str, environment: str, pk: str) -> Response:
+        """Hold a canary or shadow where it is (the split stays)."""
+        return self._act(request, pk, "pause")
+
+    @extend_schema(request=RolloutActionSerializer, responses={200: DeploymentSerializer, **ERRORS})
+    @idempotent
+    def resume(self, request: Request, model_name: str, environment: str, pk: str) -> Response:
+        """Go on with a paused rollout from its current step."""
+        return self._act(request, pk, "resume")
+
+    @extend_schema(request=RolloutActionSerializer, responses={200: DeploymentSerializer, **ERRORS})
+    @idempotent
+    def abort(self, request: Request, model_name: str, environment: str, pk: str) -> Response:
+        """Stop a rollout: all traffic back to the stable version at once."""
+        return self._act(request, pk, "abort")
 
     def retrieve(self, request: Request, model_name: str, environment: str, pk: str) -> Response:
         deployment = selectors.deployment_get(

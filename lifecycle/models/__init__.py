@@ -8,11 +8,15 @@
 """
 
 from lifecycle.models.deployments import (
+    REPLAYED_STRATEGIES,
+    AnalysisKind,
+    CandidateMode,
     Deployment,
     DeploymentState,
     Environment,
     EnvironmentPhase,
     EnvironmentTransition,
+    RolloutAnalysis,
     ServingLogBatch,
     ServingProcess,
     Strategy,
@@ -30,6 +34,9 @@ from lifecycle.models.retraining import (
 
 __all__ = [
     "AUTOMATIC_TRIGGERS",
+    "REPLAYED_STRATEGIES",
+    "AnalysisKind",
+    "CandidateMode",
     "Deployment",
     "DeploymentState",
     "Environment",
@@ -43,6 +50,7 @@ __all__ = [
     "RetrainingSkip",
     "RetrainingStrategy",
     "RetrainingTrigger",
+    "RolloutAnalysis",
     "ServingLogBatch",
     "ServingProcess",
     "Strategy",

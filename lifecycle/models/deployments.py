@@ -25,10 +25,24 @@ from registry.models import ModelVersion, RegisteredModel
 class EnvironmentPhase(models.TextChoices):
     IDLE = t.IDLE, "Idle"
     DEPLOYING = t.DEPLOYING, "Deploying"
+    ROLLING = t.ROLLING, "Rolling out (canary)"
+    SHADOWING = t.SHADOWING, "Shadowing"
+
+
+class CandidateMode(models.TextChoices):
+    SPLIT = t.SPLIT, "Split (the candidate answers its share)"
+    SHADOW = t.SHADOW, "Shadow (logged, never returned)"
 
 
 class Strategy(models.TextChoices):
     DIRECT = "direct", "Direct (switch at once after warm-up)"
+    BLUE_GREEN = "blue_green", "Blue/green (warm everywhere, replay, one switch)"
+    CANARY = "canary", "Canary (replay, then steps of traffic with analysis)"
+    SHADOW = "shadow", "Shadow (scores a share of requests, never answers)"
+
+
+# Strategies that replay logged requests against the candidate before any exposure.
+REPLAYED_STRATEGIES = frozenset({Strategy.BLUE_GREEN, Strategy.CANARY})
 
 
 class DeploymentState(models.TextChoices):
@@ -36,6 +50,10 @@ class DeploymentState(models.TextChoices):
     WARMING = t.WARMING, "Warming"
     SUCCEEDED = t.SUCCEEDED, "Succeeded"
     FAILED = t.FAILED, "Failed"
+    PROGRESSING = t.PROGRESSING, "Progressing"
+    PAUSED = t.PAUSED, "Paused"
+    ROLLED_BACK = t.ROLLED_BACK_STATE, "Rolled back"
+    ABORTED = t.ABORTED, "Aborted"
 
 
 class Environment(TimeStampedModel):
@@ -63,6 +81,9 @@ class Environment(TimeStampedModel):
         ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     candidate_share = models.FloatField(default=0.0)
+    candidate_mode = models.CharField(
+        max_length=8, choices=CandidateMode.choices, default=CandidateMode.SPLIT
+    )
     step = models.PositiveIntegerField(default=0)
     # The version a deployment in progress asks every serving process to warm.
     target_version = models.ForeignKey(
@@ -75,6 +96,11 @@ class Environment(TimeStampedModel):
     deployed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Automatic rollbacks since the last rollout that finished well; at
+    # ROLLOUT_FREEZE_AFTER the environment freezes (no new rollout) until a
+    # person lifts it (lifecycle.rollouts).
+    automatic_rollbacks = models.PositiveIntegerField(default=0)
+    frozen = models.BooleanField(default=False)
 
     objects = PermissionManager()
 
@@ -102,6 +128,7 @@ class Environment(TimeStampedModel):
             share=self.candidate_share,
             step=self.step,
             target=self.target_version_id,
+            mode=self.candidate_mode,
         )
 
 
@@ -132,6 +159,20 @@ class Deployment(BackgroundJob):
     warm_report = models.JSONField(default=dict, blank=True)
     switched_at = models.DateTimeField(null=True, blank=True)
 
+    # --- rollouts (canary, shadow, blue/green); written only by lifecycle.rollouts ---
+    steps = models.JSONField(default=list, blank=True)  # canary: percentages, ending at 100
+    step_seconds = models.FloatField(default=0.0)  # how long each step is held (and analysed)
+    shadow_share = models.FloatField(default=0.0)  # shadow: share of requests also scored
+    duration_seconds = models.FloatField(default=0.0)  # shadow: how long it runs
+    thresholds = models.JSONField(default=dict, blank=True)  # merged with the defaults
+    step_index = models.PositiveIntegerField(default=0)  # 1-based while exposed
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    # When the controller looks next (the beat sweep claims due rows under the
+    # environment's lock; None when nothing is due: not live, or paused).
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    failures = models.JSONField(default=dict, blank=True)  # failed analyses per check
+    inconclusive_in_row = models.PositiveIntegerField(default=0)
+
     objects = PermissionManager()
 
     class Meta:
@@ -139,6 +180,43 @@ class Deployment(BackgroundJob):
 
     def __str__(self) -> str:
         return f"deployment #{self.pk} of v{self.version.number} to {self.environment}"
+
+
+class AnalysisKind(models.TextChoices):
+    REPLAY = "replay", "Replay of logged requests"
+    STEP = "step", "Canary step"
+    SHADOW = "shadow", "Shadow"
+
+
+class RolloutAnalysis(models.Model):
+    """One analysis of a rollout's candidate against stable (append-only).
+
+    ``figures`` holds every check's numbers and verdict
+    (``lifecycle.rollout_analysis``); ``decision`` is what the controller did
+    with it (advance, wait, pause, rollback, promote) and ``reason`` why.
+    """
+
+    permission_root = "deployment__environment__registered_model"
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="analyses")
+    kind = models.CharField(max_length=8, choices=AnalysisKind.choices)
+    step_index = models.PositiveIntegerField(default=0)
+    share = models.FloatField(default=0.0)
+    verdict = models.CharField(max_length=16)
+    decision = models.CharField(max_length=16, blank=True)
+    reason = models.TextField(blank=True)
+    figures = models.JSONField(default=dict)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = PermissionManager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} analysis of deployment #{self.deployment_id}: {self.verdict}"
 
 
 class EnvironmentTransition(models.Model):

@@ -382,7 +382,13 @@ def test_deploying_through_the_api_follows_the_rights(personas, deployed, who, s
         ({"version": 99}, "invalid"),
         ({"version": "two"}, "invalid"),
         ({}, "invalid"),
-        ({"version": 2, "strategy": "canary"}, "invalid"),
+        ({"version": 2, "strategy": "ab"}, "invalid"),
+        ({"version": 2, "strategy": "canary", "steps": [5, 50, 25, 100]}, "invalid"),
+        ({"version": 2, "strategy": "canary", "steps": [5, 25, 50]}, "invalid"),
+        ({"version": 2, "strategy": "canary", "thresholds": {"accuracy_gap": 1}}, "invalid"),
+        ({"version": 2, "strategy": "canary", "thresholds": {"error_rate": -1}}, "invalid"),
+        ({"version": 2, "strategy": "direct", "steps": [100]}, "invalid"),
+        ({"version": 2, "strategy": "shadow", "shadow_share": 1.5}, "invalid"),
     ],
 )
 def test_bad_deployment_requests_are_400s_in_the_one_error_shape(personas, deployed, payload, code):

@@ -85,6 +85,18 @@ JSON_ENTRY_POINTS: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/models/{model_name}/environments/{environment}/rollback"): {
         "environment": "staging"
     },
+    ("post", "/api/v1/models/{model_name}/environments/{environment}/unfreeze"): {
+        "environment": "staging"
+    },
+    # A deployment's actions read the body before looking the deployment up: {id}
+    # may be any id (the seeded alert's).
+    **{
+        (
+            "post",
+            f"/api/v1/models/{{model_name}}/environments/{{environment}}/deployments/{{id}}/{a}",
+        ): {"environment": "staging"}
+        for a in ("promote", "pause", "resume", "abort")
+    },
     ("post", "/api/v1/models/{model_name}/retrain/"): {},
     ("put", "/api/v1/models/{model_name}/retraining-policy"): {},
 }
