@@ -21,8 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_shutdown
 from celery.schedules import crontab
+from celery.signals import worker_init, worker_process_shutdown
 from django.conf import settings
 from kombu import Exchange, Queue
 
