@@ -304,7 +304,7 @@ _STANDARD = frozenset(
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, the request id in
+    """One JSON object per line: time, level, logger, message, pid, the request id in
     context (``common.context``), any ``extra`` fields, and the traceback if any."""
 
     converter = time.gmtime
@@ -317,6 +317,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         request_id = current_request_id()
         if request_id:
