@@ -127,7 +127,7 @@ if MODELGATE_FAULT:
 
 ROOT_URLCONF = "config.urls"
 if env_str("MODELGATE_PROCESS", "web") == "serve":
-    # The serving process: /serve/, /healthz and /metrics only, behind the few
+    # The serving process: /serve/, /healthz, /readyz and /metrics only, behind the few
     # middlewares a token-authenticated JSON endpoint needs (no sessions, CSRF,
     # messages or pages).
     ROOT_URLCONF = "config.serve_urls"
@@ -409,7 +409,7 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 
 # --- serving -----------------------------------------------------------------
 # The serving process type (`gunicorn -c config/gunicorn_serve.py config.wsgi`)
-# sets MODELGATE_PROCESS=serve: it answers only /serve/, /healthz and /metrics.
+# sets MODELGATE_PROCESS=serve: it answers only /serve/, /healthz, /readyz and /metrics.
 PROCESS_TYPE = env_str("MODELGATE_PROCESS", "web")
 SERVE_PORT = env_int("SERVE_PORT", 8001)
 # Where callers reach the serving process (printed by the demo).
@@ -451,7 +451,8 @@ ROLLOUT_REPLAY_ROWS = env_int("ROLLOUT_REPLAY_ROWS", 500)
 ROLLOUT_FREEZE_AFTER = env_int("ROLLOUT_FREEZE_AFTER", 3)
 ROLLOUT_THRESHOLDS: dict[str, float] = {}  # name -> number, over rollout_analysis's defaults
 # PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) is set by
-# config/gunicorn_serve.py to $VAR_DIR/prometheus-serve unless given.
+# config/gunicorn_serve.py to $VAR_DIR/prometheus-serve and by
+# config/gunicorn_web.py to $VAR_DIR/prometheus-web unless given.
 
 # --- email ------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
