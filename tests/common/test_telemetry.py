@@ -248,3 +248,18 @@ def test_an_anonymous_request_is_logged_with_an_empty_user_and_a_fresh_id(caplog
     line = json.loads(telemetry.JsonFormatter().format(record))
     assert line["user"] == "" and line["request_id"] == response["X-Request-ID"]
     assert len(line["request_id"]) == 32  # the unsafe header was replaced
+
+
+@pytest.mark.urls("config.serve_urls")
+def test_the_serving_process_metrics_and_readyz_follow_the_same_rules():
+    from lifecycle import metrics as serving_metrics
+
+    labels = dict(model="churn", environment="production", version="3", status="200")
+    before = scrape()
+    serving_metrics.observe("churn", "production", 3, 200, 0.01)
+    after = scrape()
+    name = "modelgate_serving_requests_total"
+    assert value(after, name, **labels) - value(before, name, **labels) == 1
+    assert not any(key[0] == "modelgate_jobs" for key in after)  # no database read here
+    assert Client(REMOTE_ADDR="203.0.113.9").get("/metrics").status_code == 404
+    assert Client().get("/readyz").json()["status"] == "ready"
