@@ -113,6 +113,7 @@ class JobStateCollector(Collector):
     """``modelgate_jobs{kind, state}``: the job tables' rows by status, at scrape time."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db import DatabaseError
         from django.db.models import Count
 
         from common.jobs import job_models
@@ -123,13 +124,18 @@ class JobStateCollector(Collector):
             "Background jobs by kind and state (from the database)",
             labels=["kind", "state"],
         )
-        for model in job_models():
-            counts = dict.fromkeys(JobStatus.values, 0)
-            rows = model._default_manager.values_list("status").annotate(n=Count("pk")).order_by()
-            for status, n in rows:
-                counts[status] = n
-            for status, n in counts.items():
-                family.add_metric([job_kind(model), status], n)
+        try:
+            for model in job_models():
+                counts = dict.fromkeys(JobStatus.values, 0)
+                rows = model._default_manager.values_list("status").annotate(n=Count("pk"))
+                for status, n in rows.order_by():
+                    counts[status] = n
+                for status, n in counts.items():
+                    family.add_metric([job_kind(model), status], n)
+        except DatabaseError:
+            # The rest of the scrape still answers; /readyz says what is down.
+            logger.warning("metrics: job counts unavailable", exc_info=True)
+            return
         yield family
 
 

@@ -76,6 +76,20 @@ def test_jobs_by_kind_and_state_are_read_from_the_database(personas, model):
     assert value(samples, "modelgate_jobs", kind="RegistrationJob", state="queued") >= 1
 
 
+def test_a_database_outage_drops_the_job_counts_but_not_the_scrape(monkeypatch):
+    from django.db import OperationalError
+
+    def down():
+        raise OperationalError("connection refused")
+        yield  # a generator, like job_models
+
+    monkeypatch.setattr("common.jobs.job_models", down)
+    Client().get("/healthz")
+    samples = scrape()
+    assert not any(name == "modelgate_jobs" for name, _ in samples)
+    assert any(name == "modelgate_http_requests_total" for name, _ in samples)
+
+
 def _finish(*, job):
     from django.db import transaction
 
