@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from common import telemetry
 from common.models import BackgroundJob, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -235,24 +237,38 @@ def job_run(
     if job is None:
         return
     name = f"{model.__name__} {job_id} (attempt {job.attempts})"
+    kind = telemetry.job_kind(model)
+    if job.started_at and job.queued_at:
+        waited = (job.started_at - job.queued_at).total_seconds()
+        telemetry.JOB_QUEUE_WAIT.labels(kind).observe(max(0.0, waited))
+    start = time.perf_counter()
+    outcome = "succeeded"
     heartbeat = Heartbeat(job)
     heartbeat.start()
     try:
         service(job=job)
     except JobLost:
+        outcome = "lost"
         logger.warning("%s lost its claim; its result was dropped", name)
     except permanent as exc:
         logger.warning("%s failed for good: %s", name, exc)
-        job_fail(job, error=str(exc), retry=False)
+        outcome = _outcome(job_fail(job, error=str(exc), retry=False))
     except Exception as exc:
         logger.exception("%s failed", name)
-        job_fail(job, error=f"{type(exc).__name__}: {exc}", retry=True)
+        outcome = _outcome(job_fail(job, error=f"{type(exc).__name__}: {exc}", retry=True))
     else:
         if _running(job).exists():
             logger.error("%s returned without recording an outcome", name)
             job_fail(job, error="The job returned without recording its outcome.", retry=False)
+            outcome = "failed"
     finally:
         heartbeat.stop()
+        telemetry.JOB_DURATION.labels(kind, outcome).observe(time.perf_counter() - start)
+        telemetry.JOBS_FINISHED.labels(kind, outcome).inc()
+
+
+def _outcome(status: str) -> str:
+    return "retried" if status == JobStatus.QUEUED else "failed"
 
 
 # --- the sweep --------------------------------------------------------------------------
@@ -307,6 +323,9 @@ def requeue_stale_jobs() -> dict[str, int]:
             ):
                 _send(job)
                 counts["resent"] += 1
+    for action, n in counts.items():
+        if n:
+            telemetry.SWEEP_ACTIONS.labels(action).inc(n)
     if any(counts.values()):
         logger.warning("stale job sweep: %s", counts)
     return counts

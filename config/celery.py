@@ -6,16 +6,23 @@ redelivered), prefetch of one (a long job never hides queued ones behind it),
 hard and soft time limits. Quick work (validation, notifications) and heavy
 work (evaluations, drift, retraining) have separate queues so a slow job never
 delays a quick one; run `celery worker -Q quick` and `-Q heavy` apart to scale
-them independently.
+them independently (docs/deployment.md).
+
+Metrics: with WORKER_METRICS_PORT and PROMETHEUS_MULTIPROC_DIR set, the worker's
+main process serves the job metrics its pool processes record (common/telemetry.py)
+at http://WORKER_METRICS_HOST:WORKER_METRICS_PORT/metrics (127.0.0.1 by default).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_init, worker_process_shutdown
 from django.conf import settings
 from kombu import Exchange, Queue
 
@@ -99,3 +106,36 @@ app.conf.beat_schedule = {
 }
 
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _serve_worker_metrics(**kwargs: object) -> None:
+    """Expose the pool processes' job metrics from the worker's main process.
+
+    PROMETHEUS_MULTIPROC_DIR must be in the environment before the worker starts
+    (prometheus-client reads it when first imported); it is cleaned here, before
+    the pool forks, and must be this worker's own.
+    """
+    port = os.environ.get("WORKER_METRICS_PORT")
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not port:
+        return
+    if not folder:
+        raise RuntimeError("WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR (one per worker)")
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    shutil.rmtree(folder, ignore_errors=True)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=folder)
+    start_http_server(
+        int(port), addr=os.environ.get("WORKER_METRICS_HOST", "127.0.0.1"), registry=registry
+    )
+
+
+@worker_process_shutdown.connect
+def _pool_process_gone(pid: int | None = None, **kwargs: object) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

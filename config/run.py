@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             "web",
             [
                 str(bin_dir / "gunicorn"),
+                "-c",
+                "config/gunicorn_web.py",  # metrics shared between workers
                 "config.wsgi",
                 "-b",
                 f"{args.host}:{args.port}",

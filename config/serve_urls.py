@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from common.telemetry import readyz
 from common.views import healthz
 from lifecycle.metrics import metrics_view
 from lifecycle.serving import invocations
@@ -13,6 +14,7 @@ urlpatterns = [
         name="serve-invocations",
     ),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
 ]
 

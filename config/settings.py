@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "common.middleware.RequestIdMiddleware",
+    "common.telemetry.RequestTelemetryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -128,7 +129,7 @@ ROOT_URLCONF = "config.urls"
 # The web site's URLs, which absolute links (e-mails) name whichever process builds them.
 SITE_URLCONF = "config.urls"
 if env_str("MODELGATE_PROCESS", "web") == "serve":
-    # The serving process: /serve/, /healthz and /metrics only, behind the few
+    # The serving process: /serve/, /healthz, /readyz and /metrics only, behind the few
     # middlewares a token-authenticated JSON endpoint needs (no sessions, CSRF,
     # messages or pages).
     ROOT_URLCONF = "config.serve_urls"
@@ -410,7 +411,7 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 
 # --- serving -----------------------------------------------------------------
 # The serving process type (`gunicorn -c config/gunicorn_serve.py config.wsgi`)
-# sets MODELGATE_PROCESS=serve: it answers only /serve/, /healthz and /metrics.
+# sets MODELGATE_PROCESS=serve: it answers only /serve/, /healthz, /readyz and /metrics.
 PROCESS_TYPE = env_str("MODELGATE_PROCESS", "web")
 SERVE_PORT = env_int("SERVE_PORT", 8001)
 # Where callers reach the serving process (printed by the demo).
@@ -452,7 +453,8 @@ ROLLOUT_REPLAY_ROWS = env_int("ROLLOUT_REPLAY_ROWS", 500)
 ROLLOUT_FREEZE_AFTER = env_int("ROLLOUT_FREEZE_AFTER", 3)
 ROLLOUT_THRESHOLDS: dict[str, float] = {}  # name -> number, over rollout_analysis's defaults
 # PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) is set by
-# config/gunicorn_serve.py to $VAR_DIR/prometheus-serve unless given.
+# config/gunicorn_serve.py to $VAR_DIR/prometheus-serve and by
+# config/gunicorn_web.py to $VAR_DIR/prometheus-web unless given.
 
 # --- email ------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -469,6 +471,8 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # --- security ---------------------------------------------------------------
 _secure = not DEBUG
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _secure)
+# Probes and the scraper talk plain HTTP to the process itself (docs/deployment.md).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", _secure)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", _secure)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _secure else 0)
@@ -506,11 +510,28 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+# --- the operator's view (common/telemetry.py, docs/deployment.md) -------------
+# /metrics answers a request bearing this token ("Authorization: Bearer ...");
+# without one, only direct (not proxied) requests from these addresses.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = frozenset(env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1"))
+# /readyz gives the broker this long to answer.
+READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 2.0)
+# LOG_FORMAT=json: one JSON object per line (request lines carry method, path,
+# status, duration, user and the request id the audit trail records); the
+# default stays readable text.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "common.telemetry.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -12,17 +12,10 @@ and ``/metrics`` sums them; without it the figures are this process's.
 
 from __future__ import annotations
 
-import os
-
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import Counter, Histogram
+
+from common.telemetry import metrics_response
 
 LABELS = ("model", "environment", "version")
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -66,12 +59,5 @@ def rejected(status: int) -> None:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if folder:
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=folder)
-    else:
-        registry = REGISTRY
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    """``/metrics`` of the serving process (same access rule as the web's: common.telemetry)."""
+    return metrics_response(request, with_jobs=False)

@@ -31,6 +31,7 @@ from common.links import absolute_url
 from common.models import JobStatus
 from common.permissions import require
 from common.storage import local_blob_path, store_blob
+from common.telemetry import alert_opened
 from monitoring import data_policy, drift, outputs
 from monitoring.choices import (
     ACTIVE_ALERT_STATUSES,
@@ -846,6 +847,7 @@ def alert_raise(
             )
         if monitor.notify:
             publish_event("monitoring.alert.opened", _alert_payload(alert))
+        transaction.on_commit(lambda: alert_opened(kind))
     return alert, True
 
 
