@@ -206,16 +206,15 @@ def cached_blob_path(key: str) -> Iterator[str]:
     kind, digest = _parse(key)
     folder = cache_dir()
     entry = folder / "entries" / f"{digest}.{_KINDS[kind]}"
-    if entry.exists():
-        if kind == "artifacts" and _hash_file(entry) != digest:
-            with suppress(FileNotFoundError):
-                entry.unlink()
-            _fill(key, digest, entry)
-        else:
-            with suppress(FileNotFoundError):
-                os.utime(entry)  # most recently used
+    filled = False
+    if entry.exists() and (kind != "artifacts" or _hash_file(entry) == digest):
+        with suppress(FileNotFoundError):
+            os.utime(entry)  # most recently used
     else:
+        with suppress(FileNotFoundError):
+            entry.unlink()  # a changed copy of a model: fetch it again
         _fill(key, digest, entry)
+        filled = True
     fd, using_name = tempfile.mkstemp(
         dir=folder / "using", prefix=f"{os.getpid()}-", suffix=entry.suffix
     )
@@ -228,8 +227,9 @@ def cached_blob_path(key: str) -> Iterator[str]:
         except FileNotFoundError:  # evicted by another process just now
             _fill(key, digest, entry)
             os.link(entry, using)
-        with _cache_lock:
-            cache_trim()
+        if filled:  # only a fill grows the cache
+            with _cache_lock:
+                cache_trim()
         yield str(using)
     finally:
         with suppress(FileNotFoundError):
