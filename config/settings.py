@@ -126,6 +126,8 @@ if MODELGATE_FAULT:
     MIDDLEWARE.insert(0, "common.faults.FaultInjectionMiddleware")
 
 ROOT_URLCONF = "config.urls"
+# The web site's URLs, which absolute links (e-mails) name whichever process builds them.
+SITE_URLCONF = "config.urls"
 if env_str("MODELGATE_PROCESS", "web") == "serve":
     # The serving process: /serve/, /healthz and /metrics only, behind the few
     # middlewares a token-authenticated JSON endpoint needs (no sessions, CSRF,

@@ -14,10 +14,10 @@ from typing import Any
 from django.conf import settings
 from django.db.models import CharField, Prefetch, QuerySet
 from django.db.models.functions import Cast
-from django.urls import reverse
 
 from common.errors import DomainError, conflict
 from common.evidence import MODEL_CARD
+from common.links import site_path
 from common.models import AuditEvent
 from common.permissions import can_globally, get_visible, user_can
 from governance import evidence_rules
@@ -324,7 +324,7 @@ def _evidence_item(review: Review, policy: Any, kind: str, item: Evidence | None
         status, why = PASSED, item.summary or f"{_label(kind)} present"
     anchor = EVIDENCE_ANCHORS.get(kind)
     link = (
-        reverse("registry:version-detail", args=[version.registered_model.name, version.number])
+        site_path("registry:version-detail", version.registered_model.name, version.number)
         + f"#{anchor}"
         if anchor
         else ""
@@ -624,7 +624,7 @@ def evidence_summary(*, version: ModelVersion) -> list[dict[str, Any]]:
     review = review_get_or_draft(version=version)
     checklist = {i["requirement"]: i for i in review_checklist(review=review)}
     evidence = latest_evidence(version=version)
-    page = reverse("registry:version-detail", args=[version.registered_model.name, version.number])
+    page = site_path("registry:version-detail", version.registered_model.name, version.number)
     gates: list[dict[str, Any]] = []
     for kind, title in SUMMARY_GATES:
         item = evidence.get(kind)
@@ -673,9 +673,7 @@ def evidence_summary(*, version: ModelVersion) -> list[dict[str, Any]]:
             "why": review_why,
             "figures": [f"{len(signed)} of {len(signoffs)} sign-offs"]
             + ([f"waiting for {', '.join(_role_label(r) for r in waiting)}"] if waiting else []),
-            "link": reverse(
-                "governance:review", args=[version.registered_model.name, version.number]
-            ),
+            "link": site_path("governance:review", version.registered_model.name, version.number),
         }
     )
     used = sensitive_inputs(version=version)
