@@ -107,8 +107,11 @@ def open_blob(key: str) -> IO[bytes]:
 
 
 def delete_blob(key: str) -> None:
-    kind, _digest = _parse(key)
+    """Delete the stored object and this host's cached copy of it (retention)."""
+    kind, digest = _parse(key)
     blob_storage(kind).delete(key)
+    with suppress(FileNotFoundError):
+        (Path(settings.BLOB_CACHE_DIR) / "entries" / f"{digest}.{_KINDS[kind]}").unlink()
 
 
 def blob_exists(key: str) -> bool:

@@ -24,6 +24,7 @@ from common.storage import (
     cache_dir,
     cache_trim,
     cached_blob_path,
+    delete_blob,
     open_blob,
     store_blob,
 )
@@ -203,3 +204,13 @@ def test_on_disk_too_reads_go_through_the_checked_cache(settings: Any) -> None:
     stored.write_bytes(b"rotten model")
     with pytest.raises(BlobIntegrityError), cached_blob_path(key):
         pass
+
+
+def test_deleting_a_blob_removes_its_cached_copy_too(s3_storage: Any) -> None:
+    key, digest, _size = store_blob("batches", io.BytesIO(b"expired rows"))
+    with cached_blob_path(key):
+        pass
+    assert (cache_dir() / "entries" / f"{digest}.parquet").exists()
+    delete_blob(key)
+    assert key not in objects(s3_storage)
+    assert not (cache_dir() / "entries" / f"{digest}.parquet").exists()
