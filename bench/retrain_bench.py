@@ -129,7 +129,7 @@ def child(repeats: int, label: str) -> None:
     from django.utils import timezone
     from sklearn.base import clone
 
-    from common.storage import local_blob_path
+    from common.storage import cached_blob_path
     from config.celery import app
     from governance.models import FairnessAudit, Review
     from lifecycle import retraining
@@ -221,9 +221,9 @@ def child(repeats: int, label: str) -> None:
         last = RetrainingRun.objects.select_related("parent", "train_dataset").get(
             pk=samples[-1]["run"]
         )
-        with local_blob_path(last.parent.artifact_key) as path:
+        with cached_blob_path(last.parent.artifact_key) as path:
             parent = load_estimator(path)[0]
-        with local_blob_path(last.train_dataset.storage_key) as path:
+        with cached_blob_path(last.train_dataset.storage_key) as path:
             rows = read_table(path)
         bare = []
         for _ in range(2):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -318,7 +319,73 @@ MONITORING_RETENTION_DAYS = env_int("MONITORING_RETENTION_DAYS", 365)
 MONITORING_HASH_KEY = env_str("MONITORING_HASH_KEY")
 
 # --- storage ----------------------------------------------------------------
+# Stored bytes (docs/storage.md): one storage per kind of blob, each a local
+# folder (the embedded default) or an S3-compatible bucket (production; any
+# endpoint: AWS, MinIO, Ceph...). BLOB_STORAGE picks the backend of every kind,
+# BLOB_STORAGE_<KIND> overrides it for one kind, S3_BUCKET_<KIND> its bucket.
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))
+BLOB_KINDS = ("artifacts", "datasets", "batches", "profiles")
+BLOB_STORAGE = env_str("BLOB_STORAGE", "local")
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL") or None
+S3_REGION = env_str("S3_REGION", "us-east-1")
+S3_BUCKET = env_str("S3_BUCKET")
+# Uploads go in parts of this size (S3's minimum is 5 MB), this many at a time:
+# an upload holds at most about chunk x concurrency bytes in memory.
+S3_MULTIPART_CHUNK_BYTES = env_int("S3_MULTIPART_CHUNK_MB", 8) * 1024 * 1024
+S3_MAX_CONCURRENCY = env_int("S3_MAX_CONCURRENCY", 4)
+# Objects read back spill to a temporary file above this size.
+S3_MAX_MEMORY_BYTES = env_int("S3_MAX_MEMORY_MB", 8) * 1024 * 1024
+# The local cache of stored objects that code reading a file (pyarrow, skops)
+# uses: bounded, least recently used evicted first, each copy checked by SHA-256.
+BLOB_CACHE_DIR = env_str("BLOB_CACHE_DIR", str(VAR_DIR / "cache" / "blobs"))
+BLOB_CACHE_MAX_BYTES = env_int("BLOB_CACHE_MAX_MB", 2048) * 1024 * 1024
+
+
+def blob_storage_config(kind: str) -> dict[str, Any]:
+    backend = env_str(f"BLOB_STORAGE_{kind.upper()}", BLOB_STORAGE)
+    if backend == "local":
+        # Keys start with their kind, so the kinds can share one folder.
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(ARTIFACT_ROOT)},
+        }
+    if backend != "s3":
+        raise ImproperlyConfigured(f"BLOB_STORAGE must be 'local' or 's3', not {backend!r}")
+    bucket = env_str(f"S3_BUCKET_{kind.upper()}", S3_BUCKET)
+    if not bucket:
+        raise ImproperlyConfigured(f"S3_BUCKET (or S3_BUCKET_{kind.upper()}) is required")
+    return s3_storage_config(bucket)
+
+
+def s3_storage_config(bucket: str, endpoint_url: str | None = None) -> dict[str, Any]:
+    from boto3.s3.transfer import TransferConfig
+
+    transfer = TransferConfig(
+        multipart_threshold=S3_MULTIPART_CHUNK_BYTES,
+        multipart_chunksize=S3_MULTIPART_CHUNK_BYTES,
+        max_concurrency=S3_MAX_CONCURRENCY,
+    )
+    # Parts read ahead of their upload: at most as many as upload at once.
+    transfer.max_in_memory_upload_chunks = S3_MAX_CONCURRENCY
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url or S3_ENDPOINT_URL,
+            "region_name": S3_REGION,
+            # Credentials: S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY, else boto3's
+            # own chain (AWS_* variables, instance roles...).
+            "access_key": env_str("S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
+            "file_overwrite": False,  # content-addressed: never replace an object
+            "default_acl": None,
+            "querystring_auth": False,
+            "max_memory_size": S3_MAX_MEMORY_BYTES,
+            "transfer_config": transfer,
+        },
+    }
+
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
@@ -326,13 +393,9 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(VAR_DIR / "media")},
     },
-    # Content-addressed blobs (model artifacts, datasets, batches). Keys are
-    # derived from digests and ids, never from user input. Point this at an
-    # S3-compatible backend in production.
-    "artifacts": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(ARTIFACT_ROOT)},
-    },
+    # Content-addressed blobs (common/storage.py). Keys are derived from
+    # digests, never from user input.
+    **{kind: blob_storage_config(kind) for kind in BLOB_KINDS},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.jobs import job_claim
-from common.storage import local_blob_path
+from common.storage import cached_blob_path
 from monitoring import checks, profiles, services
 from monitoring.models import CheckRun, Monitor
 from registry.artifacts import load_estimator
@@ -42,7 +42,7 @@ def _version_for(model: Any, alias: str) -> tuple[Any, str]:
 
 
 def _traffic(version: Any, day: int, *, drift: bool, start: dt.datetime) -> tuple[Any, Any]:
-    with local_blob_path(version.training_dataset.storage_key) as path:
+    with cached_blob_path(version.training_dataset.storage_key) as path:
         train = pq.read_table(path).to_pandas()
     rng = np.random.default_rng(100 + day)
     sample = train.sample(ROWS_PER_DAY, replace=True, random_state=day).reset_index(drop=True)
@@ -52,7 +52,7 @@ def _traffic(version: Any, day: int, *, drift: bool, start: dt.datetime) -> tupl
         for name in ("income", "debt_ratio"):
             if name in sample:
                 sample[name] = sample[name] * (1.35 if name == "income" else 1.6)
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         estimator, _types = load_estimator(path)
     frame = sample[features].copy()
     frame.insert(0, "request_id", [f"{version.pk}-{day}-{i}" for i in range(len(sample))])

@@ -21,7 +21,7 @@ from typing import Any
 from django.db import transaction
 
 from common.jobs import job_claim
-from common.storage import local_blob_path
+from common.storage import cached_blob_path
 from demo import samples
 from governance.models import FairnessAudit
 from governance.tasks import heavy_fairness_audit
@@ -80,7 +80,7 @@ def _sgd_version(users: dict[str, Any], model: Any) -> ModelVersion:
     from sklearn.preprocessing import StandardScaler
 
     dataset = Dataset.objects.get(registered_model=model, name="diabetes-train")
-    with local_blob_path(dataset.storage_key) as path:
+    with cached_blob_path(dataset.storage_key) as path:
         train = read_table(path)
     target = samples.DIABETES_TARGET
     features = [c for c in train.columns if c != target]

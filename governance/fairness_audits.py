@@ -28,7 +28,7 @@ from common.evidence import (
 from common.jobs import job_enqueue, job_finish
 from common.metrics import positive_class
 from common.permissions import user_can
-from common.storage import local_blob_path
+from common.storage import cached_blob_path
 from governance import fairness
 from governance.models import FairnessAudit
 from registry.artifacts import load_estimator
@@ -186,9 +186,9 @@ def fairness_audit_run(*, job: FairnessAudit) -> FairnessAudit:
     dataset = Dataset.objects.get(pk=job.dataset_id)
     if dataset.sha256 != job.dataset_sha256:
         raise AuditInputError("The dataset changed since the audit was requested.")
-    with local_blob_path(dataset.storage_key) as path:
+    with cached_blob_path(dataset.storage_key) as path:
         frame = read_table(path)
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         estimator, _types = load_estimator(path)
     task = version.registered_model.task
     inputs = frame[version.feature_names]

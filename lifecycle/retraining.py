@@ -53,7 +53,7 @@ from common.events import publish_event
 from common.jobs import JobLost, job_enqueue, job_finish, job_progress
 from common.models import JobStatus
 from common.permissions import require, user_can
-from common.storage import local_blob_path
+from common.storage import cached_blob_path
 from lifecycle import challenger, strategies, training_data
 from lifecycle import transitions as tr
 from lifecycle.models import (
@@ -455,7 +455,7 @@ def _capability(artifact_key: str, sha256: str, strategy: str, params_json: str)
     Cached per process by the artifact's digest (immutable), the strategy and its
     parameters: a request pays for loading the parent at most once.
     """
-    with local_blob_path(artifact_key) as path:
+    with cached_blob_path(artifact_key) as path:
         estimator, _types = load_estimator(path)
     try:
         return strategies.check(strategy, estimator, json.loads(params_json))
@@ -1171,12 +1171,12 @@ def _step(job: RetrainingRun, message: str) -> None:
 
 
 def _read_dataset(dataset: Dataset) -> pd.DataFrame:
-    with local_blob_path(dataset.storage_key) as path:
+    with cached_blob_path(dataset.storage_key) as path:
         return read_table(path)
 
 
 def _load(version: ModelVersion) -> Any:
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         estimator, _types = load_estimator(path)
     return estimator
 

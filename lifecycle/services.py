@@ -19,7 +19,7 @@ from common.evidence import (
 )
 from common.jobs import job_enqueue, job_finish
 from common.permissions import user_can
-from common.storage import local_blob_path
+from common.storage import cached_blob_path
 from lifecycle import attribution
 from lifecycle import evaluation as ev
 from lifecycle.models import Evaluation, Explanation
@@ -91,7 +91,7 @@ def evaluation_start(
 
 
 def _score(version: ModelVersion, frame: Any, target: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         estimator, _types = load_estimator(path)
     features = version.feature_names
     task = version.registered_model.task
@@ -133,7 +133,7 @@ def evaluation_run(*, job: Evaluation) -> Evaluation:
     dataset = Dataset.objects.get(pk=job.dataset_id)
     if dataset.sha256 != job.dataset_sha256:
         raise ev.EvaluationInputError("The dataset changed since the evaluation was requested.")
-    with local_blob_path(dataset.storage_key) as path:
+    with cached_blob_path(dataset.storage_key) as path:
         frame = read_table(path)
     report, importance = _score(version, frame, job.target_column)
     champion = champion_for(model=version.registered_model)
@@ -287,7 +287,7 @@ def _logged_rows(version: ModelVersion, features: list[str]) -> Any:
     frames = []
     batches = PredictionBatch.objects.filter(version=version).order_by("-last_at", "-pk")
     for key in batches.values_list("storage_key", flat=True)[:EXPLANATION_MAX_BATCHES]:
-        with local_blob_path(key) as path:
+        with cached_blob_path(key) as path:
             table = pq.read_table(path)
         present = [c for c in features if c in table.column_names]
         if len(present) == len(features):
@@ -308,7 +308,7 @@ def explanation_run(*, job: Explanation) -> Explanation:
     evaluation = latest_evaluation(version=version)
     reference = None
     if evaluation is not None:
-        with local_blob_path(evaluation.dataset.storage_key) as path:
+        with cached_blob_path(evaluation.dataset.storage_key) as path:
             reference = read_table(path)
     rows, source = _logged_rows(version, features), "prediction_log"
     if rows is None or rows.empty:
@@ -319,7 +319,7 @@ def explanation_run(*, job: Explanation) -> Explanation:
             "or hashes one of its inputs) and no evaluation: there are no rows to explain."
         )
     sample = rows.sample(min(job.sample_size, len(rows)), random_state=job.pk)
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         estimator, _types = load_estimator(path)
     result = attribution.explain(
         estimator,

@@ -59,7 +59,7 @@ from knox.models import AuthToken
 from knox.settings import CONSTANTS
 
 from common.permissions import grant_condition_params, grant_condition_sql
-from common.storage import local_blob_path
+from common.storage import cached_blob_path
 from lifecycle import metrics, pipeline_plan, prediction_log, scoring
 from registry.models import RegisteredModel
 
@@ -247,7 +247,7 @@ def _sample_rows(version: Any, specs: list[scoring.ColumnSpec], rows: int = 1) -
         from registry.tables import read_head
 
         try:
-            with local_blob_path(version.training_dataset.storage_key) as path:
+            with cached_blob_path(version.training_dataset.storage_key) as path:
                 head = read_head(path, rows, columns=names)
             if len(head) >= 1:
                 return head[names].reset_index(drop=True)
@@ -324,7 +324,7 @@ def load_version(version_id: int) -> LoadedModel:
     version = ModelVersion.objects.select_related("registered_model", "training_dataset").get(
         pk=version_id
     )
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         estimator, _types = load_estimator(path)
     base_specs = scoring.column_specs(version.signature.get("inputs", []))
     sample = _sample_rows(version, base_specs, _PLAN_CHECK_ROWS)

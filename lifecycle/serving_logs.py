@@ -31,7 +31,7 @@ from django.db import IntegrityError, transaction
 
 from common.audit import SystemActor
 from common.errors import DomainError
-from common.storage import local_blob_path, store_blob
+from common.storage import cached_blob_path, store_blob
 from lifecycle.models import Environment, ServingLogBatch
 from registry.models import ModelVersion
 
@@ -230,7 +230,7 @@ def read_log(
     tables = []
     rows = 0
     for batch in batches:
-        with local_blob_path(batch.storage_key) as path:
+        with cached_blob_path(batch.storage_key) as path:
             table = pq.read_table(path)
         mask = pa.array([True] * table.num_rows)
         if version is not None:

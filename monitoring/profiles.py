@@ -16,7 +16,7 @@ from django.db import transaction
 
 from common.audit import audit_record
 from common.evidence import DRIFT_BASELINE, EvidenceItem, evidence_produced
-from common.storage import local_blob_path, open_blob, store_blob
+from common.storage import cached_blob_path, open_blob, store_blob
 from monitoring import data_policy, drift, outputs, privacy
 from monitoring.models import ReferenceProfile
 from registry.artifacts import load_estimator
@@ -65,7 +65,7 @@ def reference_profile_ensure(*, actor: Any, version: ModelVersion) -> ReferenceP
     dataset = version.training_dataset
     features = [f for f in version.feature_names if f in dataset.column_names]
     target = version.target_column if version.target_column in dataset.column_names else None
-    with local_blob_path(dataset.storage_key) as path:
+    with cached_blob_path(dataset.storage_key) as path:
         frame = pq.read_table(path, columns=features + ([target] if target else [])).to_pandas()
     profile = drift.build_profile(frame[features])
     key, digest = _store_profile(profile)
@@ -147,7 +147,7 @@ def _build_outputs(
         return "", "", [], f"the training dataset has no target column {version.target_column!r}"
     if len(features) != len(version.feature_names):
         return "", "", [], "the training dataset lacks some of the model's inputs"
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         estimator, _types = load_estimator(path)
     try:
         reference = outputs.reference_outputs(

@@ -45,7 +45,7 @@ from django.utils import timezone
 
 from common.audit import SystemActor, audit_record
 from common.models import JobStatus
-from common.storage import blob_storage
+from common.storage import delete_blob
 from monitoring.choices import ACTIVE_ALERT_STATUSES
 from monitoring.models import Alert, CheckRun, DataPolicy, LabelBatch, PredictionBatch
 from monitoring.windows import LABEL_CLOCK_SKEW
@@ -206,9 +206,8 @@ def _delete_unreferenced(keys: Iterable[str]) -> None:
     still = set(
         PredictionBatch.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True)
     ) | set(LabelBatch.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
-    storage = blob_storage()
     for key in sorted(keys - still):
         try:
-            storage.delete(key)
+            delete_blob(key)
         except OSError:  # the next identical batch stores it again; nothing refers to it now
             logger.exception("could not delete expired batch file %s", key)

@@ -30,7 +30,7 @@ from common.jobs import job_enqueue, job_finish
 from common.links import absolute_url
 from common.models import JobStatus
 from common.permissions import require
-from common.storage import local_blob_path, store_blob
+from common.storage import cached_blob_path, store_blob
 from common.telemetry import alert_opened
 from monitoring import data_policy, drift, outputs
 from monitoring.choices import (
@@ -144,7 +144,7 @@ def _summarize_stored_batches(version: ModelVersion, profile_row: ReferenceProfi
         )
     profile = profile_load(profile_row)
     for pk, key in pending:
-        with local_blob_path(key) as path:
+        with cached_blob_path(key) as path:
             clean = pq.read_table(path)
         features = [c for c in profile_row.columns if c in clean.column_names]
         PredictionBatch.objects.filter(pk=pk, summary={}).update(

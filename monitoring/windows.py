@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from common.storage import local_blob_path
+from common.storage import cached_blob_path
 from monitoring.models import LabelBatch, Monitor, PredictionBatch
 from registry.models import ModelVersion, RegisteredModel
 
@@ -70,7 +70,7 @@ def batch_rows(batches: list[PredictionBatch], columns: list[str]) -> pd.DataFra
 def _read_batches(keys: list[str], columns: list[str]) -> pa.Table | None:
     tables = []
     for key in keys:
-        with local_blob_path(key) as path:
+        with cached_blob_path(key) as path:
             names = pq.read_schema(path).names
             tables.append(pq.read_table(path, columns=[c for c in columns if c in names]))
     if not tables:

@@ -26,7 +26,7 @@ from common.errors import DomainError, conflict
 from common.events import publish_event
 from common.jobs import job_enqueue, job_finish
 from common.permissions import can_globally, require
-from common.storage import local_blob_path, sha256_of, store_blob
+from common.storage import cached_blob_path, sha256_of, store_blob
 from registry.artifacts import ArtifactRejected, inspect_artifact
 from registry.choices import VERSION_TRANSITIONS, RiskTier, Task, VersionStatus
 from registry.gates import check_alias_gates, check_alias_guards, check_model_change_gates
@@ -519,9 +519,9 @@ def _inspect(version: ModelVersion) -> tuple[str, Any]:
     try:
         sample = None
         if dataset is not None:
-            with local_blob_path(dataset.storage_key) as table_path:
+            with cached_blob_path(dataset.storage_key) as table_path:
                 sample = read_head(table_path, 20)
-        with local_blob_path(version.artifact_key) as path:
+        with cached_blob_path(version.artifact_key) as path:
             report = inspect_artifact(
                 path,
                 task=version.registered_model.task,

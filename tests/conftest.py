@@ -47,11 +47,13 @@ ARTIFACT_DIR = ROOT / "test-artifacts"
 def _fast_and_isolated(settings: Any, tmp_path: Path) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     storages = dict(settings.STORAGES)
-    storages["artifacts"] = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(tmp_path / "artifacts")},
-    }
+    for kind in settings.BLOB_KINDS:
+        storages[kind] = {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "artifacts")},
+        }
     settings.STORAGES = storages
+    settings.BLOB_CACHE_DIR = str(tmp_path / "blob-cache")
     settings.AXES_ENABLED = False
     resolution_clear()  # ids are reused across rolled-back tests
 
@@ -279,6 +281,21 @@ def _database_url() -> str:
     return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+def storage_env(config: dict[str, Any]) -> dict[str, str]:
+    """The environment that gives another process the blob storage ``config`` describes."""
+    options = config["OPTIONS"]
+    if config["BACKEND"].endswith("FileSystemStorage"):
+        return {"BLOB_STORAGE": "local", "ARTIFACT_ROOT": options["location"]}
+    return {
+        "BLOB_STORAGE": "s3",
+        "S3_BUCKET": options["bucket_name"],
+        "S3_ENDPOINT_URL": options["endpoint_url"],
+        "S3_REGION": options["region_name"],
+        "S3_ACCESS_KEY_ID": options["access_key"],
+        "S3_SECRET_ACCESS_KEY": options["secret_key"],
+    }
+
+
 @dataclass
 class WorkerProcess:
     process: subprocess.Popen
@@ -347,7 +364,7 @@ def worker_env(
         {
             "DATABASE_URL": _database_url(),
             "CELERY_BROKER_URL": broker_url,
-            "ARTIFACT_ROOT": settings.STORAGES["artifacts"]["OPTIONS"]["location"],
+            "BLOB_CACHE_DIR": str(tmp_path / "worker-blob-cache"),
             "DEBUG": "1",
             "SECRET_KEY": settings.SECRET_KEY,
             # Jobs beat every half second and are stale after four missed beats.
@@ -356,6 +373,7 @@ def worker_env(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    env.update(storage_env(settings.STORAGES["artifacts"]))
     if os.environ.get("TEST_CELERY_FS_DIR"):
         env["CELERY_FS_DIR"] = os.environ["TEST_CELERY_FS_DIR"]
     return env
@@ -379,6 +397,68 @@ def wait_for(predicate: Any, timeout: float = 60, interval: float = 0.2, message
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+
+
+# --- an S3-compatible server ------------------------------------------------------
+
+S3_KEYS = {"access_key": "testing", "secret_key": "testing-secret"}
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's standalone S3 server on 127.0.0.1 (a free port); yields its endpoint URL."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    handle = log.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):  # noqa: S310 - our URL
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("moto server did not start:\n" + log.read_text()) from None
+            time.sleep(0.2)
+    yield url
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_storage(s3_server: str, settings: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Every blob kind in a fresh bucket of the S3 server; returns the storage config."""
+    import boto3
+
+    bucket = f"t-{abs(hash(request.node.nodeid)) % 10**12}-{time.monotonic_ns() % 10**6}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEYS["access_key"],
+        aws_secret_access_key=S3_KEYS["secret_key"],
+    ).create_bucket(Bucket=bucket)
+    from config.settings import s3_storage_config
+
+    config = s3_storage_config(bucket, endpoint_url=s3_server)
+    config["OPTIONS"].update(S3_KEYS)
+    storages = dict(settings.STORAGES)
+    for kind in settings.BLOB_KINDS:
+        storages[kind] = config
+    settings.STORAGES = storages
+    return config
 
 
 # --- a real browser ------------------------------------------------------------------

@@ -106,3 +106,30 @@ def test_links_that_leave_a_request_are_built_on_site_url_from_the_environment()
     if "SITE_URL" not in os.environ:
         default = run_django({"DEBUG": "1"}, "shell", "-v0", "-c", script)
         assert default.stdout.split()[0].startswith("http://127.0.0.1:8000/models/credit/")
+
+
+def test_each_blob_kind_gets_its_storage_from_the_environment():
+    script = (
+        "from django.core.files.storage import storages; "
+        "[print(k, type(storages[k]).__name__, getattr(storages[k], 'bucket_name', '-'), "
+        "getattr(storages[k], 'endpoint_url', '-'), getattr(storages[k], 'file_overwrite', '-'))"
+        " for k in ('artifacts', 'datasets', 'batches', 'profiles')]"
+    )
+    env = {
+        "DEBUG": "1",
+        "BLOB_STORAGE": "s3",
+        "S3_BUCKET": "blobs",
+        "S3_BUCKET_ARTIFACTS": "models",
+        "S3_ENDPOINT_URL": "http://minio.internal:9000",
+        "BLOB_STORAGE_PROFILES": "local",
+    }
+    result = run_django(env, "shell", "-v0", "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:4] == [
+        "artifacts S3Storage models http://minio.internal:9000 False",
+        "datasets S3Storage blobs http://minio.internal:9000 False",
+        "batches S3Storage blobs http://minio.internal:9000 False",
+        "profiles FileSystemStorage - - -",
+    ]
+    missing = run_django({"DEBUG": "1", "BLOB_STORAGE": "s3", "S3_BUCKET": ""}, "check")
+    assert missing.returncode != 0 and "S3_BUCKET" in missing.stderr

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 from common import jobs
 from common.models import AuditEvent
-from common.storage import local_blob_path
+from common.storage import cached_blob_path
 from demo import samples
 from governance.estimators import THRESHOLD_OBJECTIVE, TRUSTED_TYPES, mitigated_estimator
 from governance.fairness import FairnessInputError
@@ -171,12 +171,12 @@ def mitigate(audit, personas, **body):
 
 
 def loaded(version):
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         return load_estimator(path)[0]
 
 
 def table(dataset):
-    with local_blob_path(dataset.storage_key) as path:
+    with cached_blob_path(dataset.storage_key) as path:
         return read_table(path)
 
 

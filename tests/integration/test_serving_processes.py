@@ -312,7 +312,7 @@ def test_sigkill_loses_at_most_the_last_interval_and_a_restart_serves_the_same_r
 def _request_ids(batch: ServingLogBatch) -> list[str]:
     import pyarrow.parquet as pq
 
-    from common.storage import local_blob_path
+    from common.storage import cached_blob_path
 
-    with local_blob_path(batch.storage_key) as path:
+    with cached_blob_path(batch.storage_key) as path:
         return pq.read_table(path, columns=["request_id"]).column("request_id").to_pylist()

@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from common.jobs import JobLost
 from common.models import AuditEvent
-from common.storage import local_blob_path
+from common.storage import cached_blob_path
 from governance import reviews
 from governance.models import Review
 from lifecycle import retraining, training_data
@@ -38,12 +38,12 @@ def request(model, actor, **given) -> RetrainingRun:
 
 
 def frame_of(dataset: Dataset):
-    with local_blob_path(dataset.storage_key) as path:
+    with cached_blob_path(dataset.storage_key) as path:
         return read_table(path)
 
 
 def estimator_of(version: ModelVersion):
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         return load_estimator(path)[0]
 
 

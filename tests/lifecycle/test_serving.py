@@ -413,9 +413,9 @@ def test_served_predictions_become_prediction_batches_and_a_log(served, sent, pe
     stored = PredictionBatch.objects.get(version=served["v1"])
     assert stored.row_count == 4 and stored.created_by == personas.bot
     assert stored.batch_id == message["batch_id"]
-    from common.storage import local_blob_path
+    from common.storage import cached_blob_path
 
-    with local_blob_path(stored.storage_key) as path:
+    with cached_blob_path(stored.storage_key) as path:
         table = pq.read_table(path)
     assert sorted(table.column("request_id").to_pylist()) == [
         "multi:0",

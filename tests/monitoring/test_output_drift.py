@@ -29,9 +29,9 @@ pytestmark = pytest.mark.django_db
 
 
 def estimator_of(version: Any) -> Any:
-    from common.storage import local_blob_path
+    from common.storage import cached_blob_path
 
-    with local_blob_path(version.artifact_key) as path:
+    with cached_blob_path(version.artifact_key) as path:
         return load_estimator(path)[0]
 
 

@@ -284,7 +284,7 @@ class TestRegistration:
         first = register(model, personas.bot)
         second = register(model, personas.bot)
         assert first.artifact_key == second.artifact_key
-        folder = blob_storage().path(first.artifact_key).rsplit("/", 1)[0]
+        folder = blob_storage("artifacts").path(first.artifact_key).rsplit("/", 1)[0]
         import os
 
         assert os.listdir(folder) == [first.artifact_key.rsplit("/", 1)[1]]

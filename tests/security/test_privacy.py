@@ -126,7 +126,7 @@ def mac(column: str, text: str) -> str:
 
 
 def stored_table(batch: PredictionBatch) -> pa.Table:
-    with blob_storage().open(batch.storage_key, "rb") as fh:
+    with blob_storage("batches").open(batch.storage_key, "rb") as fh:
         return pq.read_table(io.BytesIO(fh.read()))
 
 
@@ -162,7 +162,7 @@ def test_hashed_and_dropped_columns_never_reach_the_stored_file_or_summary(versi
     assert table.column("children").to_pylist() == [
         mac("children", repr(float(c))) for c in sent["children"]
     ]
-    with blob_storage().open(batch.storage_key, "rb") as fh:
+    with blob_storage("batches").open(batch.storage_key, "rb") as fh:
         raw = fh.read()
     summary = json.dumps(batch.summary)
     for region in REGIONS:
@@ -321,7 +321,7 @@ def test_the_sweep_deletes_expired_batches_their_files_and_summaries_with_an_aud
     age(old_labels, 400)
     age(twin, 10)  # same content, so the same file: it must survive the old one
     age(recent, 10)
-    storage = blob_storage()
+    storage = blob_storage("batches")
 
     with django_capture_on_commit_callbacks(execute=True):  # files go after commit
         totals = retention.retention_sweep(now=NOW)
