@@ -100,8 +100,8 @@ def _run(gate: ModelGate, args: argparse.Namespace) -> Any:
         plan: dict[str, Any] = {}
         if args.steps:
             try:
-                plan["steps"] = [float(step) for step in args.steps.split(",")]
-            except ValueError:
+                plan["steps"] = [json.loads(step) for step in args.steps.split(",")]
+            except ValueError:  # the server checks the rest (increasing, ending at 100)
                 raise ModelGateError("invalid", "--steps are numbers, e.g. 5,25,50,100.") from None
         if args.step_seconds is not None:
             plan["step_seconds"] = args.step_seconds
