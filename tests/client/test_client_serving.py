@@ -61,6 +61,25 @@ def processes(worker_env, celery_worker, tmp_path):
     stop_web(web)
 
 
+def answers_with(gate: ModelGate, number: int) -> None:
+    """Wait until the serving process answers with ``number`` alone: it picks a switch
+    up at its next poll of the routing (0.2 s here; longer on a busy machine)."""
+
+    def only() -> bool:
+        try:
+            return all(
+                gate.predict("churn", "production", training_frame(1)[FEATURES], details=True)[
+                    "version"
+                ]
+                == number
+                for _ in range(5)
+            )
+        except ModelGateError:
+            return False
+
+    wait_for(only, timeout=20, message=f"v{number} alone")
+
+
 def test_a_pipeline_deploys_directly_and_by_canary_and_predicts_through_the_client(
     churn, processes, personas
 ):
@@ -78,6 +97,7 @@ def test_a_pipeline_deploys_directly_and_by_canary_and_predicts_through_the_clie
     done = bot.deploy("churn", "production", 1, wait=True, wait_timeout=120)
     assert (done["strategy"], done["state"], done["version"]) == ("direct", "succeeded", 1)
     assert done["warm_report"]["note"] == "1 serving process(es) warmed"
+    answers_with(bot, 1)
     assert bot.predict("churn", "production", rows) == expected[1]
     answer = bot.predict("churn", "production", rows.head(3), details=True, request_id="ci-1")
     assert (answer["version"], answer["request_id"]) == (1, "ci-1")
@@ -114,6 +134,7 @@ def test_a_pipeline_deploys_directly_and_by_canary_and_predicts_through_the_clie
     assert promoted["id"] == canary["id"]
     final = bot.wait_for_deployment("churn", "production", canary["id"], timeout=60)
     assert final["state"] == "succeeded", final["reason"]
+    answers_with(bot, 2)
     assert bot.predict("churn", "production", rows) == expected[2]
 
     # A refusal is the server's code in a typed error, and nothing changed.
@@ -133,7 +154,7 @@ def test_a_pipeline_deploys_directly_and_by_canary_and_predicts_through_the_clie
 
     # The reads a pipeline or a dashboard needs.
     assert [v["number"] for v in bot.versions("churn")] == [3, 2, 1]
-    aliases = {a["name"]: a["version"]["number"] for a in bot.aliases("churn")}
+    aliases = {a["name"]: a["version"] for a in bot.aliases("churn")}
     assert aliases["production"] == 2
     assert bot.review("churn", 2)["state"] == "approved"
     assert bot.alerts("churn") == [] and bot.alerts("churn", status="open") == []
