@@ -200,3 +200,18 @@ def test_a_pipeline_deploys_directly_and_by_canary_and_predicts_through_the_clie
     refused = cli(["deploy", "churn", "production", "1"], {**env, "MODELGATE_TOKEN": "nope"})
     assert refused.returncode == 1 and refused.stderr.startswith("error "), refused.stderr
     assert refused.stdout == ""
+
+
+def test_the_clients_dependencies_are_few_and_pinned_as_the_server_tests_them():
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["project"]
+    pins = dict(dep.split("==") for dep in project["dependencies"])
+    assert set(pins) == {"requests", "skops", "pandas", "pyarrow"}
+    tested = {}
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        for line in (ROOT / name).read_text().splitlines():
+            if match := re.match(r"^([A-Za-z0-9_.-]+)==(\S+)", line):
+                tested[match.group(1).lower()] = match.group(2)
+    assert pins == {name: tested[name] for name in pins}
