@@ -65,7 +65,7 @@ def test_an_auditor_reads_the_loop_of_a_model_on_one_timeline(page: Any) -> None
 
     # Older entries join the list below, without repeating any.
     page.click("#timeline-older button")
-    page.wait_for_function(f"document.querySelectorAll('{ROWS}').length > {PANEL_SIZE}")
+    rows.nth(PANEL_SIZE).wait_for()
     shown = [rows.nth(i).get_attribute("id") for i in range(rows.count())]
     assert shown == [f"timeline-{e.kind}-{e.id}" for e in everything[: len(shown)]]
 
