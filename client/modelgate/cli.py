@@ -4,6 +4,7 @@
     modelgate status credit-default
     modelgate retrain credit-default --reason "new quarter"
     modelgate deploy credit-default production 4 --strategy canary --steps 5,25,50,100 --wait
+    modelgate timeline credit-default --kind deployment --kind rollback
     modelgate download credit-default@production -o model.skops
 
 The server and token come from ``--url``/``--token`` or ``$MODELGATE_URL`` and
@@ -63,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--wait", action="store_true", help="wait until the deployment ends")
     deploy.add_argument("--timeout", type=float, default=300)
 
+    timeline = commands.add_parser(
+        "timeline", help="a model's alerts, runs, versions, reviews, deployments, rollbacks"
+    )
+    timeline.add_argument("model")
+    timeline.add_argument("--kind", action="append", default=[], help="repeat to keep several")
+    timeline.add_argument("--since", help="ISO 8601, e.g. 2026-12-01T00:00:00Z")
+
     download = commands.add_parser("download", help="download a version's artifact, checked")
     download.add_argument("reference", help="model@alias or model@N")
     download.add_argument("-o", "--output", required=True)
@@ -114,6 +122,8 @@ def _run(gate: ModelGate, args: argparse.Namespace) -> Any:
             wait_timeout=args.timeout,
             **plan,
         )
+    if args.command == "timeline":
+        return gate.timeline(args.model, kinds=args.kind, since=args.since)
     if args.command == "download":
         version = gate.resolve(args.reference)
         blob = gate.request("GET", version["artifact"]["download_url"])

@@ -197,6 +197,11 @@ def test_a_pipeline_deploys_directly_and_by_canary_and_predicts_through_the_clie
     second = cli(["deploy", "churn", "production", "1"], env)
     assert second.returncode == 1
     assert second.stderr.startswith("error deployment_in_progress:"), second.stderr
+    steps = json.loads(cli(["timeline", "churn", "--kind", "deployment"], env).stdout)
+    assert [(e["kind"], e["version"]) for e in steps[:2]] == [("deployment", 3)] * 2
+    assert {e["kind"] for e in steps} == {"deployment"} and len(steps) == 4
+    bad_kind = cli(["timeline", "churn", "--kind", "deploys"], env)
+    assert bad_kind.returncode == 1 and bad_kind.stderr.startswith("error invalid:")
     refused = cli(["deploy", "churn", "production", "1"], {**env, "MODELGATE_TOKEN": "nope"})
     assert refused.returncode == 1 and refused.stderr.startswith("error "), refused.stderr
     assert refused.stdout == ""
