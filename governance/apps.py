@@ -56,3 +56,8 @@ class GovernanceConfig(AppConfig):
         register_model_change_gate(risk_tiers.model_change_gate)
         register_data_hold(risk_tiers.versions_under_open_review)
         register_model_panel(risk_tier_views.risk_tier_panel, order=10)
+
+        from governance.timeline import review_entries
+        from registry.timeline import register_timeline_source
+
+        register_timeline_source(review_entries)

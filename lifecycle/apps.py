@@ -26,6 +26,11 @@ class LifecycleConfig(AppConfig):
         register_alias_guard(environment_alias_guard)
         self._retraining()
 
+        from lifecycle.timeline import lifecycle_entries
+        from registry.timeline import register_timeline_source
+
+        register_timeline_source(lifecycle_entries)
+
     @staticmethod
     def _retraining() -> None:
         """Retraining hooks: triggers and follow-ups by event, panels, alert links."""

@@ -13,6 +13,11 @@ class MonitoringConfig(AppConfig):
 
         register_version_panel(views.version_panel, order=50)
         register_home_section(views.home_section, order=50)
+
+        from monitoring.timeline import alert_entries
+        from registry.timeline import register_timeline_source
+
+        register_timeline_source(alert_entries)
         register_event_listener(queue_alert_email)
         register_event_listener(queue_reference_profile)
 

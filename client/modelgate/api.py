@@ -16,6 +16,7 @@ import requests
 
 TOKEN_VARIABLE = "MODELGATE_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
 URL_VARIABLE = "MODELGATE_URL"
+SERVE_URL_VARIABLE = "MODELGATE_SERVE_URL"
 
 
 class ModelGateError(Exception):
@@ -55,7 +56,9 @@ def _progress(stream: Any) -> Callable[[str], None] | None:
 class ModelGate:
     """A session with one ModelGate server, as one token's user.
 
-    ``url`` defaults to ``$MODELGATE_URL``, ``token`` to ``$MODELGATE_TOKEN``.
+    ``url`` defaults to ``$MODELGATE_URL``, ``token`` to ``$MODELGATE_TOKEN``;
+    ``serve_url`` (the serving processes, on their own port) to
+    ``$MODELGATE_SERVE_URL``, else ``url``.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class ModelGate:
         url: str | None = None,
         token: str | None = None,
         *,
+        serve_url: str | None = None,
         timeout: float = 60,
         session: requests.Session | None = None,
     ) -> None:
@@ -73,6 +77,7 @@ class ModelGate:
         if not token:
             raise ModelGateError("no_token", f"Give an API token (or set {TOKEN_VARIABLE}).")
         self.url = url.rstrip("/")
+        self.serve_url = (serve_url or os.environ.get(SERVE_URL_VARIABLE) or url).rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"Token {token}"
@@ -298,8 +303,12 @@ class ModelGate:
             json={"batch_id": batch_id, "columns": _columns(frame)},
         )
 
-    def alerts(self, model: str | None = None) -> list[dict[str, Any]]:
-        return self._all("alerts/", params={"model": model} if model else None)
+    def alerts(
+        self, model: str | None = None, *, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Alerts (of ``model``; ``status``: open, acknowledged or resolved), newest first."""
+        params = {k: v for k, v in (("model", model), ("status", status)) if v}
+        return self._all("alerts/", params=params or None)
 
     # ------------------------------------------------------------------ lifecycle, governance
 
@@ -319,31 +328,124 @@ class ModelGate:
         return self.request("GET", f"models/{model}/versions/{number}/review/")
 
     def deploy(
-        self, model: str, environment: str, version: int, *, strategy: str = "direct", **fields: Any
+        self,
+        model: str,
+        environment: str,
+        version: int,
+        *,
+        strategy: str = "direct",
+        wait: bool = False,
+        wait_for: Iterable[str] = ("succeeded", "failed", "rolled_back", "aborted"),
+        wait_timeout: float = 300,
+        **plan: Any,
     ) -> dict[str, Any]:
-        """Start a deployment of ``version`` to ``environment`` (the deploy gate decides)."""
-        body = {"version": version, "strategy": strategy, **fields}
-        return self.request(
+        """Start a deployment of ``version`` to ``environment`` (the deploy gate decides).
+
+        ``strategy``: direct, blue_green, canary or shadow; ``plan``: the strategy's
+        fields (``steps``, ``step_seconds``, ``thresholds``, ``shadow_share``,
+        ``duration_seconds``). Returns the deployment as started (202), or with
+        ``wait=True`` once its state is one of ``wait_for``.
+        """
+        body = {"version": version, "strategy": strategy, **plan}
+        deployment = self.request(
             "POST", f"models/{model}/environments/{environment}/deployments/", json=body
+        )
+        if not wait:
+            return deployment
+        return self.wait_for_deployment(
+            model, environment, deployment["id"], states=wait_for, timeout=wait_timeout
+        )
+
+    def deployment(self, model: str, environment: str, deployment_id: int) -> dict[str, Any]:
+        return self.request(
+            "GET", f"models/{model}/environments/{environment}/deployments/{deployment_id}/"
         )
 
     def deployments(self, model: str, environment: str) -> list[dict[str, Any]]:
         return self._all(f"models/{model}/environments/{environment}/deployments/")
 
-    def predict(self, model: str, environment: str, frame: Any) -> list[Any]:
-        """Predictions from the serving endpoint of ``model`` in ``environment``."""
-        body = {"dataframe_split": {"columns": list(frame.columns), "data": _rows(frame)}}
-        answer = self.request(
-            "POST", f"{self.url}/serve/{model}/{environment}/invocations", json=body
+    def deployment_action(
+        self, model: str, environment: str, deployment_id: int, action: str, *, reason: str = ""
+    ) -> dict[str, Any]:
+        """``promote``, ``pause``, ``resume`` or ``abort`` a running canary or shadow."""
+        return self.request(
+            "POST",
+            f"models/{model}/environments/{environment}/deployments/{deployment_id}/{action}",
+            json={"reason": reason} if reason else {},
         )
-        return answer["predictions"]
+
+    def wait_for_deployment(
+        self,
+        model: str,
+        environment: str,
+        deployment_id: int,
+        *,
+        states: Iterable[str] = ("succeeded", "failed", "rolled_back", "aborted"),
+        timeout: float = 300,
+    ) -> dict[str, Any]:
+        """Poll the deployment until its state is one of ``states``."""
+        wanted = set(states)
+        started = time.monotonic()
+        while True:
+            deployment = self.deployment(model, environment, deployment_id)
+            if deployment["state"] in wanted:
+                return deployment
+            if time.monotonic() - started > timeout:
+                raise Timeout(
+                    "timeout",
+                    f"Deployment #{deployment_id} was still {deployment['state']} "
+                    f"after {timeout:g}s.",
+                    details={"deployment": deployment_id, "state": deployment["state"]},
+                )
+            time.sleep(0.3)
+
+    def environments(self, model: str) -> list[dict[str, Any]]:
+        return self._all(f"models/{model}/environments/")
+
+    def predict(
+        self,
+        model: str,
+        environment: str,
+        frame: Any,
+        *,
+        details: bool = False,
+        request_id: str | None = None,
+    ) -> Any:
+        """Predictions from the serving endpoint of ``model`` in ``environment`` (on
+        ``serve_url``). With ``details=True`` the whole answer: ``predictions``,
+        ``version``, ``request_id`` and, for a classifier, ``probabilities``."""
+        body = {"dataframe_split": {"columns": list(frame.columns), "data": _rows(frame)}}
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        answer = self.request(
+            "POST",
+            f"{self.serve_url}/serve/{model}/{environment}/invocations",
+            json=body,
+            params={"details": "true"} if details else None,
+            headers=headers,
+        )
+        return answer if details else answer["predictions"]
+
+    def timeline(
+        self, model: str, *, kinds: Iterable[str] = (), since: Any = None
+    ) -> list[dict[str, Any]]:
+        """The model's loop, newest first: alerts, retraining runs, versions, review
+        changes, sign-offs, deployments and rollbacks (``kinds`` to keep some)."""
+        params: dict[str, Any] = {"page_size": 200}
+        if kinds:
+            params["kind"] = ",".join(kinds)
+        if since is not None:
+            params["since"] = _plain(since)
+        return self._all(f"models/{model}/timeline/", params=params)
 
     def status(self, model: str) -> dict[str, Any]:
-        """One picture of a model: its versions, aliases, open alerts and latest runs."""
+        """One picture of a model: its versions, aliases, open alerts, environments
+        and latest runs."""
         return {
             "model": self.model(model),
             "versions": self.versions(model),
             "aliases": self.aliases(model),
+            "alerts": self.alerts(model, status="open"),
+            "environments": self.environments(model),
             "runs": self.runs(model)[:5],
         }
 

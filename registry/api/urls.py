@@ -1,6 +1,6 @@
 from django.urls import path
 
-from registry.api import views
+from registry.api import timeline, views
 
 models = views.RegisteredModelViewSet
 versions = views.ModelVersionViewSet
@@ -29,6 +29,11 @@ urlpatterns = [
         name="version-artifact",
     ),
     path("models/<str:model_name>/aliases/", views.AliasListView.as_view(), name="alias-list"),
+    path(
+        "models/<str:model_name>/timeline/",
+        timeline.TimelineView.as_view(),
+        name="model-timeline",
+    ),
     path(
         "models/<str:model_name>/aliases/<str:alias>",
         views.AliasView.as_view(),
