@@ -330,11 +330,20 @@ class ModelGate:
     def deployments(self, model: str, environment: str) -> list[dict[str, Any]]:
         return self._all(f"models/{model}/environments/{environment}/deployments/")
 
-    def predict(self, model: str, environment: str, frame: Any) -> list[Any]:
-        """Predictions from the serving endpoint of ``model`` in ``environment``."""
+    def predict(
+        self, model: str, environment: str, frame: Any, *, request_id: str | None = None
+    ) -> list[Any]:
+        """Predictions from the serving endpoint of ``model`` in ``environment``.
+
+        ``request_id`` is sent as ``X-Request-ID``: the server logs row *i* as
+        ``<request_id>:<i>`` (one row: ``<request_id>``), what labels join on later."""
         body = {"dataframe_split": {"columns": list(frame.columns), "data": _rows(frame)}}
+        headers = {"X-Request-ID": request_id} if request_id else None
         answer = self.request(
-            "POST", f"{self.url}/serve/{model}/{environment}/invocations", json=body
+            "POST",
+            f"{self.url}/serve/{model}/{environment}/invocations",
+            json=body,
+            headers=headers,
         )
         return answer["predictions"]
 
