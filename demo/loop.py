@@ -523,8 +523,15 @@ class Scenario:
     # ------------------------------------------------------------------ the end
 
     def verify(self) -> str:
+        from django.core.management.base import CommandError
+
         buffer = io.StringIO()
-        call_command("audit_verify", stdout=buffer, stderr=buffer)
+        try:
+            call_command("audit_verify", stdout=buffer, stderr=buffer)
+        except CommandError as exc:  # a broken chain: printed, and the loop fails
+            self.outcome["audit"] = str(exc)
+            self.timeline()
+            raise LoopFailed(str(exc)) from None
         return buffer.getvalue().strip()
 
     def timeline(self) -> None:
