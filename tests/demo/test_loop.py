@@ -33,7 +33,7 @@ def test_the_loop_runs_both_rounds_against_real_processes(tmp_path):
     }
     env.update(VAR_DIR=str(tmp_path), DEBUG="1", SECRET_KEY="loop-test-" + "x" * 50)
     port, serve_port = free_port(), free_port()
-    result = subprocess.run(  # noqa: S603 - our own command line
+    result = subprocess.run(  # our own command line
         [
             sys.executable,
             "manage.py",

@@ -33,7 +33,7 @@ class Command(BaseCommand):
             "--serve-port", type=int, default=int(os.environ.get("LOOP_SERVE_PORT", 8011))
         )
         parser.add_argument("--rows", type=int, default=1500, help="drifted rows sent")
-        parser.add_argument("--step-seconds", type=float, default=15.0, help="canary step")
+        parser.add_argument("--step-seconds", type=float, default=20.0, help="canary step")
         parser.add_argument("--timeout", type=float, default=240.0, help="per step")
 
     def handle(self, *args: Any, **options: Any) -> None:
