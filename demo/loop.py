@@ -312,6 +312,7 @@ class Scenario:
         self.evidence(bad)
         self.step("Review opened (round two)", "governance.review.in_review", f"v{bad.number}")
         self.sign(reviews, users, bad)
+        self.step("Review approved (round two)", "governance.review.approved", f"v{bad.number}")
         second = self.canary(owner, serve, pipeline, bad.number, "loop-d")
         self.outcome["round_two"] = second["state"]
         self.outcome["round_two_reason"] = second.get("reason", "")
@@ -444,9 +445,11 @@ class Scenario:
             stop.set()
             thread.join(timeout=30)
         for analysis in final.get("analyses", []):
+            where = "replay" if analysis.get("kind") == "replay" else f"step {analysis['step']}"
+            reason = analysis.get("reason") or ""
             self.say(
-                f"    analysis {analysis.get('kind')} step {analysis.get('step')}: "
-                f"{analysis.get('verdict', analysis.get('outcome', ''))}"
+                f"    analysis, {where}: {analysis.get('verdict')} -> {analysis.get('decision')}"
+                + (f" ({reason})" if reason else "")
             )
         if final["state"] == "succeeded":
             self.step(f"Canary promoted (v{number})", "lifecycle.deployment.succeeded", "")
