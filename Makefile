@@ -1,4 +1,4 @@
-# ModelGate: two commands on a fresh machine.
+# ModelGate: three commands on a fresh machine.
 #   make run   set up, migrate, load the demo, start web + serve + worker + beat on
 #              http://$(HOST):$(PORT) (web) and http://$(HOST):$(SERVE_PORT)/serve/ (predictions);
 #              Ctrl-C stops all four (config/run.py). DEMO=0 skips the demo data.
