@@ -55,11 +55,13 @@ run: $(VENV)/.runtime var/secret_key
 # DATABASE_URL / CELERY_BROKER_URL say otherwise; shortened intervals (demo/loop.py's
 # LOOP_ENVIRONMENT) unless set in the environment.
 LOOP_VAR ?= var/loop
+LOOP_PORT ?= 8010
+LOOP_SERVE_PORT ?= 8011
 loop: $(VENV)/.runtime var/secret_key
 	rm -rf $(LOOP_VAR) && mkdir -p $(LOOP_VAR)
 	@export DEBUG=$${DEBUG:-1} SECRET_KEY=$$(cat var/secret_key) VAR_DIR=$(abspath $(LOOP_VAR)) \
-	  SITE_URL=http://$(HOST):$${LOOP_PORT:-8010} SERVE_URL=http://$(HOST):$${LOOP_SERVE_PORT:-8011}; \
-	$(PY) manage.py loop --host $(HOST) $(LOOP_ARGS)
+	  SITE_URL=http://$(HOST):$(LOOP_PORT) SERVE_URL=http://$(HOST):$(LOOP_SERVE_PORT); \
+	$(PY) manage.py loop --host $(HOST) --port $(LOOP_PORT) --serve-port $(LOOP_SERVE_PORT) $(LOOP_ARGS)
 
 test: $(VENV)/.dev
 	DEBUG=1 $(PY) -m pytest $(PYTEST_ARGS)
