@@ -1,7 +1,12 @@
-# ModelGate: two commands on a fresh machine.
+# ModelGate: three commands on a fresh machine.
 #   make run   set up, migrate, load the demo, start web + serve + worker + beat on
 #              http://$(HOST):$(PORT) (web) and http://$(HOST):$(SERVE_PORT)/serve/ (predictions);
 #              Ctrl-C stops all four (config/run.py). DEMO=0 skips the demo data.
+#   make loop  the lifecycle scenario, both rounds, against the real processes: traffic,
+#              drift, alerts, retraining, review and sign-offs, canary promoted, a bad
+#              candidate rolled back; prints the timeline, verifies the audit chain and
+#              the wall time (demo/loop.py, docs/loop.md). Its own VAR_DIR (var/loop),
+#              fresh each time, on ports LOOP_PORT/LOOP_SERVE_PORT (8010/8011).
 #   make test  set up, run every test
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -14,7 +19,7 @@ WEB_WORKERS ?= 3
 SERVE_WORKERS ?= 2
 DEMO ?= 1
 
-.PHONY: run test venv venv-dev check lint bench clean
+.PHONY: run loop test venv venv-dev check lint bench clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +50,18 @@ run: $(VENV)/.runtime var/secret_key
 	{ [ "$(DEMO)" = 0 ] || $(PY) manage.py demo; } && \
 	exec $(PY) -m config.run --host $(HOST) --port $(PORT) --serve-port $(SERVE_PORT) \
 	  --web-workers $(WEB_WORKERS) --serve-workers $(SERVE_WORKERS)
+
+# The loop: a fresh embedded state in var/loop (SQLite + filesystem broker) unless
+# DATABASE_URL / CELERY_BROKER_URL say otherwise; shortened intervals (demo/loop.py's
+# LOOP_ENVIRONMENT) unless set in the environment.
+LOOP_VAR ?= var/loop
+LOOP_PORT ?= 8010
+LOOP_SERVE_PORT ?= 8011
+loop: $(VENV)/.runtime var/secret_key
+	rm -rf $(LOOP_VAR) && mkdir -p $(LOOP_VAR)
+	@export DEBUG=$${DEBUG:-1} SECRET_KEY=$$(cat var/secret_key) VAR_DIR=$(abspath $(LOOP_VAR)) \
+	  SITE_URL=http://$(HOST):$(LOOP_PORT) SERVE_URL=http://$(HOST):$(LOOP_SERVE_PORT); \
+	$(PY) manage.py loop --host $(HOST) --port $(LOOP_PORT) --serve-port $(LOOP_SERVE_PORT) $(LOOP_ARGS)
 
 test: $(VENV)/.dev
 	DEBUG=1 $(PY) -m pytest $(PYTEST_ARGS)

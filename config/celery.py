@@ -19,6 +19,7 @@ import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
@@ -52,6 +53,15 @@ app.conf.update(
     timezone="UTC",
 )
 
+
+def _every_minute_or(seconds: int, default: Any = None) -> Any:
+    """A crontab by default; every ``seconds`` when a setting shortens it (``make loop``
+    sets MONITOR_CLAIM_SECONDS and RETRAINING_SWEEP_SECONDS: minutes become seconds)."""
+    if seconds:
+        return timedelta(seconds=max(1, int(seconds)))
+    return default if default is not None else crontab(minute="*")
+
+
 # Every periodic job of the project, in one place.
 app.conf.beat_schedule = {
     # As often as running jobs beat (JOB_HEARTBEAT_SECONDS, 15 s by default): a
@@ -69,18 +79,18 @@ app.conf.beat_schedule = {
     },
     "monitoring-claim-due-monitors": {
         "task": "monitoring.tasks.claim_due_monitors",
-        "schedule": crontab(minute="*"),
+        "schedule": _every_minute_or(settings.MONITOR_CLAIM_SECONDS),
     },
     # Retraining: alert signals to runs (and debounce re-checks), candidates' follow-ups.
     # Each policy's own schedule is a per-model PeriodicTask row (django-celery-beat's
     # DatabaseScheduler), written by lifecycle.retraining.retraining_policy_set.
     "lifecycle-retraining-signals": {
         "task": "lifecycle.tasks.retraining_signal_sweep",
-        "schedule": crontab(minute="*"),
+        "schedule": _every_minute_or(settings.RETRAINING_SWEEP_SECONDS),
     },
     "lifecycle-retraining-follow-ups": {
         "task": "lifecycle.tasks.retraining_follow_up_sweep",
-        "schedule": crontab(minute="*/5"),
+        "schedule": _every_minute_or(settings.RETRAINING_SWEEP_SECONDS, crontab(minute="*/5")),
     },
     # Rollouts: canary steps and shadows that are due are analysed and moved on.
     "lifecycle-rollout-sweep": {

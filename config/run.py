@@ -175,24 +175,20 @@ def wait_until_up(runner: Runner, url: str, banner: str, timeout: float = 60) ->
             time.sleep(0.3)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--serve-port", type=int, default=int(os.environ.get("SERVE_PORT", "8001")))
-    parser.add_argument("--web-workers", type=int, default=3)
-    parser.add_argument("--serve-workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=2, help="celery worker processes")
-    parser.add_argument("--stop-timeout", type=float, default=10.0)
-    parser.add_argument("--kill-after", type=float, default=5.0)
-    args = parser.parse_args(argv)
-
+def build_children(
+    *,
+    host: str,
+    port: int,
+    serve_port: int,
+    web_workers: int = 3,
+    serve_workers: int = 2,
+    concurrency: int = 2,
+) -> list[Child]:
+    """The four process types (web, serve, worker, beat); also used by ``manage.py loop``."""
     python = sys.executable
     bin_dir = Path(python).parent
     var = Path(os.environ.get("VAR_DIR") or ROOT / "var")
-    web = f"http://{args.host}:{args.port}"
-    serve = f"http://{args.host}:{args.serve_port}"
-    children = [
+    return [
         Child(
             "web",
             [
@@ -201,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                 "config/gunicorn_web.py",  # metrics shared between workers
                 "config.wsgi",
                 "-b",
-                f"{args.host}:{args.port}",
+                f"{host}:{port}",
                 "-w",
-                str(args.web_workers),
+                str(web_workers),
                 "--access-logfile",
                 "-",
                 # gunicorn's control socket defaults to one path per user
@@ -215,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             "serve",
             [str(bin_dir / "gunicorn"), "-c", "config/gunicorn_serve.py", "config.wsgi"],
             env={
-                "SERVE_HOST": args.host,
-                "SERVE_PORT": str(args.serve_port),
-                "SERVE_WORKERS": str(args.serve_workers),
+                "SERVE_HOST": host,
+                "SERVE_PORT": str(serve_port),
+                "SERVE_WORKERS": str(serve_workers),
             },
         ),
         Child(
@@ -232,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 "-Q",
                 "quick,heavy",
                 "--concurrency",
-                str(args.concurrency),
+                str(concurrency),
                 "-l",
                 "info",
             ],
@@ -254,6 +250,30 @@ def main(argv: list[str] | None = None) -> int:
             ],
         ),
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--serve-port", type=int, default=int(os.environ.get("SERVE_PORT", "8001")))
+    parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument("--serve-workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=2, help="celery worker processes")
+    parser.add_argument("--stop-timeout", type=float, default=10.0)
+    parser.add_argument("--kill-after", type=float, default=5.0)
+    args = parser.parse_args(argv)
+
+    web = f"http://{args.host}:{args.port}"
+    serve = f"http://{args.host}:{args.serve_port}"
+    children = build_children(
+        host=args.host,
+        port=args.port,
+        serve_port=args.serve_port,
+        web_workers=args.web_workers,
+        serve_workers=args.serve_workers,
+        concurrency=args.concurrency,
+    )
     runner = Runner(children, stop_timeout=args.stop_timeout, kill_after=args.kill_after)
     runner.say(
         "run",

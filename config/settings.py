@@ -509,6 +509,10 @@ SERVE_SHADOW_MAX_PENDING = env_int("SERVE_SHADOW_MAX_PENDING", 64)
 # Rollouts (docs/rollouts.md): the controller's sweep, each canary step's
 # default hold, the analysis thresholds (a deployment's own override them).
 ROLLOUT_SWEEP_SECONDS = env_float("ROLLOUT_SWEEP_SECONDS", 10.0)
+# Beat intervals that are a minute (or five) by default; 0 keeps the crontab. `make loop`
+# shortens them so that its scenario runs in minutes (docs/loop.md).
+MONITOR_CLAIM_SECONDS = env_int("MONITOR_CLAIM_SECONDS", 0)
+RETRAINING_SWEEP_SECONDS = env_int("RETRAINING_SWEEP_SECONDS", 0)
 ROLLOUT_STEP_SECONDS = env_float("ROLLOUT_STEP_SECONDS", 300.0)
 ROLLOUT_SHADOW_SECONDS = env_float("ROLLOUT_SHADOW_SECONDS", 3600.0)
 ROLLOUT_INCONCLUSIVE_LIMIT = env_int("ROLLOUT_INCONCLUSIVE_LIMIT", 3)

@@ -116,7 +116,12 @@ def _person(actor: Any) -> Any:
 
 def _locked(environment: Environment) -> Environment:
     # Lock order: the model row, then the environment (alias_set locks the model first too).
-    RegisteredModel.objects.select_for_update().get(pk=environment.registered_model_id)
+    # FOR NO KEY UPDATE (no_key): it serializes with every other locker of the row, but
+    # not with the foreign-key checks of rows inserted under the model (a label batch's,
+    # taken at its COMMIT after it has audited), which FOR UPDATE blocked: that
+    # transaction then waited for the model row while this one waited for the audit
+    # chain, a deadlock seen on PostgreSQL under `make loop`'s traffic.
+    RegisteredModel.objects.select_for_update(no_key=True).get(pk=environment.registered_model_id)
     return (
         Environment.objects.select_for_update()
         .select_related("registered_model")

@@ -695,7 +695,8 @@ def alias_set(
             "An alias is 1-64 lowercase letters, digits or hyphens.",
             details={"alias": str(name)[:80]},
         )
-    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    # no_key: see lifecycle.deployments._locked (FK checks of rows under the model pass).
+    model = RegisteredModel.objects.select_for_update(no_key=True).get(pk=model.pk)
     check_alias_guards(actor=actor, model=model, alias_name=name)
     alias = Alias.objects.select_for_update().filter(registered_model=model, name=name).first()
     currently_protected = bool(alias and alias.protected)
@@ -759,7 +760,8 @@ def alias_set(
 @transaction.atomic
 def alias_delete(*, actor: AbstractBaseUser, model: RegisteredModel, name: str) -> None:
     # Lock order as in alias_set: the model row first, then the alias.
-    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    # no_key: see lifecycle.deployments._locked (FK checks of rows under the model pass).
+    model = RegisteredModel.objects.select_for_update(no_key=True).get(pk=model.pk)
     check_alias_guards(actor=actor, model=model, alias_name=name)
     alias = Alias.objects.select_for_update().filter(registered_model=model, name=name).first()
     if alias is None:
