@@ -68,6 +68,7 @@ from lifecycle.models import (
     ServingLogBatch,
     Strategy,
 )
+from monitoring import services as monitoring_services
 from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -575,7 +576,7 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
             ]
         )
     elif action == "rollback":
-        _roll_back(environment, deployment, actor, why, automatic=True)
+        _roll_back(environment, deployment, actor, why, automatic=True, analysis=analysis)
     elif action == "pause":
         _deployment_state(deployment, DeploymentState.PAUSED)
         deployment.next_check_at = None
@@ -648,6 +649,8 @@ def _shadow_check(environment: Environment, deployment: Deployment, now: Any) ->
         reason,
         actor,
     )
+    if failed:  # the shadow's candidate is dropped: alerted as any automatic rollback
+        _rollback_alert(environment, deployment, actor, reason, analysis)
 
 
 def _pair(stable: Any, shadow: Any) -> tuple[dict[str, list], dict[str, list]]:
@@ -752,10 +755,17 @@ def _promote(environment: Environment, deployment: Deployment, actor: Any, reaso
 
 
 def _roll_back(
-    environment: Environment, deployment: Deployment, actor: Any, why: str, *, automatic: bool
+    environment: Environment,
+    deployment: Deployment,
+    actor: Any,
+    why: str,
+    *,
+    automatic: bool,
+    analysis: dict[str, Any] | None = None,
 ) -> None:
     """The candidate loses its traffic at once; stable never changes (so an automatic
-    rollback never goes past a version that a person promoted)."""
+    rollback never goes past a version that a person promoted). An automatic one also
+    opens a monitoring alert with the figures."""
     reason = f"automatic rollback: {why}" if automatic else why
     try:
         new = t.rolled_back(environment.state(), earlier=None)
@@ -765,6 +775,7 @@ def _roll_back(
     state = DeploymentState.ROLLED_BACK if automatic else DeploymentState.ABORTED
     _finish(deployment, state, reason, actor)
     if automatic:
+        _rollback_alert(environment, deployment, actor, reason, analysis)
         environment.automatic_rollbacks += 1
         fields = ["automatic_rollbacks"]
         if (
@@ -781,6 +792,42 @@ def _roll_back(
             )
             _event(deployment, "environment_frozen", reason)
         environment.save(update_fields=fields)
+
+
+def _rollback_alert(
+    environment: Environment,
+    deployment: Deployment,
+    actor: Any,
+    reason: str,
+    analysis: dict[str, Any] | None,
+) -> None:
+    """The alert of an automatic rollback, opened by monitoring's service (its one writer
+    of alerts) in this transaction: it exists if and only if the rollback does."""
+    checks = (analysis or {}).get("checks", {})
+    model = environment.registered_model
+    monitoring_services.alert_open_for_rollback(
+        actor=actor,
+        registered_model=model,
+        message=(
+            f"{model.name} v{deployment.version.number} ({deployment.strategy}) in "
+            f"{environment.name}: {reason}"
+        ),
+        details=_jsonable(
+            {
+                "deployment": deployment.pk,
+                "environment": environment.name,
+                "version": deployment.version.number,
+                "stable_version": (
+                    environment.stable_version.number if environment.stable_version else None
+                ),
+                "strategy": deployment.strategy,
+                "step": deployment.step_index,
+                "reason": reason,
+                "failed_checks": ra.failed_checks(analysis) if analysis else [],
+                "checks": checks,
+            }
+        ),
+    )
 
 
 # --- people: promote, pause, resume, abort, lift a freeze ---------------------------------
