@@ -324,7 +324,8 @@ def deployment_start(
     for a rollout strategy, replays and exposes it: ``lifecycle.rollouts``).
 
     ``plan`` holds the rollout's options (``rollouts.PLAN_FIELDS``: ``steps``,
-    ``step_seconds``, ``thresholds``, ``shadow_share``, ``duration_seconds``).
+    ``step_seconds``, ``thresholds``, ``shadow_share``, ``duration_seconds``,
+    ``hold_seconds``: a blue/green preview's hold).
     """
     from lifecycle import rollouts
 
@@ -343,7 +344,11 @@ def deployment_start(
         new = t.deploy_started(environment.state(), version=version.pk)
     except t.TransitionRefused as exc:
         raise _refused(exc) from None
-    rollouts.check_can_start(environment=environment, strategy=strategy)
+    rollouts.check_can_start(
+        environment=environment,
+        strategy=strategy,
+        preview=bool(fields.get("duration_seconds")) and strategy == Strategy.BLUE_GREEN,
+    )
     deployment = Deployment.objects.create(
         environment=environment,
         version=version,

@@ -73,7 +73,14 @@ from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
-PLAN_FIELDS = ("steps", "step_seconds", "thresholds", "shadow_share", "duration_seconds")
+PLAN_FIELDS = (
+    "steps",
+    "step_seconds",
+    "thresholds",
+    "shadow_share",
+    "duration_seconds",
+    "hold_seconds",
+)
 
 
 def _controller(deployment: Deployment) -> SystemActor:
@@ -93,7 +100,7 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         raise DomainError("invalid", f"Unknown field(s): {', '.join(unknown)}.", details={})
     uses = {
         Strategy.DIRECT: set(),
-        Strategy.BLUE_GREEN: {"thresholds"},
+        Strategy.BLUE_GREEN: {"thresholds", "hold_seconds"},
         Strategy.CANARY: {"steps", "step_seconds", "thresholds"},
         Strategy.SHADOW: {"shadow_share", "duration_seconds", "thresholds"},
     }[strategy]
@@ -120,6 +127,10 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         out["step_seconds"] = _seconds(
             plan.get("step_seconds"), settings.ROLLOUT_STEP_SECONDS, "step_seconds"
         )
+    if strategy == Strategy.BLUE_GREEN and plan.get("hold_seconds") is not None:
+        # A held blue/green: the candidate is previewed (asked for by version) for this
+        # long, then switched; stored as the deployment's duration.
+        out["duration_seconds"] = _seconds(plan["hold_seconds"], 0, "hold_seconds")
     if strategy == Strategy.SHADOW:
         share = plan.get("shadow_share", 1.0)
         if (
@@ -151,7 +162,7 @@ def _seconds(value: Any, default: float, name: str) -> float:
     return float(value)
 
 
-def check_can_start(*, environment: Environment, strategy: str) -> None:
+def check_can_start(*, environment: Environment, strategy: str, preview: bool = False) -> None:
     """Refusals that depend on the environment (called under its lock)."""
     if environment.frozen:
         raise conflict(
@@ -160,11 +171,13 @@ def check_can_start(*, environment: Environment, strategy: str) -> None:
             "rollbacks in a row; a person lifts the freeze first.",
             automatic_rollbacks=environment.automatic_rollbacks,
         )
-    if strategy in (Strategy.CANARY, Strategy.SHADOW) and environment.stable_version_id is None:
+    if (
+        strategy in (Strategy.CANARY, Strategy.SHADOW) or preview
+    ) and environment.stable_version_id is None:
         raise conflict(
             "no_stable_version",
-            f"A {strategy} deployment compares with the stable version; "
-            f"{environment} has none yet (deploy one directly first).",
+            f"A {strategy} deployment {'held for a preview ' if preview else ''}compares "
+            f"with the stable version; {environment} has none yet (deploy one directly first).",
         )
     if (
         strategy == Strategy.SHADOW
@@ -249,7 +262,9 @@ def after_warm(job: Deployment, report: dict[str, Any]) -> Deployment:
         verdict, reason = _replay(deployment)
         if verdict == ra.FAIL:
             return _fail(job, f"replay failed: {reason}; no caller saw the candidate")
-    if strategy in (Strategy.DIRECT, Strategy.BLUE_GREEN):
+    if strategy == Strategy.DIRECT or (
+        strategy == Strategy.BLUE_GREEN and not deployment.duration_seconds
+    ):
         return _switch(job, report)
     if strategy == Strategy.CANARY and deployment.steps[0] >= 100:
         return _switch(job, report)
@@ -257,7 +272,7 @@ def after_warm(job: Deployment, report: dict[str, Any]) -> Deployment:
 
 
 def _expose(job: Deployment, report: dict[str, Any]) -> Deployment:
-    """A canary's first step, or a shadow's start: one transaction."""
+    """A canary's first step, a shadow's start or a blue/green's preview: one transaction."""
     try:
         with transaction.atomic():
             environment = _locked(Deployment.objects.get(pk=job.pk).environment)
@@ -286,6 +301,24 @@ def _expose(job: Deployment, report: dict[str, Any]) -> Deployment:
                 )
                 deployment.step_index = 1
                 deployment.next_check_at = now + timedelta(seconds=deployment.step_seconds)
+            elif deployment.strategy == Strategy.BLUE_GREEN:
+                try:
+                    new = t.preview_started(environment.state(), version=deployment.version_id)
+                except t.TransitionRefused as exc:
+                    raise _refused(exc) from None
+                reason = (
+                    f"preview held {deployment.duration_seconds:g}s: v{deployment.version.number}"
+                    " answers callers who ask for it; stable takes all traffic"
+                )
+                _apply(
+                    environment,
+                    new,
+                    event=t.PREVIEW_STARTED,
+                    actor=actor,
+                    reason=reason,
+                    deployment=deployment,
+                )
+                deployment.next_check_at = now + timedelta(seconds=deployment.duration_seconds)
             else:
                 try:
                     new = t.shadow_started(
@@ -507,6 +540,13 @@ def rollout_check(*, deployment_id: int) -> bool:
             _canary_check(environment, deployment, now)
         elif deployment.strategy == Strategy.SHADOW:
             _shadow_check(environment, deployment, now)
+        elif deployment.strategy == Strategy.BLUE_GREEN:  # the hold ran out: switch
+            _promote(
+                environment,
+                deployment,
+                _controller(deployment),
+                f"preview held {deployment.duration_seconds:g}s; switched",
+            )
         else:  # nothing else is ever progressing; never leave it due forever
             deployment.next_check_at = None
             deployment.save(update_fields=["next_check_at"])
@@ -730,7 +770,10 @@ def _finish(deployment: Deployment, state: str, reason: str, actor: Any) -> None
     deployment.reason = reason[:4000]
     deployment.next_check_at = None
     fields = ["state", "reason", "next_check_at", "failures", "inconclusive_in_row"]
-    if state == DeploymentState.SUCCEEDED and deployment.strategy == Strategy.CANARY:
+    if state == DeploymentState.SUCCEEDED and deployment.strategy in (
+        Strategy.CANARY,
+        Strategy.BLUE_GREEN,
+    ):
         deployment.switched_at = timezone.now()
         fields.append("switched_at")
     deployment.save(update_fields=fields)
@@ -837,7 +880,9 @@ def _for_person(actor: Any, deployment: Deployment) -> tuple[Environment, Deploy
     require(actor, "deploy", deployment.environment.registered_model)
     environment = _locked(deployment.environment)
     locked = Deployment.objects.select_for_update().select_related("version").get(pk=deployment.pk)
-    if locked.strategy not in (Strategy.CANARY, Strategy.SHADOW):
+    if locked.strategy not in (Strategy.CANARY, Strategy.SHADOW, Strategy.BLUE_GREEN) or (
+        locked.strategy == Strategy.BLUE_GREEN and not locked.duration_seconds
+    ):
         raise conflict(
             "not_a_rollout",
             f"A {locked.strategy} deployment has no steps to promote, pause, resume or abort.",
@@ -859,10 +904,11 @@ def _refuse_state(deployment: Deployment, to: str, what: str) -> None:
 
 @transaction.atomic
 def deployment_promote(*, actor: Any, deployment: Deployment, reason: str = "") -> Deployment:
-    """Promote a canary now: the candidate takes all the traffic."""
+    """Promote a canary, or a held blue/green's preview, now: the candidate takes all
+    the traffic in one switch."""
     environment, deployment = _for_person(actor, deployment)
     _refuse_state(deployment, DeploymentState.SUCCEEDED, "promoted")
-    if deployment.strategy != Strategy.CANARY:
+    if deployment.strategy == Strategy.SHADOW:
         raise conflict(
             "invalid_transition",
             "A shadow is not promoted: deploy its version with a strategy that sends it traffic.",
@@ -897,7 +943,10 @@ def deployment_resume(*, actor: Any, deployment: Deployment) -> Deployment:
     _refuse_state(deployment, DeploymentState.PROGRESSING, "resumed")
     now = timezone.now()
     _deployment_state(deployment, DeploymentState.PROGRESSING)
-    hold = deployment.step_seconds if deployment.strategy == Strategy.CANARY else 0
+    hold = {
+        Strategy.CANARY: deployment.step_seconds,
+        Strategy.BLUE_GREEN: deployment.duration_seconds,  # a fresh hold of the preview
+    }.get(deployment.strategy, 0)
     deployment.step_started_at = (
         now if deployment.strategy == Strategy.CANARY else deployment.step_started_at
     )

@@ -235,6 +235,8 @@ class DeploymentRequestSerializer(serializers.Serializer):
     thresholds = serializers.JSONField(required=False)
     shadow_share = serializers.FloatField(required=False)
     duration_seconds = serializers.FloatField(required=False, min_value=1, max_value=604800)
+    # blue/green: preview the candidate this long (promote switches earlier), then switch.
+    hold_seconds = serializers.FloatField(required=False, min_value=1, max_value=604800)
 
 
 class RolloutActionSerializer(serializers.Serializer):

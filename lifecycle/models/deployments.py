@@ -27,11 +27,13 @@ class EnvironmentPhase(models.TextChoices):
     DEPLOYING = t.DEPLOYING, "Deploying"
     ROLLING = t.ROLLING, "Rolling out (canary)"
     SHADOWING = t.SHADOWING, "Shadowing"
+    PREVIEWING = t.PREVIEWING, "Previewing (blue/green held)"
 
 
 class CandidateMode(models.TextChoices):
     SPLIT = t.SPLIT, "Split (the candidate answers its share)"
     SHADOW = t.SHADOW, "Shadow (logged, never returned)"
+    PREVIEW = t.PREVIEW, "Preview (answers only who asks for it)"
 
 
 class Strategy(models.TextChoices):
@@ -163,7 +165,9 @@ class Deployment(BackgroundJob):
     steps = models.JSONField(default=list, blank=True)  # canary: percentages, ending at 100
     step_seconds = models.FloatField(default=0.0)  # how long each step is held (and analysed)
     shadow_share = models.FloatField(default=0.0)  # shadow: share of requests also scored
-    duration_seconds = models.FloatField(default=0.0)  # shadow: how long it runs
+    # shadow: how long it runs; blue/green: how long the preview is held before the
+    # switch (0: no preview, the switch follows the replay).
+    duration_seconds = models.FloatField(default=0.0)
     thresholds = models.JSONField(default=dict, blank=True)  # merged with the defaults
     step_index = models.PositiveIntegerField(default=0)  # 1-based while exposed
     step_started_at = models.DateTimeField(null=True, blank=True)

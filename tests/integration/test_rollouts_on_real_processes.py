@@ -301,3 +301,83 @@ def test_a_worker_killed_during_the_rollout_leaves_it_finished_once_never_stuck(
     assert production.phase == "idle" and production.candidate_version is None
     statuses = Counter(status for _, status, _ in load.results)
     assert set(statuses) == {200}, statuses
+
+
+def _ask_for(port: int, token: str, version: int) -> tuple[int, str | None]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(
+            "POST",
+            PATH,
+            body=BODIES[0],
+            headers={
+                "Authorization": f"Token {token}",
+                "Content-Type": "application/json",
+                "X-Model-Version": str(version),
+            },
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("X-Model-Version")
+    finally:
+        connection.close()
+
+
+def test_a_held_blue_green_previews_to_deployers_then_switches_with_no_failed_request(
+    stack, personas
+):
+    from knox.models import AuthToken
+
+    from lifecycle import rollouts
+
+    serve, _holder, s = stack
+    deployer = AuthToken.objects.create(user=personas.owner)[1]
+    load = VariedLoad(serve.port, s["token"]).start()
+    try:
+        deployment = deployments.deployment_start(
+            actor=personas.owner,
+            environment=fresh(s["production"]),
+            version=s["v2"],
+            strategy="blue_green",
+            plan={"hold_seconds": 600},  # a person promotes long before
+        )
+        wait_for(
+            lambda: Deployment.objects.get(pk=deployment.pk).state in ("progressing", *TERMINAL),
+            timeout=90,
+            message="the preview is held",
+        )
+        assert Deployment.objects.get(pk=deployment.pk).state == "progressing"
+        held = time.monotonic()
+        wait_for(lambda: warmed_everywhere(s["v2"].pk, 2), timeout=60, message="v2 warm")
+        # The serving processes see the preview on their next routing poll.
+        wait_for(
+            lambda: _ask_for(serve.port, deployer, 2) == (200, "2"),
+            timeout=15,
+            message="the preview answers",
+        )
+        # Each serving process answers the deployer's preview from the candidate, the
+        # serve-only caller gets a 403 for it, and the load still sees only stable.
+        previews = [_ask_for(serve.port, deployer, 2) for _ in range(10)]
+        assert set(previews) == {(200, "2")}, previews
+        assert _ask_for(serve.port, s["token"], 2)[0] == 403
+        time.sleep(1.0)
+        assert load.versions_since(held) == {"1"}
+        switched_at = time.monotonic()
+        rollouts.deployment_promote(
+            actor=personas.owner, deployment=deployment, reason="preview checked"
+        )
+        wait_for(lambda: load.versions_since(switched_at + 1.0) == {"2"}, timeout=15, message="v2")
+        time.sleep(1.0)
+    finally:
+        load.stop()
+    statuses = Counter(status for _, status, _ in load.results)
+    assert set(statuses) == {200}, statuses  # zero failed requests across the switch
+    done = Deployment.objects.get(pk=deployment.pk)
+    assert done.state == "succeeded" and done.switched_at is not None
+    assert EnvironmentTransition.objects.filter(deployment=done, event="switched").count() == 1
+    production = fresh(s["production"])
+    assert (production.stable_version, production.previous_version, production.phase) == (
+        s["v2"],
+        s["v1"],
+        "idle",
+    )
