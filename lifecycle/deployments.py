@@ -348,6 +348,7 @@ def deployment_start(
         environment=environment,
         strategy=strategy,
         preview=bool(fields.get("duration_seconds")) and strategy == Strategy.BLUE_GREEN,
+        metric=fields.get("metric", ""),
     )
     deployment = Deployment.objects.create(
         environment=environment,

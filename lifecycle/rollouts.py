@@ -80,6 +80,9 @@ PLAN_FIELDS = (
     "shadow_share",
     "duration_seconds",
     "hold_seconds",
+    "share",
+    "ab_labels",
+    "metric",
 )
 
 
@@ -103,6 +106,7 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         Strategy.BLUE_GREEN: {"thresholds", "hold_seconds"},
         Strategy.CANARY: {"steps", "step_seconds", "thresholds"},
         Strategy.SHADOW: {"shadow_share", "duration_seconds", "thresholds"},
+        Strategy.AB: {"share", "duration_seconds", "ab_labels", "metric", "step_seconds"},
     }[strategy]
     given = {k for k, v in plan.items() if v is not None}
     if given - uses:
@@ -131,6 +135,8 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         # A held blue/green: the candidate is previewed (asked for by version) for this
         # long, then switched; stored as the deployment's duration.
         out["duration_seconds"] = _seconds(plan["hold_seconds"], 0, "hold_seconds")
+    if strategy == Strategy.AB:
+        out.update(_ab_plan(plan))
     if strategy == Strategy.SHADOW:
         share = plan.get("shadow_share", 1.0)
         if (
@@ -150,6 +156,37 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
     return out
 
 
+def _ab_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """An A/B experiment: the candidate's share of a held split, for ``duration_seconds``
+    or until ``ab_labels`` labelled requests, judged every ``step_seconds`` on ``metric``."""
+    share = plan.get("share", 0.5)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise DomainError(
+            "invalid", "share is a number in (0, 1).", details={"share": "A number in (0, 1)."}
+        )
+    labels = plan.get("ab_labels") or 0
+    if isinstance(labels, bool) or not isinstance(labels, int) or not 0 <= labels <= 10_000_000:
+        raise DomainError(
+            "invalid",
+            "ab_labels is a whole number of labelled requests (0: end by time only).",
+            details={"ab_labels": "A whole number from 0 to 10000000."},
+        )
+    metric = plan.get("metric") or ""
+    if not isinstance(metric, str) or len(metric) > 32:
+        raise DomainError("invalid", "metric is a metric's name.", details={"metric": metric})
+    return {
+        "shadow_share": float(share),
+        "duration_seconds": _seconds(
+            plan.get("duration_seconds"), settings.ROLLOUT_AB_SECONDS, "duration_seconds"
+        ),
+        "step_seconds": _seconds(
+            plan.get("step_seconds"), settings.ROLLOUT_STEP_SECONDS, "step_seconds"
+        ),
+        "ab_labels": labels,
+        "metric": metric,
+    }
+
+
 def _seconds(value: Any, default: float, name: str) -> float:
     if value is None:
         return float(default)
@@ -162,8 +199,20 @@ def _seconds(value: Any, default: float, name: str) -> float:
     return float(value)
 
 
-def check_can_start(*, environment: Environment, strategy: str, preview: bool = False) -> None:
+def check_can_start(
+    *, environment: Environment, strategy: str, preview: bool = False, metric: str = ""
+) -> None:
     """Refusals that depend on the environment (called under its lock)."""
+    if metric:
+        from monitoring import performance
+
+        names = performance.metric_names(environment.registered_model.task)
+        if metric not in names:
+            raise DomainError(
+                "invalid",
+                f"Metric {metric!r} does not apply to a {environment.registered_model.task} model.",
+                details={"metric": metric, "metrics": list(names)},
+            )
     if environment.frozen:
         raise conflict(
             "environment_frozen",
@@ -172,7 +221,7 @@ def check_can_start(*, environment: Environment, strategy: str, preview: bool = 
             automatic_rollbacks=environment.automatic_rollbacks,
         )
     if (
-        strategy in (Strategy.CANARY, Strategy.SHADOW) or preview
+        strategy in (Strategy.CANARY, Strategy.SHADOW, Strategy.AB) or preview
     ) and environment.stable_version_id is None:
         raise conflict(
             "no_stable_version",
@@ -282,15 +331,21 @@ def _expose(job: Deployment, report: dict[str, Any]) -> Deployment:
                 return Deployment.objects.get(pk=job.pk)
             actor = deployment.requested_by
             now = timezone.now()
-            if deployment.strategy == Strategy.CANARY:
-                share = deployment.steps[0] / 100.0
+            if deployment.strategy in (Strategy.CANARY, Strategy.AB):
+                ab = deployment.strategy == Strategy.AB
+                share = deployment.shadow_share if ab else deployment.steps[0] / 100.0
                 try:
                     new = t.canary_step(
                         environment.state(), version=deployment.version_id, share=share, step=1
                     )
                 except t.TransitionRefused as exc:
                     raise _refused(exc) from None
-                reason = f"canary step 1 of {len(deployment.steps)}: {deployment.steps[0]} %"
+                reason = (
+                    f"A/B experiment: {share:.0%} of the requests to "
+                    f"v{deployment.version.number}, held; no automatic promotion"
+                    if ab
+                    else f"canary step 1 of {len(deployment.steps)}: {deployment.steps[0]} %"
+                )
                 _apply(
                     environment,
                     new,
@@ -540,6 +595,8 @@ def rollout_check(*, deployment_id: int) -> bool:
             _canary_check(environment, deployment, now)
         elif deployment.strategy == Strategy.SHADOW:
             _shadow_check(environment, deployment, now)
+        elif deployment.strategy == Strategy.AB:
+            _ab_check(environment, deployment, now)
         elif deployment.strategy == Strategy.BLUE_GREEN:  # the hold ran out: switch
             _promote(
                 environment,
@@ -693,6 +750,86 @@ def _shadow_check(environment: Environment, deployment: Deployment, now: Any) ->
         _rollback_alert(environment, deployment, actor, reason, analysis)
 
 
+def ab_figures(environment: Environment, deployment: Deployment, until: Any) -> dict[str, Any]:
+    """Monitoring's A/B comparison (significance test and verdict) of stable (A) against
+    the candidate (B) on the labelled requests each served since the split began."""
+    from monitoring import performance
+    from monitoring.windows import labelled_rows
+
+    model = environment.registered_model
+    metric = deployment.metric or performance.metric_names(model.task)[0]
+    frames, classes = {}, {}
+    for arm, version in (("a", environment.stable_version), ("b", deployment.version)):
+        batches = [
+            b.prediction_batch
+            for b in ServingLogBatch.objects.filter(
+                environment=environment,
+                version=version,
+                last_at__gte=deployment.step_started_at,
+                first_at__lte=until,
+                prediction_batch__isnull=False,
+            ).select_related("prediction_batch")
+        ]
+        frames[arm] = labelled_rows(model, version, batches)
+        classes[arm] = version.classes
+    result = performance.ab_compare(
+        metric, frames["a"], frames["b"], classes_a=classes["a"], classes_b=classes["b"]
+    )
+    result.update(
+        version_a=environment.stable_version.number,
+        version_b=deployment.version.number,
+        labelled=result["n_a"] + result["n_b"],
+    )
+    return result
+
+
+def _ab_check(environment: Environment, deployment: Deployment, now: Any) -> None:
+    """An A/B interval: record the comparison; at the end (time, or labelled requests)
+    hold the split and pause for a person, who promotes either side. Never promotes."""
+    figures = ab_figures(environment, deployment, now)
+    started = deployment.step_started_at
+    by_time = (now - started).total_seconds() >= deployment.duration_seconds
+    by_labels = bool(deployment.ab_labels) and figures["labelled"] >= deployment.ab_labels
+    ended = by_time or by_labels
+    verdict = {"a": "a", "b": "b"}.get(figures.get("winner") or "", "none")
+    why = figures["verdict"]
+    if ended:
+        end = (
+            f"{figures['labelled']} labelled requests"
+            if by_labels
+            else f"{deployment.duration_seconds:g}s"
+        )
+        why = f"A/B experiment ended after {end}: {why} A person promotes either side."
+    analysis = {"verdict": verdict, "comparison": figures}
+    _record(
+        deployment,
+        AnalysisKind.AB,
+        analysis,
+        "end" if ended else "wait",
+        why,
+        started,
+        now,
+        1,
+        deployment.shadow_share,
+    )
+    if ended:
+        _deployment_state(deployment, DeploymentState.PAUSED)
+        deployment.next_check_at = None
+        deployment.reason = why[:4000]
+        deployment.save(update_fields=["state", "next_check_at", "reason"])
+        actor = _controller(deployment)
+        audit_record(
+            actor=actor, action="lifecycle.deployment.paused", obj=deployment, after={"reason": why}
+        )
+        _event(deployment, "paused", why)
+    else:
+        deployment.next_check_at = min(
+            now + timedelta(seconds=deployment.step_seconds),
+            started + timedelta(seconds=deployment.duration_seconds),
+        )
+        deployment.save(update_fields=["next_check_at"])
+
+
 def _pair(stable: Any, shadow: Any) -> tuple[dict[str, list], dict[str, list]]:
     """Rows of the same request ids, in the same order (request i of each is the same)."""
     names = ("status", "error_code", "latency_ms", "prediction", "probability")
@@ -773,6 +910,7 @@ def _finish(deployment: Deployment, state: str, reason: str, actor: Any) -> None
     if state == DeploymentState.SUCCEEDED and deployment.strategy in (
         Strategy.CANARY,
         Strategy.BLUE_GREEN,
+        Strategy.AB,
     ):
         deployment.switched_at = timezone.now()
         fields.append("switched_at")
@@ -880,9 +1018,12 @@ def _for_person(actor: Any, deployment: Deployment) -> tuple[Environment, Deploy
     require(actor, "deploy", deployment.environment.registered_model)
     environment = _locked(deployment.environment)
     locked = Deployment.objects.select_for_update().select_related("version").get(pk=deployment.pk)
-    if locked.strategy not in (Strategy.CANARY, Strategy.SHADOW, Strategy.BLUE_GREEN) or (
-        locked.strategy == Strategy.BLUE_GREEN and not locked.duration_seconds
-    ):
+    if locked.strategy not in (
+        Strategy.CANARY,
+        Strategy.SHADOW,
+        Strategy.BLUE_GREEN,
+        Strategy.AB,
+    ) or (locked.strategy == Strategy.BLUE_GREEN and not locked.duration_seconds):
         raise conflict(
             "not_a_rollout",
             f"A {locked.strategy} deployment has no steps to promote, pause, resume or abort.",
@@ -903,16 +1044,44 @@ def _refuse_state(deployment: Deployment, to: str, what: str) -> None:
 
 
 @transaction.atomic
-def deployment_promote(*, actor: Any, deployment: Deployment, reason: str = "") -> Deployment:
+def deployment_promote(
+    *, actor: Any, deployment: Deployment, reason: str = "", version: int | None = None
+) -> Deployment:
     """Promote a canary, or a held blue/green's preview, now: the candidate takes all
-    the traffic in one switch."""
+    the traffic in one switch. An A/B experiment is ended by promoting either side:
+    ``version`` the candidate's number (or None) switches to it, the stable one's keeps
+    stable and removes the candidate (the deployment ends ``aborted``, with why)."""
     environment, deployment = _for_person(actor, deployment)
-    _refuse_state(deployment, DeploymentState.SUCCEEDED, "promoted")
     if deployment.strategy == Strategy.SHADOW:
+        _refuse_state(deployment, DeploymentState.SUCCEEDED, "promoted")
         raise conflict(
             "invalid_transition",
             "A shadow is not promoted: deploy its version with a strategy that sends it traffic.",
         )
+    stable = environment.stable_version
+    if version is not None and version != deployment.version.number:
+        if deployment.strategy != Strategy.AB or stable is None or version != stable.number:
+            raise DomainError(
+                "invalid",
+                f"version is the candidate's number ({deployment.version.number})"
+                + (
+                    f" or, for an A/B experiment, the stable one's ({stable.number})"
+                    if deployment.strategy == Strategy.AB and stable
+                    else ""
+                )
+                + ".",
+                details={"version": version},
+            )
+        _refuse_state(deployment, DeploymentState.ABORTED, "ended")
+        _roll_back(
+            environment,
+            deployment,
+            actor,
+            reason or f"A/B experiment ended by {actor}: kept the stable v{stable.number}",
+            automatic=False,
+        )
+        return deployment
+    _refuse_state(deployment, DeploymentState.SUCCEEDED, "promoted")
     _promote(environment, deployment, actor, reason or f"promoted by {actor}")
     return deployment
 

@@ -381,3 +381,43 @@ def test_a_held_blue_green_previews_to_deployers_then_switches_with_no_failed_re
         s["v1"],
         "idle",
     )
+
+
+def test_three_automatic_rollbacks_in_a_row_freeze_the_environment_and_alert_each_time(
+    stack, personas
+):
+    from common.errors import DomainError
+    from monitoring.models import Alert
+
+    serve, _holder, s = stack
+    load = VariedLoad(serve.port, s["token"]).start()
+    try:
+        for attempt in range(3):
+            bad = approve(shifted_version(s["model"], personas), personas)
+            deployment = deployments.deployment_start(
+                actor=personas.owner,
+                environment=fresh(s["production"]),
+                version=bad,
+                strategy="canary",
+                plan=PLAN,
+            )
+            done = finished(deployment.pk)
+            assert done.state == "rolled_back", (attempt, done.reason)
+        with pytest.raises(DomainError) as refused:
+            deployments.deployment_start(
+                actor=personas.owner,
+                environment=fresh(s["production"]),
+                version=s["v2"],
+                strategy="canary",
+                plan=PLAN,
+            )
+    finally:
+        load.stop()
+    assert refused.value.code == "environment_frozen"
+    production = fresh(s["production"])
+    assert production.frozen and production.automatic_rollbacks == 3
+    assert production.stable_version == s["v1"] and production.candidate_version is None
+    alerts = Alert.objects.filter(kind="rollback", monitor=None)
+    assert alerts.count() == 3
+    assert all(a.message.endswith(a.details["reason"]) for a in alerts)
+    assert set(Counter(status for _, status, _ in load.results)) == {200}
