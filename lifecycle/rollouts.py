@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -81,7 +82,7 @@ PLAN_FIELDS = (
     "duration_seconds",
     "hold_seconds",
     "share",
-    "ab_labels",
+    "end_after_labels",
     "metric",
 )
 
@@ -105,8 +106,8 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         Strategy.DIRECT: set(),
         Strategy.BLUE_GREEN: {"thresholds", "hold_seconds"},
         Strategy.CANARY: {"steps", "step_seconds", "thresholds"},
-        Strategy.SHADOW: {"shadow_share", "duration_seconds", "thresholds"},
-        Strategy.AB: {"share", "duration_seconds", "ab_labels", "metric", "step_seconds"},
+        Strategy.SHADOW: {"shadow_share", "duration_seconds", "thresholds", "end_after_labels"},
+        Strategy.AB: {"share", "duration_seconds", "end_after_labels", "metric", "step_seconds"},
     }[strategy]
     given = {k for k, v in plan.items() if v is not None}
     if given - uses:
@@ -153,24 +154,19 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         out["duration_seconds"] = _seconds(
             plan.get("duration_seconds"), settings.ROLLOUT_SHADOW_SECONDS, "duration_seconds"
         )
+        out["end_after_labels"] = _labels_target(plan)
     return out
 
 
 def _ab_plan(plan: dict[str, Any]) -> dict[str, Any]:
     """An A/B experiment: the candidate's share of a held split, for ``duration_seconds``
-    or until ``ab_labels`` labelled requests, judged every ``step_seconds`` on ``metric``."""
+    or until ``end_after_labels`` labelled requests, judged every ``step_seconds`` on ``metric``."""
     share = plan.get("share", 0.5)
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
         raise DomainError(
             "invalid", "share is a number in (0, 1).", details={"share": "A number in (0, 1)."}
         )
-    labels = plan.get("ab_labels") or 0
-    if isinstance(labels, bool) or not isinstance(labels, int) or not 0 <= labels <= 10_000_000:
-        raise DomainError(
-            "invalid",
-            "ab_labels is a whole number of labelled requests (0: end by time only).",
-            details={"ab_labels": "A whole number from 0 to 10000000."},
-        )
+    labels = _labels_target(plan)
     metric = plan.get("metric") or ""
     if not isinstance(metric, str) or len(metric) > 32:
         raise DomainError("invalid", "metric is a metric's name.", details={"metric": metric})
@@ -182,9 +178,20 @@ def _ab_plan(plan: dict[str, Any]) -> dict[str, Any]:
         "step_seconds": _seconds(
             plan.get("step_seconds"), settings.ROLLOUT_STEP_SECONDS, "step_seconds"
         ),
-        "ab_labels": labels,
+        "end_after_labels": labels,
         "metric": metric,
     }
+
+
+def _labels_target(plan: dict[str, Any]) -> int:
+    labels = plan.get("end_after_labels") or 0
+    if isinstance(labels, bool) or not isinstance(labels, int) or not 0 <= labels <= 10_000_000:
+        raise DomainError(
+            "invalid",
+            "end_after_labels is a whole number of labelled requests (0: end by time only).",
+            details={"end_after_labels": "A whole number from 0 to 10000000."},
+        )
+    return labels
 
 
 def _seconds(value: Any, default: float, name: str) -> float:
@@ -266,7 +273,7 @@ def _rows(
 
 def _labelled(
     environment: Environment, version: ModelVersion, *, since: Any, until: Any
-) -> tuple[list[Any], list[Any]] | None:
+) -> tuple[list[Any], list[Any], list[Any] | None] | None:
     """(labels, predictions) of the version's requests in the interval that labels joined
     (monitoring's join by request id, on the prediction batches the serving log filed)."""
     from monitoring.windows import labelled_rows
@@ -286,7 +293,21 @@ def _labelled(
     frame = labelled_rows(environment.registered_model, version, batches)
     if frame.empty:
         return None
-    return frame["label"].tolist(), frame["prediction"].tolist()
+    probability = frame.get("probability")
+    scores = None if probability is None or probability.isna().any() else probability.tolist()
+    return frame["label"].tolist(), frame["prediction"].tolist(), scores
+
+
+def _primary_metric(environment: Environment) -> str | None:
+    """The retraining policy's primary metric, when the model has a policy: the metric
+    its owner judges versions by (else the analysis uses the task's first)."""
+    from lifecycle.models import RetrainingPolicy
+
+    return (
+        RetrainingPolicy.objects.filter(registered_model_id=environment.registered_model_id)
+        .values_list("primary_metric", flat=True)
+        .first()
+    )
 
 
 def _sample(table: Any) -> ra.Sample:
@@ -392,7 +413,10 @@ def _expose(job: Deployment, report: dict[str, Any]) -> Deployment:
                     reason=reason,
                     deployment=deployment,
                 )
-                deployment.next_check_at = now + timedelta(seconds=deployment.duration_seconds)
+                hold = deployment.duration_seconds
+                if deployment.end_after_labels:  # looked at as labels arrive
+                    hold = min(hold, settings.ROLLOUT_STEP_SECONDS)
+                deployment.next_check_at = now + timedelta(seconds=hold)
             _deployment_state(deployment, DeploymentState.PROGRESSING)
             deployment.step_started_at = now
             deployment.warm_report = report
@@ -625,6 +649,8 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
             _labelled(environment, candidate, since=since, until=now),
         ),
         task=task,
+        metric=_primary_metric(environment),
+        classes=(stable.classes, candidate.classes),
     )
     action, failures, why = ra.rollout_decision(
         deployment.failures,
@@ -699,7 +725,9 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
 
 
 def _shadow_check(environment: Environment, deployment: Deployment, now: Any) -> None:
-    """A shadow that ran its time: pair stable's answers with the shadow's, judge, end."""
+    """A shadow that ran its time (or, with ``end_after_labels``, whose paired requests
+    labels have joined that many): pair stable's answers with the shadow's, judge, end.
+    Before either, it is looked at again every ``ROLLOUT_STEP_SECONDS``."""
     thresholds = {**default_thresholds(), **deployment.thresholds}
     since = deployment.step_started_at
     stable_rows = _rows(
@@ -713,6 +741,15 @@ def _shadow_check(environment: Environment, deployment: Deployment, now: Any) ->
         thresholds,
         task=environment.registered_model.task,
     )
+    analysis.update(_shadow_extras(environment, stable_rows, shadow_rows, since, now, thresholds))
+    end = since + timedelta(seconds=deployment.duration_seconds)
+    by_labels = bool(deployment.end_after_labels) and (
+        analysis.get("labelled", 0) >= deployment.end_after_labels
+    )
+    if now < end and not by_labels:  # labels still to come: look again later
+        deployment.next_check_at = min(now + timedelta(seconds=settings.ROLLOUT_STEP_SECONDS), end)
+        deployment.save(update_fields=["next_check_at"])
+        return
     failed = analysis["verdict"] == ra.FAIL
     why = (
         "; ".join(ra._describe(n, analysis["checks"][n]) for n in ra.failed_checks(analysis))
@@ -731,7 +768,12 @@ def _shadow_check(environment: Environment, deployment: Deployment, now: Any) ->
         deployment.shadow_share,
     )
     actor = _controller(deployment)
-    reason = f"shadow ended after {deployment.duration_seconds:g}s: {why}"
+    ran = (
+        f"{analysis['labelled']} labelled requests"
+        if by_labels
+        else f"{deployment.duration_seconds:g}s"
+    )
+    reason = f"shadow ended after {ran}: {why}"
     _apply(
         environment,
         t.shadow_ended(environment.state()),
@@ -789,7 +831,9 @@ def _ab_check(environment: Environment, deployment: Deployment, now: Any) -> Non
     figures = ab_figures(environment, deployment, now)
     started = deployment.step_started_at
     by_time = (now - started).total_seconds() >= deployment.duration_seconds
-    by_labels = bool(deployment.ab_labels) and figures["labelled"] >= deployment.ab_labels
+    by_labels = (
+        bool(deployment.end_after_labels) and figures["labelled"] >= deployment.end_after_labels
+    )
     ended = by_time or by_labels
     verdict = {"a": "a", "b": "b"}.get(figures.get("winner") or "", "none")
     why = figures["verdict"]
@@ -828,6 +872,88 @@ def _ab_check(environment: Environment, deployment: Deployment, now: Any) -> Non
             started + timedelta(seconds=deployment.duration_seconds),
         )
         deployment.save(update_fields=["next_check_at"])
+
+
+def _shadow_extras(
+    environment: Environment,
+    stable_rows: Any,
+    shadow_rows: Any,
+    since: Any,
+    until: Any,
+    thresholds: dict[str, float],
+) -> dict[str, Any]:
+    """A shadow's figures beside its checks, on the requests both answered: agreement by
+    each categorical input's value, and McNemar's test once labels have joined at least
+    ``min_labels`` of them (monitoring's join by request id, on stable's requests)."""
+    from lifecycle.serving_logs import META_COLUMNS
+
+    def answered(table: Any) -> dict[str, dict[str, Any]]:
+        if table.num_rows == 0 or "request_id" not in table.column_names:
+            return {}
+        names = [
+            f.name
+            for f in table.schema
+            if f.name in ("request_id", "status", "prediction")
+            or (
+                f.name not in META_COLUMNS
+                and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            )
+        ]
+        columns = {n: table.column(n).to_pylist() for n in names}
+        return {
+            rid: {n: columns[n][i] for n in names}
+            for i, rid in enumerate(columns["request_id"])
+            if columns["status"][i] == 200
+        }
+
+    a, b = answered(stable_rows), answered(shadow_rows)
+    ids = [rid for rid in a if rid in b]
+    stable_pred = [a[r]["prediction"] for r in ids]
+    shadow_pred = [b[r]["prediction"] for r in ids]
+    categorical = sorted(
+        {n for row in list(a.values())[:1] for n in row} - {"request_id", "status", "prediction"}
+    )
+    segments = ra.agreement_by_segment(
+        {c: [a[r].get(c) for r in ids] for c in categorical}, stable_pred, shadow_pred
+    )
+    out: dict[str, Any] = {"segments": segments, "paired": len(ids)}
+    if environment.registered_model.task == "regression":
+        return out
+    labels = _labels_by_request(environment, since, until)
+    labelled = [r for r in ids if r in labels]
+    out["labelled"] = len(labelled)
+    if len(labelled) < thresholds["min_labels"]:
+        out["mcnemar"] = {
+            "skipped": f"{len(labelled)} labelled requests, fewer than "
+            f"{int(thresholds['min_labels'])}"
+        }
+    else:
+        out["mcnemar"] = ra.mcnemar(
+            [labels[r] for r in labelled],
+            [a[r]["prediction"] for r in labelled],
+            [b[r]["prediction"] for r in labelled],
+        )
+    return out
+
+
+def _labels_by_request(environment: Environment, since: Any, until: Any) -> dict[str, Any]:
+    from monitoring.windows import labelled_rows
+
+    stable = environment.stable_version
+    batches = [
+        b.prediction_batch
+        for b in ServingLogBatch.objects.filter(
+            environment=environment,
+            version=stable,
+            last_at__gte=since,
+            first_at__lte=until,
+            prediction_batch__isnull=False,
+        ).select_related("prediction_batch")
+    ]
+    frame = labelled_rows(environment.registered_model, stable, batches)
+    if frame.empty:
+        return {}
+    return dict(zip(frame["request_id"].tolist(), frame["label"].tolist(), strict=True))
 
 
 def _pair(stable: Any, shadow: Any) -> tuple[dict[str, list], dict[str, list]]:

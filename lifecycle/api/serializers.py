@@ -190,7 +190,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "current_share",
             "shadow_share",
             "duration_seconds",
-            "ab_labels",
+            "end_after_labels",
             "metric",
             "thresholds",
             "step_started_at",
@@ -244,7 +244,7 @@ class DeploymentRequestSerializer(serializers.Serializer):
     hold_seconds = serializers.FloatField(required=False, min_value=1, max_value=604800)
     # ab: the candidate's share, an end after this many labelled requests, the metric.
     share = serializers.FloatField(required=False)
-    ab_labels = serializers.IntegerField(required=False, min_value=0, max_value=10_000_000)
+    end_after_labels = serializers.IntegerField(required=False, min_value=0, max_value=10_000_000)
     metric = serializers.CharField(required=False, max_length=32)
 
 

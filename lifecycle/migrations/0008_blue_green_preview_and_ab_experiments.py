@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='deployment',
-            name='ab_labels',
+            name='end_after_labels',
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(

@@ -172,7 +172,7 @@ class Deployment(BackgroundJob):
     duration_seconds = models.FloatField(default=0.0)
     # A/B: the experiment also ends after this many labelled requests (0: by time only),
     # judged on ``metric`` (blank: the task's first) by monitoring's A/B comparison.
-    ab_labels = models.PositiveIntegerField(default=0)
+    end_after_labels = models.PositiveIntegerField(default=0)
     metric = models.CharField(max_length=32, blank=True)
     thresholds = models.JSONField(default=dict, blank=True)  # merged with the defaults
     step_index = models.PositiveIntegerField(default=0)  # 1-based while exposed

@@ -136,7 +136,7 @@ def stop_beat(beat: Beat) -> None:
 
 
 @pytest.fixture
-def rollout_env(worker_env):
+def rollout_env(worker_env, request):
     env = dict(worker_env)
     # Worker restarts on a loaded machine may leave an interval or two without
     # ingested traffic: a few more inconclusive intervals before a person is asked.
@@ -145,6 +145,9 @@ def rollout_env(worker_env):
         SERVE_PROCESS_STALE_SECONDS="5",
         ROLLOUT_INCONCLUSIVE_LIMIT="6",
     )
+    marker = request.node.get_closest_marker("rollout_env")  # a test's own settings
+    if marker is not None:
+        env.update(marker.kwargs)
     return env
 
 
@@ -383,6 +386,26 @@ def test_a_held_blue_green_previews_to_deployers_then_switches_with_no_failed_re
     )
 
 
+def _validated_by_the_worker(model, personas):
+    """A shifted version registered here and validated by the real worker (which would
+    race an in-process validation for the registration job)."""
+    from registry.models import ModelVersion
+    from tests.conftest import register
+    from tests.lifecycle.rollout_support import shifted_classifier_bytes
+
+    version = register(model, personas.bot, artifact=shifted_classifier_bytes())
+    wait_for(
+        lambda: ModelVersion.objects.get(pk=version.pk).status == "ready",
+        timeout=60,
+        message="the version validated",
+    )
+    return ModelVersion.objects.get(pk=version.pk)
+
+
+# No replay here (none of the logged rows is replayed): each shifted candidate must reach
+# live traffic to be rolled back automatically; a failed replay fails the deployment,
+# which is not an automatic rollback and does not count towards the freeze.
+@pytest.mark.rollout_env(ROLLOUT_REPLAY_ROWS="0", ROLLOUT_FREEZE_AFTER="3")
 def test_three_automatic_rollbacks_in_a_row_freeze_the_environment_and_alert_each_time(
     stack, personas
 ):
@@ -393,7 +416,7 @@ def test_three_automatic_rollbacks_in_a_row_freeze_the_environment_and_alert_eac
     load = VariedLoad(serve.port, s["token"]).start()
     try:
         for attempt in range(3):
-            bad = approve(shifted_version(s["model"], personas), personas)
+            bad = approve(_validated_by_the_worker(s["model"], personas), personas)
             deployment = deployments.deployment_start(
                 actor=personas.owner,
                 environment=fresh(s["production"]),

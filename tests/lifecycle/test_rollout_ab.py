@@ -41,7 +41,7 @@ def test_an_ab_split_is_held_judged_by_monitorings_comparison_and_never_promoted
     personas,
 ):
     worse = approve(flipped_version(env["model"], personas), personas)
-    deployment = ab(env, personas, worse, share=0.5, ab_labels=200)
+    deployment = ab(env, personas, worse, share=0.5, end_after_labels=200)
     assert deployment.state == "progressing"
     production = fresh(env["production"])
     assert (production.phase, production.candidate_version, production.candidate_share) == (
@@ -94,7 +94,7 @@ def test_before_its_end_an_ab_waits_and_a_person_may_promote_the_candidate(
     personas,
 ):
     v2 = approve(new_version(env["model"], personas, seed=1), personas)
-    deployment = ab(env, personas, v2, share=0.3, ab_labels=1000, metric="accuracy")
+    deployment = ab(env, personas, v2, share=0.3, end_after_labels=1000, metric="accuracy")
     served_and_labelled(env, personas, v2, 40, 20)
     deployment = check(deployment)
     assert deployment.state == "progressing" and deployment.next_check_at is not None
@@ -142,7 +142,7 @@ def test_bad_ab_plans_are_refused_with_nothing_changed(env, personas):  # noqa: 
     for plan, field in (
         ({"share": 1.0}, "share"),
         ({"share": 0}, "share"),
-        ({"ab_labels": -3}, "ab_labels"),
+        ({"end_after_labels": -3}, "end_after_labels"),
         ({"steps": [50, 100]}, "steps"),
         ({"metric": "nope"}, "metric"),
     ):
