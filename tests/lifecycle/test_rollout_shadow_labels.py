@@ -78,3 +78,36 @@ def test_a_shadow_with_too_few_labels_reports_mcnemar_skipped(env, personas):  #
     assert figures["labelled"] == 10
     assert figures["mcnemar"]["skipped"].startswith("10 labelled requests, fewer than 30")
     assert Deployment.objects.get(pk=deployment.pk).reason.startswith("shadow ended after 1s")
+
+
+def test_a_canarys_metric_check_uses_the_retraining_policys_primary_metric(env, personas):  # noqa: F811
+    from sklearn.metrics import roc_auc_score
+
+    from lifecycle import retraining
+    from tests.lifecycle.test_rollouts import canary
+
+    retraining.retraining_policy_set(
+        actor=personas.owner, model=env["model"], primary_metric="roc_auc"
+    )
+    worse = approve(flipped_version(env["model"], personas), personas)
+    deployment = canary(env, personas, worse)
+    production = fresh(env["production"])
+    log_traffic(production, env["v1"], 80, seed=50, prefix="s")
+    log_traffic(production, worse, 60, seed=60, prefix="c")
+    post_labels(env, personas, 80, seed=50, prefix="s")
+    post_labels(env, personas, 60, seed=60, prefix="c")
+    deployment = check(deployment)
+    step = RolloutAnalysis.objects.filter(deployment=deployment, kind="step").first()
+    metric = step.figures["checks"]["metric"]
+    assert metric["metric"] == "roc_auc" and metric["verdict"] == "fail"
+    # the stable side's figure is scikit-learn's ROC AUC on its labelled requests
+    from lifecycle import scoring, serving
+    from tests.conftest import training_frame
+    from tests.lifecycle.rollout_support import rows
+
+    model = serving.load_version(env["v1"].pk)
+    frame = rows(80, 50)
+    arrays = {spec.name: scoring.to_array(frame[spec.name].tolist(), spec) for spec in model.specs}
+    _, proba = model.predict(scoring.to_frame(arrays))
+    labels = training_frame(80, seed=50)["label"]
+    assert metric["stable"] == pytest.approx(roc_auc_score(labels, proba[:, 1]), abs=1e-6)
