@@ -329,7 +329,8 @@ def deployment_start(
     for a rollout strategy, replays and exposes it: ``lifecycle.rollouts``).
 
     ``plan`` holds the rollout's options (``rollouts.PLAN_FIELDS``: ``steps``,
-    ``step_seconds``, ``thresholds``, ``shadow_share``, ``duration_seconds``).
+    ``step_seconds``, ``thresholds``, ``shadow_share``, ``duration_seconds``,
+    ``hold_seconds``: a blue/green preview's hold).
     """
     from lifecycle import rollouts
 
@@ -348,7 +349,12 @@ def deployment_start(
         new = t.deploy_started(environment.state(), version=version.pk)
     except t.TransitionRefused as exc:
         raise _refused(exc) from None
-    rollouts.check_can_start(environment=environment, strategy=strategy)
+    rollouts.check_can_start(
+        environment=environment,
+        strategy=strategy,
+        preview=bool(fields.get("duration_seconds")) and strategy == Strategy.BLUE_GREEN,
+        metric=fields.get("metric", ""),
+    )
     deployment = Deployment.objects.create(
         environment=environment,
         version=version,

@@ -246,14 +246,18 @@ def disagreement_check(
 
 
 def metric_check(
-    stable: tuple[Sequence[Any], Sequence[Any]] | None,
-    candidate: tuple[Sequence[Any], Sequence[Any]] | None,
+    stable: tuple[Any, ...] | None,
+    candidate: tuple[Any, ...] | None,
     th: Mapping[str, float],
     *,
     task: str,
+    metric: str | None = None,
+    classes: tuple[Sequence[Any] | None, Sequence[Any] | None] = (None, None),
 ) -> dict:
-    """The task's first metric on each side's labelled requests ((labels, predictions))."""
-    name = common_metrics.names(task)[0]
+    """``metric`` (the retraining policy's primary metric when set, else the task's
+    first) on each side's labelled requests: (labels, predictions[, positive-class
+    scores]); ``classes``: each version's, for the metrics that need them."""
+    name = metric if metric in common_metrics.names(task) else common_metrics.names(task)[0]
     minimum = int(th["min_labels"])
     counts = {
         "metric": name,
@@ -263,8 +267,18 @@ def metric_check(
     if counts["stable_labelled"] < minimum or counts["candidate_labelled"] < minimum:
         return _check(SKIPPED, reason=f"fewer than {minimum} labelled requests", **counts)
     assert stable is not None and candidate is not None
-    base = common_metrics.compute(name, stable[0], stable[1])
-    value = common_metrics.compute(name, candidate[0], candidate[1])
+
+    def scores(side: tuple[Any, ...]) -> Any:
+        if len(side) < 3 or side[2] is None or any(v is None for v in side[2]):
+            return None
+        return side[2]
+
+    base = common_metrics.compute(
+        name, stable[0], stable[1], classes=classes[0], scores=scores(stable)
+    )
+    value = common_metrics.compute(
+        name, candidate[0], candidate[1], classes=classes[1], scores=scores(candidate)
+    )
     if base is None or value is None:
         return _check(SKIPPED, reason=f"{name} is undefined on these labels", **counts)
     drop = -common_metrics.improvement(name, base, value)
@@ -294,6 +308,8 @@ def analyse_live(
     *,
     labelled: tuple[Any, Any] | None = None,
     task: str = "classification",
+    metric: str | None = None,
+    classes: tuple[Sequence[Any] | None, Sequence[Any] | None] = (None, None),
 ) -> dict[str, Any]:
     """A canary step: both versions' live traffic over the step's interval; ``labelled``
     is ((labels, predictions) of stable, of candidate) where labels have joined."""
@@ -311,7 +327,9 @@ def analyse_live(
         "error_rate": error_rate_check(stable, candidate, th),
         "latency_p99": latency_check(stable, candidate, th),
         "prediction_psi": prediction_drift_check(stable, candidate, th),
-        "metric": metric_check(*(labelled or (None, None)), th, task=task),
+        "metric": metric_check(
+            *(labelled or (None, None)), th, task=task, metric=metric, classes=classes
+        ),
     }
     return {"verdict": _overall(checks), "checks": checks, **counts}
 
@@ -341,6 +359,64 @@ def analyse_paired(
         "stable_requests": stable.requests,
         "candidate_requests": candidate.requests,
     }
+
+
+def mcnemar(
+    labels: Sequence[Any], stable: Sequence[Any], candidate: Sequence[Any]
+) -> dict[str, Any]:
+    """McNemar's test of two classifiers on the same labelled rows (a shadow's).
+
+    ``b``: rows stable got right and the candidate wrong; ``c``: the reverse. Under
+    "equally accurate" b ~ Binomial(b + c, 1/2): the exact two-sided p-value is
+    min(1, 2 P(X <= min(b, c))), computed here from the binomial sum (it equals
+    ``scipy.stats.binomtest(b, b + c, 0.5).pvalue``); the chi-square statistic with
+    the continuity correction, (|b - c| - 1)^2 / (b + c), is reported beside it.
+    """
+    if not (len(labels) == len(stable) == len(candidate)):
+        raise ValueError("McNemar compares the same rows")
+    right_a = np.asarray([str(x) == str(y) for x, y in zip(stable, labels, strict=True)])
+    right_b = np.asarray([str(x) == str(y) for x, y in zip(candidate, labels, strict=True)])
+    b = int((right_a & ~right_b).sum())
+    c = int((~right_a & right_b).sum())
+    n = b + c
+    if n == 0:
+        p_value, statistic = 1.0, 0.0
+    else:
+        k = min(b, c)
+        tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+        p_value = min(1.0, 2.0 * tail)
+        statistic = (abs(b - c) - 1) ** 2 / n if n else 0.0
+    return {
+        "rows": len(labels),
+        "stable_only_right": b,
+        "candidate_only_right": c,
+        "stable_accuracy": float(right_a.mean()) if len(labels) else None,
+        "candidate_accuracy": float(right_b.mean()) if len(labels) else None,
+        "statistic": float(statistic),
+        "p_value": float(p_value),
+    }
+
+
+def agreement_by_segment(
+    segments: Mapping[str, Sequence[Any]], stable: Sequence[Any], candidate: Sequence[Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """For each categorical column, the share of rows on which both predictions agree,
+    by the column's value (most frequent first; at most 20 values, the rest together)."""
+    agree = np.asarray([str(x) == str(y) for x, y in zip(stable, candidate, strict=True)])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for column, values in segments.items():
+        keys = pd.Series([("(missing)" if v is None else str(v)) for v in values])
+        if len(keys) != len(agree):
+            raise ValueError("segments and predictions are the same rows")
+        counts = keys.value_counts()
+        top = list(counts.index[:20])
+        keys = keys.where(keys.isin(top), "(other)")
+        rows = []
+        for value, idx in keys.groupby(keys).groups.items():
+            picked = agree[np.asarray(list(idx))]
+            rows.append({"value": value, "rows": len(picked), "agreement": float(picked.mean())})
+        out[column] = sorted(rows, key=lambda r: (-r["rows"], r["value"]))
+    return out
 
 
 def _take(sample: Sample, mask: np.ndarray) -> list[Any]:

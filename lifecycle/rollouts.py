@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -68,11 +69,22 @@ from lifecycle.models import (
     ServingLogBatch,
     Strategy,
 )
+from monitoring import services as monitoring_services
 from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
-PLAN_FIELDS = ("steps", "step_seconds", "thresholds", "shadow_share", "duration_seconds")
+PLAN_FIELDS = (
+    "steps",
+    "step_seconds",
+    "thresholds",
+    "shadow_share",
+    "duration_seconds",
+    "hold_seconds",
+    "share",
+    "end_after_labels",
+    "metric",
+)
 
 
 def _controller(deployment: Deployment) -> SystemActor:
@@ -92,9 +104,10 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         raise DomainError("invalid", f"Unknown field(s): {', '.join(unknown)}.", details={})
     uses = {
         Strategy.DIRECT: set(),
-        Strategy.BLUE_GREEN: {"thresholds"},
+        Strategy.BLUE_GREEN: {"thresholds", "hold_seconds"},
         Strategy.CANARY: {"steps", "step_seconds", "thresholds"},
-        Strategy.SHADOW: {"shadow_share", "duration_seconds", "thresholds"},
+        Strategy.SHADOW: {"shadow_share", "duration_seconds", "thresholds", "end_after_labels"},
+        Strategy.AB: {"share", "duration_seconds", "end_after_labels", "metric", "step_seconds"},
     }[strategy]
     given = {k for k, v in plan.items() if v is not None}
     if given - uses:
@@ -119,6 +132,12 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         out["step_seconds"] = _seconds(
             plan.get("step_seconds"), settings.ROLLOUT_STEP_SECONDS, "step_seconds"
         )
+    if strategy == Strategy.BLUE_GREEN and plan.get("hold_seconds") is not None:
+        # A held blue/green: the candidate is previewed (asked for by version) for this
+        # long, then switched; stored as the deployment's duration.
+        out["duration_seconds"] = _seconds(plan["hold_seconds"], 0, "hold_seconds")
+    if strategy == Strategy.AB:
+        out.update(_ab_plan(plan))
     if strategy == Strategy.SHADOW:
         share = plan.get("shadow_share", 1.0)
         if (
@@ -135,7 +154,44 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         out["duration_seconds"] = _seconds(
             plan.get("duration_seconds"), settings.ROLLOUT_SHADOW_SECONDS, "duration_seconds"
         )
+        out["end_after_labels"] = _labels_target(plan)
     return out
+
+
+def _ab_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """An A/B experiment: the candidate's share of a held split, for ``duration_seconds``
+    or until ``end_after_labels`` labelled requests, judged every ``step_seconds`` on ``metric``."""
+    share = plan.get("share", 0.5)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise DomainError(
+            "invalid", "share is a number in (0, 1).", details={"share": "A number in (0, 1)."}
+        )
+    labels = _labels_target(plan)
+    metric = plan.get("metric") or ""
+    if not isinstance(metric, str) or len(metric) > 32:
+        raise DomainError("invalid", "metric is a metric's name.", details={"metric": metric})
+    return {
+        "shadow_share": float(share),
+        "duration_seconds": _seconds(
+            plan.get("duration_seconds"), settings.ROLLOUT_AB_SECONDS, "duration_seconds"
+        ),
+        "step_seconds": _seconds(
+            plan.get("step_seconds"), settings.ROLLOUT_STEP_SECONDS, "step_seconds"
+        ),
+        "end_after_labels": labels,
+        "metric": metric,
+    }
+
+
+def _labels_target(plan: dict[str, Any]) -> int:
+    labels = plan.get("end_after_labels") or 0
+    if isinstance(labels, bool) or not isinstance(labels, int) or not 0 <= labels <= 10_000_000:
+        raise DomainError(
+            "invalid",
+            "end_after_labels is a whole number of labelled requests (0: end by time only).",
+            details={"end_after_labels": "A whole number from 0 to 10000000."},
+        )
+    return labels
 
 
 def _seconds(value: Any, default: float, name: str) -> float:
@@ -150,8 +206,20 @@ def _seconds(value: Any, default: float, name: str) -> float:
     return float(value)
 
 
-def check_can_start(*, environment: Environment, strategy: str) -> None:
+def check_can_start(
+    *, environment: Environment, strategy: str, preview: bool = False, metric: str = ""
+) -> None:
     """Refusals that depend on the environment (called under its lock)."""
+    if metric:
+        from monitoring import performance
+
+        names = performance.metric_names(environment.registered_model.task)
+        if metric not in names:
+            raise DomainError(
+                "invalid",
+                f"Metric {metric!r} does not apply to a {environment.registered_model.task} model.",
+                details={"metric": metric, "metrics": list(names)},
+            )
     if environment.frozen:
         raise conflict(
             "environment_frozen",
@@ -159,11 +227,13 @@ def check_can_start(*, environment: Environment, strategy: str) -> None:
             "rollbacks in a row; a person lifts the freeze first.",
             automatic_rollbacks=environment.automatic_rollbacks,
         )
-    if strategy in (Strategy.CANARY, Strategy.SHADOW) and environment.stable_version_id is None:
+    if (
+        strategy in (Strategy.CANARY, Strategy.SHADOW, Strategy.AB) or preview
+    ) and environment.stable_version_id is None:
         raise conflict(
             "no_stable_version",
-            f"A {strategy} deployment compares with the stable version; "
-            f"{environment} has none yet (deploy one directly first).",
+            f"A {strategy} deployment {'held for a preview ' if preview else ''}compares "
+            f"with the stable version; {environment} has none yet (deploy one directly first).",
         )
     if (
         strategy == Strategy.SHADOW
@@ -203,7 +273,7 @@ def _rows(
 
 def _labelled(
     environment: Environment, version: ModelVersion, *, since: Any, until: Any
-) -> tuple[list[Any], list[Any]] | None:
+) -> tuple[list[Any], list[Any], list[Any] | None] | None:
     """(labels, predictions) of the version's requests in the interval that labels joined
     (monitoring's join by request id, on the prediction batches the serving log filed)."""
     from monitoring.windows import labelled_rows
@@ -223,7 +293,21 @@ def _labelled(
     frame = labelled_rows(environment.registered_model, version, batches)
     if frame.empty:
         return None
-    return frame["label"].tolist(), frame["prediction"].tolist()
+    probability = frame.get("probability")
+    scores = None if probability is None or probability.isna().any() else probability.tolist()
+    return frame["label"].tolist(), frame["prediction"].tolist(), scores
+
+
+def _primary_metric(environment: Environment) -> str | None:
+    """The retraining policy's primary metric, when the model has a policy: the metric
+    its owner judges versions by (else the analysis uses the task's first)."""
+    from lifecycle.models import RetrainingPolicy
+
+    return (
+        RetrainingPolicy.objects.filter(registered_model_id=environment.registered_model_id)
+        .values_list("primary_metric", flat=True)
+        .first()
+    )
 
 
 def _sample(table: Any) -> ra.Sample:
@@ -248,7 +332,9 @@ def after_warm(job: Deployment, report: dict[str, Any]) -> Deployment:
         verdict, reason = _replay(deployment)
         if verdict == ra.FAIL:
             return _fail(job, f"replay failed: {reason}; no caller saw the candidate")
-    if strategy in (Strategy.DIRECT, Strategy.BLUE_GREEN):
+    if strategy == Strategy.DIRECT or (
+        strategy == Strategy.BLUE_GREEN and not deployment.duration_seconds
+    ):
         return _switch(job, report)
     if strategy == Strategy.CANARY and deployment.steps[0] >= 100:
         return _switch(job, report)
@@ -256,7 +342,7 @@ def after_warm(job: Deployment, report: dict[str, Any]) -> Deployment:
 
 
 def _expose(job: Deployment, report: dict[str, Any]) -> Deployment:
-    """A canary's first step, or a shadow's start: one transaction."""
+    """A canary's first step, a shadow's start or a blue/green's preview: one transaction."""
     try:
         with transaction.atomic():
             environment = _locked(Deployment.objects.get(pk=job.pk).environment)
@@ -266,15 +352,21 @@ def _expose(job: Deployment, report: dict[str, Any]) -> Deployment:
                 return Deployment.objects.get(pk=job.pk)
             actor = deployment.requested_by
             now = timezone.now()
-            if deployment.strategy == Strategy.CANARY:
-                share = deployment.steps[0] / 100.0
+            if deployment.strategy in (Strategy.CANARY, Strategy.AB):
+                ab = deployment.strategy == Strategy.AB
+                share = deployment.shadow_share if ab else deployment.steps[0] / 100.0
                 try:
                     new = t.canary_step(
                         environment.state(), version=deployment.version_id, share=share, step=1
                     )
                 except t.TransitionRefused as exc:
                     raise _refused(exc) from None
-                reason = f"canary step 1 of {len(deployment.steps)}: {deployment.steps[0]} %"
+                reason = (
+                    f"A/B experiment: {share:.0%} of the requests to "
+                    f"v{deployment.version.number}, held; no automatic promotion"
+                    if ab
+                    else f"canary step 1 of {len(deployment.steps)}: {deployment.steps[0]} %"
+                )
                 _apply(
                     environment,
                     new,
@@ -285,6 +377,24 @@ def _expose(job: Deployment, report: dict[str, Any]) -> Deployment:
                 )
                 deployment.step_index = 1
                 deployment.next_check_at = now + timedelta(seconds=deployment.step_seconds)
+            elif deployment.strategy == Strategy.BLUE_GREEN:
+                try:
+                    new = t.preview_started(environment.state(), version=deployment.version_id)
+                except t.TransitionRefused as exc:
+                    raise _refused(exc) from None
+                reason = (
+                    f"preview held {deployment.duration_seconds:g}s: v{deployment.version.number}"
+                    " answers callers who ask for it; stable takes all traffic"
+                )
+                _apply(
+                    environment,
+                    new,
+                    event=t.PREVIEW_STARTED,
+                    actor=actor,
+                    reason=reason,
+                    deployment=deployment,
+                )
+                deployment.next_check_at = now + timedelta(seconds=deployment.duration_seconds)
             else:
                 try:
                     new = t.shadow_started(
@@ -303,7 +413,10 @@ def _expose(job: Deployment, report: dict[str, Any]) -> Deployment:
                     reason=reason,
                     deployment=deployment,
                 )
-                deployment.next_check_at = now + timedelta(seconds=deployment.duration_seconds)
+                hold = deployment.duration_seconds
+                if deployment.end_after_labels:  # looked at as labels arrive
+                    hold = min(hold, settings.ROLLOUT_STEP_SECONDS)
+                deployment.next_check_at = now + timedelta(seconds=hold)
             _deployment_state(deployment, DeploymentState.PROGRESSING)
             deployment.step_started_at = now
             deployment.warm_report = report
@@ -506,6 +619,15 @@ def rollout_check(*, deployment_id: int) -> bool:
             _canary_check(environment, deployment, now)
         elif deployment.strategy == Strategy.SHADOW:
             _shadow_check(environment, deployment, now)
+        elif deployment.strategy == Strategy.AB:
+            _ab_check(environment, deployment, now)
+        elif deployment.strategy == Strategy.BLUE_GREEN:  # the hold ran out: switch
+            _promote(
+                environment,
+                deployment,
+                _controller(deployment),
+                f"preview held {deployment.duration_seconds:g}s; switched",
+            )
         else:  # nothing else is ever progressing; never leave it due forever
             deployment.next_check_at = None
             deployment.save(update_fields=["next_check_at"])
@@ -527,6 +649,8 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
             _labelled(environment, candidate, since=since, until=now),
         ),
         task=task,
+        metric=_primary_metric(environment),
+        classes=(stable.classes, candidate.classes),
     )
     action, failures, why = ra.rollout_decision(
         deployment.failures,
@@ -575,7 +699,7 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
             ]
         )
     elif action == "rollback":
-        _roll_back(environment, deployment, actor, why, automatic=True)
+        _roll_back(environment, deployment, actor, why, automatic=True, analysis=analysis)
     elif action == "pause":
         _deployment_state(deployment, DeploymentState.PAUSED)
         deployment.next_check_at = None
@@ -601,7 +725,9 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
 
 
 def _shadow_check(environment: Environment, deployment: Deployment, now: Any) -> None:
-    """A shadow that ran its time: pair stable's answers with the shadow's, judge, end."""
+    """A shadow that ran its time (or, with ``end_after_labels``, whose paired requests
+    labels have joined that many): pair stable's answers with the shadow's, judge, end.
+    Before either, it is looked at again every ``ROLLOUT_STEP_SECONDS``."""
     thresholds = {**default_thresholds(), **deployment.thresholds}
     since = deployment.step_started_at
     stable_rows = _rows(
@@ -615,6 +741,15 @@ def _shadow_check(environment: Environment, deployment: Deployment, now: Any) ->
         thresholds,
         task=environment.registered_model.task,
     )
+    analysis.update(_shadow_extras(environment, stable_rows, shadow_rows, since, now, thresholds))
+    end = since + timedelta(seconds=deployment.duration_seconds)
+    by_labels = bool(deployment.end_after_labels) and (
+        analysis.get("labelled", 0) >= deployment.end_after_labels
+    )
+    if now < end and not by_labels:  # labels still to come: look again later
+        deployment.next_check_at = min(now + timedelta(seconds=settings.ROLLOUT_STEP_SECONDS), end)
+        deployment.save(update_fields=["next_check_at"])
+        return
     failed = analysis["verdict"] == ra.FAIL
     why = (
         "; ".join(ra._describe(n, analysis["checks"][n]) for n in ra.failed_checks(analysis))
@@ -633,7 +768,12 @@ def _shadow_check(environment: Environment, deployment: Deployment, now: Any) ->
         deployment.shadow_share,
     )
     actor = _controller(deployment)
-    reason = f"shadow ended after {deployment.duration_seconds:g}s: {why}"
+    ran = (
+        f"{analysis['labelled']} labelled requests"
+        if by_labels
+        else f"{deployment.duration_seconds:g}s"
+    )
+    reason = f"shadow ended after {ran}: {why}"
     _apply(
         environment,
         t.shadow_ended(environment.state()),
@@ -648,6 +788,172 @@ def _shadow_check(environment: Environment, deployment: Deployment, now: Any) ->
         reason,
         actor,
     )
+    if failed:  # the shadow's candidate is dropped: alerted as any automatic rollback
+        _rollback_alert(environment, deployment, actor, reason, analysis)
+
+
+def ab_figures(environment: Environment, deployment: Deployment, until: Any) -> dict[str, Any]:
+    """Monitoring's A/B comparison (significance test and verdict) of stable (A) against
+    the candidate (B) on the labelled requests each served since the split began."""
+    from monitoring import performance
+    from monitoring.windows import labelled_rows
+
+    model = environment.registered_model
+    metric = deployment.metric or performance.metric_names(model.task)[0]
+    frames, classes = {}, {}
+    for arm, version in (("a", environment.stable_version), ("b", deployment.version)):
+        batches = [
+            b.prediction_batch
+            for b in ServingLogBatch.objects.filter(
+                environment=environment,
+                version=version,
+                last_at__gte=deployment.step_started_at,
+                first_at__lte=until,
+                prediction_batch__isnull=False,
+            ).select_related("prediction_batch")
+        ]
+        frames[arm] = labelled_rows(model, version, batches)
+        classes[arm] = version.classes
+    result = performance.ab_compare(
+        metric, frames["a"], frames["b"], classes_a=classes["a"], classes_b=classes["b"]
+    )
+    result.update(
+        version_a=environment.stable_version.number,
+        version_b=deployment.version.number,
+        labelled=result["n_a"] + result["n_b"],
+    )
+    return result
+
+
+def _ab_check(environment: Environment, deployment: Deployment, now: Any) -> None:
+    """An A/B interval: record the comparison; at the end (time, or labelled requests)
+    hold the split and pause for a person, who promotes either side. Never promotes."""
+    figures = ab_figures(environment, deployment, now)
+    started = deployment.step_started_at
+    by_time = (now - started).total_seconds() >= deployment.duration_seconds
+    by_labels = (
+        bool(deployment.end_after_labels) and figures["labelled"] >= deployment.end_after_labels
+    )
+    ended = by_time or by_labels
+    verdict = {"a": "a", "b": "b"}.get(figures.get("winner") or "", "none")
+    why = figures["verdict"]
+    if ended:
+        end = (
+            f"{figures['labelled']} labelled requests"
+            if by_labels
+            else f"{deployment.duration_seconds:g}s"
+        )
+        why = f"A/B experiment ended after {end}: {why} A person promotes either side."
+    analysis = {"verdict": verdict, "comparison": figures}
+    _record(
+        deployment,
+        AnalysisKind.AB,
+        analysis,
+        "end" if ended else "wait",
+        why,
+        started,
+        now,
+        1,
+        deployment.shadow_share,
+    )
+    if ended:
+        _deployment_state(deployment, DeploymentState.PAUSED)
+        deployment.next_check_at = None
+        deployment.reason = why[:4000]
+        deployment.save(update_fields=["state", "next_check_at", "reason"])
+        actor = _controller(deployment)
+        audit_record(
+            actor=actor, action="lifecycle.deployment.paused", obj=deployment, after={"reason": why}
+        )
+        _event(deployment, "paused", why)
+    else:
+        deployment.next_check_at = min(
+            now + timedelta(seconds=deployment.step_seconds),
+            started + timedelta(seconds=deployment.duration_seconds),
+        )
+        deployment.save(update_fields=["next_check_at"])
+
+
+def _shadow_extras(
+    environment: Environment,
+    stable_rows: Any,
+    shadow_rows: Any,
+    since: Any,
+    until: Any,
+    thresholds: dict[str, float],
+) -> dict[str, Any]:
+    """A shadow's figures beside its checks, on the requests both answered: agreement by
+    each categorical input's value, and McNemar's test once labels have joined at least
+    ``min_labels`` of them (monitoring's join by request id, on stable's requests)."""
+    from lifecycle.serving_logs import META_COLUMNS
+
+    def answered(table: Any) -> dict[str, dict[str, Any]]:
+        if table.num_rows == 0 or "request_id" not in table.column_names:
+            return {}
+        names = [
+            f.name
+            for f in table.schema
+            if f.name in ("request_id", "status", "prediction")
+            or (
+                f.name not in META_COLUMNS
+                and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            )
+        ]
+        columns = {n: table.column(n).to_pylist() for n in names}
+        return {
+            rid: {n: columns[n][i] for n in names}
+            for i, rid in enumerate(columns["request_id"])
+            if columns["status"][i] == 200
+        }
+
+    a, b = answered(stable_rows), answered(shadow_rows)
+    ids = [rid for rid in a if rid in b]
+    stable_pred = [a[r]["prediction"] for r in ids]
+    shadow_pred = [b[r]["prediction"] for r in ids]
+    categorical = sorted(
+        {n for row in list(a.values())[:1] for n in row} - {"request_id", "status", "prediction"}
+    )
+    segments = ra.agreement_by_segment(
+        {c: [a[r].get(c) for r in ids] for c in categorical}, stable_pred, shadow_pred
+    )
+    out: dict[str, Any] = {"segments": segments, "paired": len(ids)}
+    if environment.registered_model.task == "regression":
+        return out
+    labels = _labels_by_request(environment, since, until)
+    labelled = [r for r in ids if r in labels]
+    out["labelled"] = len(labelled)
+    if len(labelled) < thresholds["min_labels"]:
+        out["mcnemar"] = {
+            "skipped": f"{len(labelled)} labelled requests, fewer than "
+            f"{int(thresholds['min_labels'])}"
+        }
+    else:
+        out["mcnemar"] = ra.mcnemar(
+            [labels[r] for r in labelled],
+            [a[r]["prediction"] for r in labelled],
+            [b[r]["prediction"] for r in labelled],
+        )
+    return out
+
+
+def _labels_by_request(environment: Environment, since: Any, until: Any) -> dict[str, Any]:
+    from monitoring.windows import labelled_rows
+
+    stable = environment.stable_version
+    batches = [
+        b.prediction_batch
+        for b in ServingLogBatch.objects.filter(
+            environment=environment,
+            version=stable,
+            last_at__gte=since,
+            first_at__lte=until,
+            prediction_batch__isnull=False,
+        ).select_related("prediction_batch")
+    ]
+    frame = labelled_rows(environment.registered_model, stable, batches)
+    if frame.empty:
+        return {}
+    return dict(zip(frame["request_id"].tolist(), frame["label"].tolist(), strict=True))
 
 
 def _pair(stable: Any, shadow: Any) -> tuple[dict[str, list], dict[str, list]]:
@@ -727,7 +1033,11 @@ def _finish(deployment: Deployment, state: str, reason: str, actor: Any) -> None
     deployment.reason = reason[:4000]
     deployment.next_check_at = None
     fields = ["state", "reason", "next_check_at", "failures", "inconclusive_in_row"]
-    if state == DeploymentState.SUCCEEDED and deployment.strategy == Strategy.CANARY:
+    if state == DeploymentState.SUCCEEDED and deployment.strategy in (
+        Strategy.CANARY,
+        Strategy.BLUE_GREEN,
+        Strategy.AB,
+    ):
         deployment.switched_at = timezone.now()
         fields.append("switched_at")
     deployment.save(update_fields=fields)
@@ -752,10 +1062,17 @@ def _promote(environment: Environment, deployment: Deployment, actor: Any, reaso
 
 
 def _roll_back(
-    environment: Environment, deployment: Deployment, actor: Any, why: str, *, automatic: bool
+    environment: Environment,
+    deployment: Deployment,
+    actor: Any,
+    why: str,
+    *,
+    automatic: bool,
+    analysis: dict[str, Any] | None = None,
 ) -> None:
     """The candidate loses its traffic at once; stable never changes (so an automatic
-    rollback never goes past a version that a person promoted)."""
+    rollback never goes past a version that a person promoted). An automatic one also
+    opens a monitoring alert with the figures."""
     reason = f"automatic rollback: {why}" if automatic else why
     try:
         new = t.rolled_back(environment.state(), earlier=None)
@@ -765,6 +1082,7 @@ def _roll_back(
     state = DeploymentState.ROLLED_BACK if automatic else DeploymentState.ABORTED
     _finish(deployment, state, reason, actor)
     if automatic:
+        _rollback_alert(environment, deployment, actor, reason, analysis)
         environment.automatic_rollbacks += 1
         fields = ["automatic_rollbacks"]
         if (
@@ -783,6 +1101,42 @@ def _roll_back(
         environment.save(update_fields=fields)
 
 
+def _rollback_alert(
+    environment: Environment,
+    deployment: Deployment,
+    actor: Any,
+    reason: str,
+    analysis: dict[str, Any] | None,
+) -> None:
+    """The alert of an automatic rollback, opened by monitoring's service (its one writer
+    of alerts) in this transaction: it exists if and only if the rollback does."""
+    checks = (analysis or {}).get("checks", {})
+    model = environment.registered_model
+    monitoring_services.alert_open_for_rollback(
+        actor=actor,
+        registered_model=model,
+        message=(
+            f"{model.name} v{deployment.version.number} ({deployment.strategy}) in "
+            f"{environment.name}: {reason}"
+        ),
+        details=_jsonable(
+            {
+                "deployment": deployment.pk,
+                "environment": environment.name,
+                "version": deployment.version.number,
+                "stable_version": (
+                    environment.stable_version.number if environment.stable_version else None
+                ),
+                "strategy": deployment.strategy,
+                "step": deployment.step_index,
+                "reason": reason,
+                "failed_checks": ra.failed_checks(analysis) if analysis else [],
+                "checks": checks,
+            }
+        ),
+    )
+
+
 # --- people: promote, pause, resume, abort, lift a freeze ---------------------------------
 
 
@@ -790,7 +1144,12 @@ def _for_person(actor: Any, deployment: Deployment) -> tuple[Environment, Deploy
     require(actor, "deploy", deployment.environment.registered_model)
     environment = _locked(deployment.environment)
     locked = Deployment.objects.select_for_update().select_related("version").get(pk=deployment.pk)
-    if locked.strategy not in (Strategy.CANARY, Strategy.SHADOW):
+    if locked.strategy not in (
+        Strategy.CANARY,
+        Strategy.SHADOW,
+        Strategy.BLUE_GREEN,
+        Strategy.AB,
+    ) or (locked.strategy == Strategy.BLUE_GREEN and not locked.duration_seconds):
         raise conflict(
             "not_a_rollout",
             f"A {locked.strategy} deployment has no steps to promote, pause, resume or abort.",
@@ -811,15 +1170,44 @@ def _refuse_state(deployment: Deployment, to: str, what: str) -> None:
 
 
 @transaction.atomic
-def deployment_promote(*, actor: Any, deployment: Deployment, reason: str = "") -> Deployment:
-    """Promote a canary now: the candidate takes all the traffic."""
+def deployment_promote(
+    *, actor: Any, deployment: Deployment, reason: str = "", version: int | None = None
+) -> Deployment:
+    """Promote a canary, or a held blue/green's preview, now: the candidate takes all
+    the traffic in one switch. An A/B experiment is ended by promoting either side:
+    ``version`` the candidate's number (or None) switches to it, the stable one's keeps
+    stable and removes the candidate (the deployment ends ``aborted``, with why)."""
     environment, deployment = _for_person(actor, deployment)
-    _refuse_state(deployment, DeploymentState.SUCCEEDED, "promoted")
-    if deployment.strategy != Strategy.CANARY:
+    if deployment.strategy == Strategy.SHADOW:
+        _refuse_state(deployment, DeploymentState.SUCCEEDED, "promoted")
         raise conflict(
             "invalid_transition",
             "A shadow is not promoted: deploy its version with a strategy that sends it traffic.",
         )
+    stable = environment.stable_version
+    if version is not None and version != deployment.version.number:
+        if deployment.strategy != Strategy.AB or stable is None or version != stable.number:
+            raise DomainError(
+                "invalid",
+                f"version is the candidate's number ({deployment.version.number})"
+                + (
+                    f" or, for an A/B experiment, the stable one's ({stable.number})"
+                    if deployment.strategy == Strategy.AB and stable
+                    else ""
+                )
+                + ".",
+                details={"version": version},
+            )
+        _refuse_state(deployment, DeploymentState.ABORTED, "ended")
+        _roll_back(
+            environment,
+            deployment,
+            actor,
+            reason or f"A/B experiment ended by {actor}: kept the stable v{stable.number}",
+            automatic=False,
+        )
+        return deployment
+    _refuse_state(deployment, DeploymentState.SUCCEEDED, "promoted")
     _promote(environment, deployment, actor, reason or f"promoted by {actor}")
     return deployment
 
@@ -850,7 +1238,10 @@ def deployment_resume(*, actor: Any, deployment: Deployment) -> Deployment:
     _refuse_state(deployment, DeploymentState.PROGRESSING, "resumed")
     now = timezone.now()
     _deployment_state(deployment, DeploymentState.PROGRESSING)
-    hold = deployment.step_seconds if deployment.strategy == Strategy.CANARY else 0
+    hold = {
+        Strategy.CANARY: deployment.step_seconds,
+        Strategy.BLUE_GREEN: deployment.duration_seconds,  # a fresh hold of the preview
+    }.get(deployment.strategy, 0)
     deployment.step_started_at = (
         now if deployment.strategy == Strategy.CANARY else deployment.step_started_at
     )

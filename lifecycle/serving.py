@@ -434,9 +434,18 @@ class Route:
 
     def pick(self, request_id: str) -> tuple[int | None, int | None]:
         """(version id, number) that answers ``request_id`` (never a shadow)."""
-        if self.mode != "shadow" and self._chosen(request_id):
+        if self.mode == "split" and self._chosen(request_id):  # never a shadow or preview
             return self.candidate, self.candidate_number
         return self.stable, self.stable_number
+
+    def preview(self, number: int) -> tuple[int | None, int | None] | None:
+        """(version id, number) for a caller who asked for version ``number``: the stable
+        one, or a candidate being previewed or canaried; None: not served here."""
+        if number == self.stable_number:
+            return self.stable, self.stable_number
+        if number == self.candidate_number and self.mode in ("preview", "split"):
+            return self.candidate, self.candidate_number
+        return None
 
     def shadow_of(self, request_id: str) -> int | None:
         """The shadow version that also scores ``request_id`` (None: no shadow for it)."""
@@ -543,6 +552,7 @@ class Caller:
     may_serve: bool
     expiry: Any
     read_at: float
+    may_deploy: bool = False  # may call a blue/green preview by its version
 
 
 class AuthCache:
@@ -559,7 +569,8 @@ class AuthCache:
         user = get_user_model()._meta.db_table
         grant = grant_condition_sql(RegisteredModel, "%s", user_sql="u.id")
         return (
-            f"SELECT t.digest, t.expiry, u.id, u.username, u.is_active, u.is_superuser, {grant} "  # noqa: S608
+            f"SELECT t.digest, t.expiry, u.id, u.username, u.is_active, u.is_superuser, {grant}, "  # noqa: S608
+            f"{grant} "
             f"FROM {AuthToken._meta.db_table} t JOIN {user} u ON u.id = t.user_id "
             "WHERE t.token_key = %s"
         )
@@ -576,11 +587,14 @@ class AuthCache:
                 return None
             return entry
         alias = router.db_for_read(AuthToken)
-        params = [*grant_condition_params(None, RegisteredModel, "serve", model_id)]
+        params = [
+            *grant_condition_params(None, RegisteredModel, "serve", model_id),
+            *grant_condition_params(None, RegisteredModel, "deploy", model_id),
+        ]
         with connections[alias].cursor() as cursor:
             cursor.execute(self._sql(alias), [*params, token[: CONSTANTS.TOKEN_KEY_LENGTH]])
             rows = cursor.fetchall()
-        for stored, expiry, user_id, username, active, superuser, granted in rows:
+        for stored, expiry, user_id, username, active, superuser, granted, deploys in rows:
             if not compare_digest(digest, stored):
                 continue
             if isinstance(expiry, str):  # SQLite may return text ...
@@ -589,7 +603,14 @@ class AuthCache:
                 expiry = expiry.replace(tzinfo=UTC)
             if not active or (expiry is not None and expiry < timezone.now()):
                 return None
-            entry = Caller(user_id, username, bool(granted or superuser), expiry, now)
+            entry = Caller(
+                user_id,
+                username,
+                bool(granted or superuser),
+                expiry,
+                now,
+                may_deploy=bool(deploys or superuser),
+            )
             if ttl > 0:
                 if len(self._entries) > 10_000:
                     self._entries.clear()
@@ -781,6 +802,46 @@ def _wants_details(request: HttpRequest, params: dict[str, Any]) -> bool:
     return request.GET.get("details", "").lower() in ("1", "true", "yes")
 
 
+def _asked_version(request: HttpRequest) -> int | None:
+    """The version a caller asks for (header ``X-Model-Version`` or ``?version=``)."""
+    asked = request.META.get("HTTP_X_MODEL_VERSION", "") or request.GET.get("version", "")
+    if not asked:
+        return None
+    if not asked.strip().isdigit() or len(asked.strip()) > 9:
+        raise Refused(
+            400, "invalid", "X-Model-Version and ?version= take a version number.", version=asked
+        )
+    return int(asked.strip())
+
+
+def _chosen_version(
+    request: HttpRequest, route: Route, caller: Caller, request_id: str
+) -> tuple[int | None, int | None]:
+    """The route's pick, unless the caller asks for a version: the stable one is anyone's;
+    a candidate (a blue/green preview, a canary's) needs the deploy right (403 else:
+    asking for a version and silently getting another would mislead the caller)."""
+    asked = _asked_version(request)
+    if asked is None:
+        return route.pick(request_id)
+    chosen = route.preview(asked)
+    if chosen is None:
+        raise Refused(
+            404,
+            "version_not_served",
+            f"Version {asked} is not served by {route.model}/{route.environment}.",
+            version=asked,
+            stable=route.stable_number,
+        )
+    if chosen[0] != route.stable and not caller.may_deploy:
+        raise Refused(
+            403,
+            "permission_denied",
+            f"Calling version {asked} before it takes traffic needs the deploy right.",
+            version=asked,
+        )
+    return chosen
+
+
 @csrf_exempt
 def invocations(request: HttpRequest, model_name: str, environment: str) -> HttpResponse:
     started = time.perf_counter()
@@ -807,7 +868,7 @@ def invocations(request: HttpRequest, model_name: str, environment: str) -> Http
         if route is None or not caller.may_serve:
             route = None  # outside the caller's grants: no label on the metrics either
             raise Refused(404, "not_found", f"{model_name}/{environment} was not found.")
-        version_id, number = route.pick(request_id)
+        version_id, number = _chosen_version(request, route, caller, request_id)
         if version_id is None:
             raise Refused(
                 409,

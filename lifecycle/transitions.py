@@ -25,6 +25,11 @@ Environment phases and events::
     deploying  --shadow_started--> shadowing   (candidate scores a share of requests, unseen)
     shadowing  --shadow_ended----> idle        (candidate removed; stable never changed)
     shadowing  --rolled_back-----> idle
+    deploying  --preview_started-> previewing (blue/green held: the candidate is warm and
+                                              answers only callers who ask for it by
+                                              version; stable takes all traffic)
+    previewing --switched--------> idle        (promoted, or the hold ran out)
+    previewing --rolled_back-----> idle        (candidate removed; stable never changed)
 
 While an environment is deploying, rolling or shadowing it takes no other
 deployment (``deployment_in_progress``): one rollout at a time.
@@ -51,11 +56,13 @@ IDLE = "idle"
 DEPLOYING = "deploying"
 ROLLING = "rolling"
 SHADOWING = "shadowing"
-PHASES = (IDLE, DEPLOYING, ROLLING, SHADOWING)
-BUSY_PHASES = frozenset({DEPLOYING, ROLLING, SHADOWING})
+PREVIEWING = "previewing"
+PHASES = (IDLE, DEPLOYING, ROLLING, SHADOWING, PREVIEWING)
+BUSY_PHASES = frozenset({DEPLOYING, ROLLING, SHADOWING, PREVIEWING})
 
 SPLIT = "split"  # the candidate answers its share of the requests
 SHADOW = "shadow"  # the candidate scores its share too, but only stable answers
+PREVIEW = "preview"  # the candidate answers only callers who ask for it (blue/green)
 
 CREATED = "created"
 DEPLOY_STARTED = "deploy_started"
@@ -66,6 +73,7 @@ SPLIT_SET = "split_set"
 CANARY_STEP = "canary_step"
 SHADOW_STARTED = "shadow_started"
 SHADOW_ENDED = "shadow_ended"
+PREVIEW_STARTED = "preview_started"
 EVENTS = (
     CREATED,
     DEPLOY_STARTED,
@@ -76,6 +84,7 @@ EVENTS = (
     CANARY_STEP,
     SHADOW_STARTED,
     SHADOW_ENDED,
+    PREVIEW_STARTED,
 )
 
 ENVIRONMENT_TRANSITIONS: dict[tuple[str, str], str] = {
@@ -92,6 +101,9 @@ ENVIRONMENT_TRANSITIONS: dict[tuple[str, str], str] = {
     (DEPLOYING, SHADOW_STARTED): SHADOWING,
     (SHADOWING, SHADOW_ENDED): IDLE,
     (SHADOWING, ROLLED_BACK): IDLE,
+    (DEPLOYING, PREVIEW_STARTED): PREVIEWING,
+    (PREVIEWING, SWITCHED): IDLE,
+    (PREVIEWING, ROLLED_BACK): IDLE,
 }
 
 PENDING = "pending"
@@ -190,7 +202,7 @@ def switched(state: EnvironmentState, *, version: int) -> EnvironmentState:
             target=state.target,
             version=version,
         )
-    if state.phase == ROLLING and state.candidate != version:
+    if state.phase in (ROLLING, PREVIEWING) and state.candidate != version:
         raise TransitionRefused(
             "superseded", "The canary's candidate is another version.", version=version
         )
@@ -202,6 +214,7 @@ def switched(state: EnvironmentState, *, version: int) -> EnvironmentState:
         share=0.0,
         step=0,
         target=None,
+        mode=SPLIT,
     )
 
 
@@ -220,7 +233,7 @@ def rolled_back(state: EnvironmentState, *, earlier: int | None) -> EnvironmentS
     progress is abandoned.
     """
     phase = _next_phase(state, ROLLED_BACK)
-    if state.candidate is not None or state.phase in (ROLLING, SHADOWING):
+    if state.candidate is not None or state.phase in (ROLLING, SHADOWING, PREVIEWING):
         return replace(
             state, phase=phase, candidate=None, share=0.0, step=0, target=None, mode=SPLIT
         )
@@ -304,6 +317,21 @@ def shadow_started(state: EnvironmentState, *, version: int, share: float) -> En
     if state.stable is None:
         raise TransitionRefused("no_stable_version", "A shadow needs a stable version.")
     return replace(state, phase=phase, candidate=version, share=_share(share), mode=SHADOW)
+
+
+def preview_started(state: EnvironmentState, *, version: int) -> EnvironmentState:
+    """Blue/green held: ``version`` is warm and answers only callers who ask for it by
+    version (with the right); the share stays 0, so stable takes all the traffic."""
+    phase = _next_phase(state, PREVIEW_STARTED)
+    if state.target != version:
+        raise TransitionRefused(
+            "superseded", "The environment no longer waits for this version.", version=version
+        )
+    if state.stable is None:
+        raise TransitionRefused(
+            "no_stable_version", "A preview is held beside a stable version; there is none."
+        )
+    return replace(state, phase=phase, candidate=version, share=0.0, step=0, mode=PREVIEW)
 
 
 def shadow_ended(state: EnvironmentState) -> EnvironmentState:

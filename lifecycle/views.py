@@ -286,8 +286,14 @@ def rollout_action(request: HttpRequest, name: str, environment: str, pk: int) -
     action = request.POST.get("action", "")
     reason = request.POST.get("reason", "")
     try:
-        if action == "promote":
-            rollouts.deployment_promote(actor=request.user, deployment=deployment, reason=reason)
+        if action in ("promote", "keep_stable"):  # keep_stable: an A/B ended on stable's side
+            stable = deployment.environment.stable_version
+            rollouts.deployment_promote(
+                actor=request.user,
+                deployment=deployment,
+                reason=reason,
+                version=stable.number if action == "keep_stable" and stable else None,
+            )
         elif action == "pause":
             rollouts.deployment_pause(actor=request.user, deployment=deployment, reason=reason)
         elif action == "resume":

@@ -22,6 +22,9 @@ class AlertKind(models.TextChoices):
     PREDICTION_DRIFT = "prediction_drift", "Prediction drift"
     LABEL_DRIFT = "label_drift", "Label drift"
     PERFORMANCE = "performance", "Performance drop"
+    # Opened by lifecycle's rollout controller (through ``alert_open_for_rollback``), not by
+    # a monitor's check: the one kind whose alert has no monitor.
+    ROLLBACK = "rollback", "Automatic rollback"
 
 
 class CheckKind(models.TextChoices):

@@ -255,14 +255,20 @@ class CheckRun(BackgroundJob):
 
 
 class Alert(models.Model):
-    """Opened by a check that crosses a threshold; at most one active per monitor and kind."""
+    """Opened by a check that crosses a threshold; at most one active per monitor and kind.
+
+    An automatic rollback of a deployment opens one too (kind ``rollback``, no monitor,
+    one per rollback: Postgres counts NULL monitors as distinct in the unique constraint).
+    """
 
     permission_root = "registered_model"
 
     registered_model = models.ForeignKey(
         "registry.RegisteredModel", on_delete=models.CASCADE, related_name="alerts"
     )
-    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="alerts")
+    monitor = models.ForeignKey(
+        Monitor, on_delete=models.CASCADE, null=True, blank=True, related_name="alerts"
+    )
     kind = models.CharField(max_length=20, choices=AlertKind.choices)
     status = models.CharField(
         max_length=20, choices=AlertStatus.choices, default=AlertStatus.OPEN, db_index=True
@@ -293,7 +299,12 @@ class Alert(models.Model):
                 fields=["monitor", "kind"],
                 condition=Q(status__in=ACTIVE_ALERT_STATUSES),
                 name="alert_one_active_per_monitor_kind",
-            )
+            ),
+            # Only a rollback alert (opened by the rollout controller) has no monitor.
+            models.CheckConstraint(
+                condition=Q(monitor__isnull=False) | Q(kind=AlertKind.ROLLBACK),
+                name="alert_monitor_unless_rollback",
+            ),
         ]
 
     def __str__(self) -> str:

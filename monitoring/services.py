@@ -36,6 +36,7 @@ from monitoring import data_policy, drift, outputs
 from monitoring.choices import (
     ACTIVE_ALERT_STATUSES,
     ALERT_TRANSITIONS,
+    AlertKind,
     AlertStatus,
     CheckKind,
     DriftMethod,
@@ -789,7 +790,7 @@ def _alert_payload(alert: Alert) -> dict[str, Any]:
     return {
         "alert": alert.pk,
         "model": alert.registered_model.name,
-        "monitor": alert.monitor.name,
+        "monitor": alert.monitor.name if alert.monitor else None,
         "kind": alert.kind,
         "status": alert.status,
         "message": alert.message,
@@ -851,6 +852,35 @@ def alert_raise(
     return alert, True
 
 
+def alert_open_for_rollback(
+    *, actor: Any, registered_model: RegisteredModel, message: str, details: dict[str, Any]
+) -> Alert:
+    """Open the alert of an automatic rollback (lifecycle's rollout controller calls it).
+
+    Not deduplicated: each rollback is its own incident, and it has no monitor (nor a
+    check run); ``details`` carries the deployment, the environment and the figures.
+    Always announced (``monitoring.alert.opened``: mail and webhooks), as a rollback is
+    never a monitor's quiet finding. Runs in the caller's transaction, so the alert
+    exists if and only if the rollback does.
+    """
+    with transaction.atomic():
+        alert = Alert.objects.create(
+            registered_model=registered_model,
+            monitor=None,
+            kind=AlertKind.ROLLBACK,
+            message=message[:4000],
+            details=details,
+        )
+        audit_record(
+            actor=actor,
+            action="monitoring.alert.open",
+            obj=alert,
+            after={"kind": AlertKind.ROLLBACK, "message": alert.message},
+        )
+        publish_event("monitoring.alert.opened", _alert_payload(alert))
+    return alert
+
+
 ALERT_ACTIONS = {
     AlertStatus.ACKNOWLEDGED: "monitoring.alert.acknowledge",
     AlertStatus.RESOLVED: "monitoring.alert.resolve",
@@ -902,7 +932,7 @@ def alert_email(*, alert_id: int) -> int:
     send_mail(
         subject=f"[ModelGate] {alert.get_kind_display()} alert on {model.name}",
         message=(
-            f"Monitor {alert.monitor.name} opened an alert on {model.name}:\n\n{alert.message}\n\n"
+            f"{_alert_origin(alert)} opened an alert on {model.name}:\n\n{alert.message}\n\n"
             f"Acknowledge or resolve it on the monitoring dashboard of {model.name}:\n"
             f"{absolute_url('monitoring:dashboard', model.name)}\n"
         ),
@@ -910,6 +940,12 @@ def alert_email(*, alert_id: int) -> int:
         recipient_list=sorted(recipients),
     )
     return len(recipients)
+
+
+def _alert_origin(alert: Alert) -> str:
+    if alert.monitor is None:
+        return "The rollout controller"
+    return f"Monitor {alert.monitor.name}"
 
 
 def alert_acknowledge(*, actor: Any, alert: Alert) -> Alert:

@@ -190,6 +190,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "current_share",
             "shadow_share",
             "duration_seconds",
+            "end_after_labels",
+            "metric",
             "thresholds",
             "step_started_at",
             "next_check_at",
@@ -203,7 +205,10 @@ class DeploymentSerializer(serializers.ModelSerializer):
     def get_current_share(self, obj: Deployment) -> float | None:
         if obj.strategy == Strategy.CANARY and obj.step_index:
             return obj.steps[obj.step_index - 1] / 100.0
-        if obj.strategy == Strategy.SHADOW and obj.state in ("progressing", "paused"):
+        if obj.strategy in (Strategy.SHADOW, Strategy.AB) and obj.state in (
+            "progressing",
+            "paused",
+        ):
             return obj.shadow_share
         return None
 
@@ -235,10 +240,18 @@ class DeploymentRequestSerializer(serializers.Serializer):
     thresholds = serializers.JSONField(required=False)
     shadow_share = serializers.FloatField(required=False)
     duration_seconds = serializers.FloatField(required=False, min_value=1, max_value=604800)
+    # blue/green: preview the candidate this long (promote switches earlier), then switch.
+    hold_seconds = serializers.FloatField(required=False, min_value=1, max_value=604800)
+    # ab: the candidate's share, an end after this many labelled requests, the metric.
+    share = serializers.FloatField(required=False)
+    end_after_labels = serializers.IntegerField(required=False, min_value=0, max_value=10_000_000)
+    metric = serializers.CharField(required=False, max_length=32)
 
 
 class RolloutActionSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    # promote: which side an A/B experiment ends on (the candidate's number by default)
+    version = serializers.IntegerField(required=False, min_value=1)
 
 
 class RollbackRequestSerializer(serializers.Serializer):

@@ -322,7 +322,12 @@ class DeploymentViewSet(viewsets.GenericViewSet):
         )
         reason = body.validated_data.get("reason", "")
         if action == "promote":
-            rollouts.deployment_promote(actor=request.user, deployment=deployment, reason=reason)
+            rollouts.deployment_promote(
+                actor=request.user,
+                deployment=deployment,
+                reason=reason,
+                version=body.validated_data.get("version"),
+            )
         elif action == "pause":
             rollouts.deployment_pause(actor=request.user, deployment=deployment, reason=reason)
         elif action == "resume":

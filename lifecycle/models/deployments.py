@@ -27,11 +27,13 @@ class EnvironmentPhase(models.TextChoices):
     DEPLOYING = t.DEPLOYING, "Deploying"
     ROLLING = t.ROLLING, "Rolling out (canary)"
     SHADOWING = t.SHADOWING, "Shadowing"
+    PREVIEWING = t.PREVIEWING, "Previewing (blue/green held)"
 
 
 class CandidateMode(models.TextChoices):
     SPLIT = t.SPLIT, "Split (the candidate answers its share)"
     SHADOW = t.SHADOW, "Shadow (logged, never returned)"
+    PREVIEW = t.PREVIEW, "Preview (answers only who asks for it)"
 
 
 class Strategy(models.TextChoices):
@@ -39,6 +41,7 @@ class Strategy(models.TextChoices):
     BLUE_GREEN = "blue_green", "Blue/green (warm everywhere, replay, one switch)"
     CANARY = "canary", "Canary (replay, then steps of traffic with analysis)"
     SHADOW = "shadow", "Shadow (scores a share of requests, never answers)"
+    AB = "ab", "A/B experiment (a held split, judged, ended by a person)"
 
 
 # Strategies that replay logged requests against the candidate before any exposure.
@@ -162,8 +165,15 @@ class Deployment(BackgroundJob):
     # --- rollouts (canary, shadow, blue/green); written only by lifecycle.rollouts ---
     steps = models.JSONField(default=list, blank=True)  # canary: percentages, ending at 100
     step_seconds = models.FloatField(default=0.0)  # how long each step is held (and analysed)
-    shadow_share = models.FloatField(default=0.0)  # shadow: share of requests also scored
-    duration_seconds = models.FloatField(default=0.0)  # shadow: how long it runs
+    # shadow: share of requests also scored; A/B: the candidate's share of the split
+    shadow_share = models.FloatField(default=0.0)
+    # shadow: how long it runs; blue/green: how long the preview is held before the
+    # switch (0: no preview, the switch follows the replay).
+    duration_seconds = models.FloatField(default=0.0)
+    # A/B: the experiment also ends after this many labelled requests (0: by time only),
+    # judged on ``metric`` (blank: the task's first) by monitoring's A/B comparison.
+    end_after_labels = models.PositiveIntegerField(default=0)
+    metric = models.CharField(max_length=32, blank=True)
     thresholds = models.JSONField(default=dict, blank=True)  # merged with the defaults
     step_index = models.PositiveIntegerField(default=0)  # 1-based while exposed
     step_started_at = models.DateTimeField(null=True, blank=True)
@@ -186,6 +196,7 @@ class AnalysisKind(models.TextChoices):
     REPLAY = "replay", "Replay of logged requests"
     STEP = "step", "Canary step"
     SHADOW = "shadow", "Shadow"
+    AB = "ab", "A/B comparison"
 
 
 class RolloutAnalysis(models.Model):

@@ -199,7 +199,8 @@ class CheckRunSerializer(serializers.ModelSerializer):
 
 class AlertSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="registered_model.name", read_only=True)
-    monitor = serializers.CharField(source="monitor.name", read_only=True)
+    # None for a rollback alert (opened by the rollout controller, not by a monitor).
+    monitor = serializers.CharField(source="monitor.name", read_only=True, default=None)
     acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
     resolved_by = serializers.CharField(source="resolved_by.username", default=None)
 

@@ -136,7 +136,7 @@ def stop_beat(beat: Beat) -> None:
 
 
 @pytest.fixture
-def rollout_env(worker_env):
+def rollout_env(worker_env, request):
     env = dict(worker_env)
     # Worker restarts on a loaded machine may leave an interval or two without
     # ingested traffic: a few more inconclusive intervals before a person is asked.
@@ -145,6 +145,9 @@ def rollout_env(worker_env):
         SERVE_PROCESS_STALE_SECONDS="5",
         ROLLOUT_INCONCLUSIVE_LIMIT="6",
     )
+    marker = request.node.get_closest_marker("rollout_env")  # a test's own settings
+    if marker is not None:
+        env.update(marker.kwargs)
     return env
 
 
@@ -301,3 +304,143 @@ def test_a_worker_killed_during_the_rollout_leaves_it_finished_once_never_stuck(
     assert production.phase == "idle" and production.candidate_version is None
     statuses = Counter(status for _, status, _ in load.results)
     assert set(statuses) == {200}, statuses
+
+
+def _ask_for(port: int, token: str, version: int) -> tuple[int, str | None]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(
+            "POST",
+            PATH,
+            body=BODIES[0],
+            headers={
+                "Authorization": f"Token {token}",
+                "Content-Type": "application/json",
+                "X-Model-Version": str(version),
+            },
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("X-Model-Version")
+    finally:
+        connection.close()
+
+
+def test_a_held_blue_green_previews_to_deployers_then_switches_with_no_failed_request(
+    stack, personas
+):
+    from knox.models import AuthToken
+
+    from lifecycle import rollouts
+
+    serve, _holder, s = stack
+    deployer = AuthToken.objects.create(user=personas.owner)[1]
+    load = VariedLoad(serve.port, s["token"]).start()
+    try:
+        deployment = deployments.deployment_start(
+            actor=personas.owner,
+            environment=fresh(s["production"]),
+            version=s["v2"],
+            strategy="blue_green",
+            plan={"hold_seconds": 600},  # a person promotes long before
+        )
+        wait_for(
+            lambda: Deployment.objects.get(pk=deployment.pk).state in ("progressing", *TERMINAL),
+            timeout=90,
+            message="the preview is held",
+        )
+        assert Deployment.objects.get(pk=deployment.pk).state == "progressing"
+        held = time.monotonic()
+        wait_for(lambda: warmed_everywhere(s["v2"].pk, 2), timeout=60, message="v2 warm")
+        # The serving processes see the preview on their next routing poll.
+        wait_for(
+            lambda: _ask_for(serve.port, deployer, 2) == (200, "2"),
+            timeout=15,
+            message="the preview answers",
+        )
+        # Each serving process answers the deployer's preview from the candidate, the
+        # serve-only caller gets a 403 for it, and the load still sees only stable.
+        previews = [_ask_for(serve.port, deployer, 2) for _ in range(10)]
+        assert set(previews) == {(200, "2")}, previews
+        assert _ask_for(serve.port, s["token"], 2)[0] == 403
+        time.sleep(1.0)
+        assert load.versions_since(held) == {"1"}
+        switched_at = time.monotonic()
+        rollouts.deployment_promote(
+            actor=personas.owner, deployment=deployment, reason="preview checked"
+        )
+        wait_for(lambda: load.versions_since(switched_at + 1.0) == {"2"}, timeout=15, message="v2")
+        time.sleep(1.0)
+    finally:
+        load.stop()
+    statuses = Counter(status for _, status, _ in load.results)
+    assert set(statuses) == {200}, statuses  # zero failed requests across the switch
+    done = Deployment.objects.get(pk=deployment.pk)
+    assert done.state == "succeeded" and done.switched_at is not None
+    assert EnvironmentTransition.objects.filter(deployment=done, event="switched").count() == 1
+    production = fresh(s["production"])
+    assert (production.stable_version, production.previous_version, production.phase) == (
+        s["v2"],
+        s["v1"],
+        "idle",
+    )
+
+
+def _validated_by_the_worker(model, personas):
+    """A shifted version registered here and validated by the real worker (which would
+    race an in-process validation for the registration job)."""
+    from registry.models import ModelVersion
+    from tests.conftest import register
+    from tests.lifecycle.rollout_support import shifted_classifier_bytes
+
+    version = register(model, personas.bot, artifact=shifted_classifier_bytes())
+    wait_for(
+        lambda: ModelVersion.objects.get(pk=version.pk).status == "ready",
+        timeout=60,
+        message="the version validated",
+    )
+    return ModelVersion.objects.get(pk=version.pk)
+
+
+# No replay here (none of the logged rows is replayed): each shifted candidate must reach
+# live traffic to be rolled back automatically; a failed replay fails the deployment,
+# which is not an automatic rollback and does not count towards the freeze.
+@pytest.mark.rollout_env(ROLLOUT_REPLAY_ROWS="0", ROLLOUT_FREEZE_AFTER="3")
+def test_three_automatic_rollbacks_in_a_row_freeze_the_environment_and_alert_each_time(
+    stack, personas
+):
+    from common.errors import DomainError
+    from monitoring.models import Alert
+
+    serve, _holder, s = stack
+    load = VariedLoad(serve.port, s["token"]).start()
+    try:
+        for attempt in range(3):
+            bad = approve(_validated_by_the_worker(s["model"], personas), personas)
+            deployment = deployments.deployment_start(
+                actor=personas.owner,
+                environment=fresh(s["production"]),
+                version=bad,
+                strategy="canary",
+                plan=PLAN,
+            )
+            done = finished(deployment.pk)
+            assert done.state == "rolled_back", (attempt, done.reason)
+        with pytest.raises(DomainError) as refused:
+            deployments.deployment_start(
+                actor=personas.owner,
+                environment=fresh(s["production"]),
+                version=s["v2"],
+                strategy="canary",
+                plan=PLAN,
+            )
+    finally:
+        load.stop()
+    assert refused.value.code == "environment_frozen"
+    production = fresh(s["production"])
+    assert production.frozen and production.automatic_rollbacks == 3
+    assert production.stable_version == s["v1"] and production.candidate_version is None
+    alerts = Alert.objects.filter(kind="rollback", monitor=None)
+    assert alerts.count() == 3
+    assert all(a.message.endswith(a.details["reason"]) for a in alerts)
+    assert set(Counter(status for _, status, _ in load.results)) == {200}

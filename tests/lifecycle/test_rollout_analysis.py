@@ -150,3 +150,31 @@ def test_the_metric_check_is_sklearns_accuracy_on_each_sides_labelled_requests()
     few = ra.metric_check((truth_s, pred_s), (truth_c[:5], pred_c[:5]), TH, task="classification")
     assert few["verdict"] == "skipped"  # labels come late: never blocks, never passes for them
     assert ra.metric_check(None, None, TH, task="classification")["verdict"] == "skipped"
+
+
+def test_the_metric_check_uses_the_given_metric_with_scores_as_scikit_learn_does():
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 200)
+    scores_a = np.clip(labels * 0.6 + rng.random(200) * 0.5, 0, 1)
+    scores_b = rng.random(200)  # no skill
+    stable = (labels.tolist(), (scores_a > 0.5).astype(int).tolist(), scores_a.tolist())
+    candidate = (labels.tolist(), (scores_b > 0.5).astype(int).tolist(), scores_b.tolist())
+    th = {**TH, "min_labels": 30, "metric_drop": 0.05}
+    auc = ra.metric_check(
+        stable, candidate, th, task="classification", metric="roc_auc", classes=([0, 1], [0, 1])
+    )
+    assert auc["metric"] == "roc_auc" and auc["verdict"] == "fail"
+    assert auc["stable"] == pytest.approx(roc_auc_score(labels, scores_a))
+    assert auc["candidate"] == pytest.approx(roc_auc_score(labels, scores_b))
+    f1 = ra.metric_check(
+        stable, candidate, th, task="classification", metric="f1", classes=([0, 1], [0, 1])
+    )
+    assert f1["stable"] == pytest.approx(f1_score(labels, stable[1]))
+    # an unknown or unset metric: the task's first (accuracy)
+    assert ra.metric_check(stable, candidate, th, task="classification")["metric"] == "accuracy"
+    assert (
+        ra.metric_check(stable, candidate, th, task="classification", metric="rmse")["metric"]
+        == "accuracy"
+    )

@@ -117,3 +117,31 @@ def test_default_steps_are_valid():
 def test_illegal_deployment_state_changes_are_refused(current, to):
     with pytest.raises(t.TransitionRefused):
         t.deployment_next(current, to)
+
+
+def test_a_blue_green_preview_holds_the_candidate_without_traffic_then_switches_or_goes():
+    previewing = t.preview_started(deploying(), version=2)
+    assert (previewing.phase, previewing.candidate, previewing.share, previewing.mode) == (
+        "previewing",
+        2,
+        0.0,
+        "preview",
+    )
+    switched = t.switched(previewing, version=2)
+    assert (switched.phase, switched.stable, switched.previous, switched.mode) == (
+        "idle",
+        2,
+        1,
+        "split",
+    )
+    back = t.rolled_back(previewing, earlier=None)
+    assert (back.phase, back.stable, back.candidate, back.mode) == ("idle", 1, None, "split")
+    with pytest.raises(t.TransitionRefused) as busy:
+        t.deploy_started(previewing, version=3)
+    assert busy.value.code == "deployment_in_progress"
+    with pytest.raises(t.TransitionRefused) as other:
+        t.switched(previewing, version=3)
+    assert other.value.code == "superseded"
+    with pytest.raises(t.TransitionRefused) as no_stable:
+        t.preview_started(t.deploy_started(t.EnvironmentState(), version=2), version=2)
+    assert no_stable.value.code == "no_stable_version"
