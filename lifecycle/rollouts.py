@@ -105,7 +105,7 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
     uses = {
         Strategy.DIRECT: set(),
         Strategy.BLUE_GREEN: {"thresholds", "hold_seconds"},
-        Strategy.CANARY: {"steps", "step_seconds", "thresholds"},
+        Strategy.CANARY: {"steps", "step_seconds", "thresholds", "metric"},
         Strategy.SHADOW: {"shadow_share", "duration_seconds", "thresholds", "end_after_labels"},
         Strategy.AB: {"share", "duration_seconds", "end_after_labels", "metric", "step_seconds"},
     }[strategy]
@@ -132,6 +132,7 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
         out["step_seconds"] = _seconds(
             plan.get("step_seconds"), settings.ROLLOUT_STEP_SECONDS, "step_seconds"
         )
+        out["metric"] = _metric_name(plan)
     if strategy == Strategy.BLUE_GREEN and plan.get("hold_seconds") is not None:
         # A held blue/green: the candidate is previewed (asked for by version) for this
         # long, then switched; stored as the deployment's duration.
@@ -158,6 +159,15 @@ def rollout_plan(*, strategy: str, plan: dict[str, Any] | None) -> dict[str, Any
     return out
 
 
+def _metric_name(plan: dict[str, Any]) -> str:
+    """The metric a canary or an A/B experiment is judged on (blank: the retraining
+    policy's primary metric, else the task's first); checked against the task later."""
+    metric = plan.get("metric") or ""
+    if not isinstance(metric, str) or len(metric) > 32:
+        raise DomainError("invalid", "metric is a metric's name.", details={"metric": metric})
+    return metric
+
+
 def _ab_plan(plan: dict[str, Any]) -> dict[str, Any]:
     """An A/B experiment: the candidate's share of a held split, for ``duration_seconds``
     or until ``end_after_labels`` labelled requests, judged every ``step_seconds`` on ``metric``."""
@@ -167,9 +177,7 @@ def _ab_plan(plan: dict[str, Any]) -> dict[str, Any]:
             "invalid", "share is a number in (0, 1).", details={"share": "A number in (0, 1)."}
         )
     labels = _labels_target(plan)
-    metric = plan.get("metric") or ""
-    if not isinstance(metric, str) or len(metric) > 32:
-        raise DomainError("invalid", "metric is a metric's name.", details={"metric": metric})
+    metric = _metric_name(plan)
     return {
         "shadow_share": float(share),
         "duration_seconds": _seconds(
@@ -649,7 +657,7 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
             _labelled(environment, candidate, since=since, until=now),
         ),
         task=task,
-        metric=_primary_metric(environment),
+        metric=deployment.metric or _primary_metric(environment),
         classes=(stable.classes, candidate.classes),
     )
     action, failures, why = ra.rollout_decision(

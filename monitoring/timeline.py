@@ -40,7 +40,9 @@ def alert_entries(
                 kind="alert",
                 id=a.pk,
                 at=a.opened_at,
-                title=f"{a.get_kind_display()} alert opened ({a.monitor.name})",
+                # A rollback's alert has no monitor: a deployment opened it.
+                title=f"{a.get_kind_display()} alert opened"
+                + (f" ({a.monitor.name})" if a.monitor else ""),
                 url=f"{page}#alert-{a.pk}",
                 status=a.status,
                 version=version.number if version else None,

@@ -40,6 +40,19 @@ def migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+def migrate_to_latest():
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.fixture(autouse=True)
+def latest_schema_after():
+    """Whatever happens, the tests after this one find every migration applied."""
+    yield
+    migrate_to_latest()
+
+
 def test_mitigation_runs_are_carried_over_into_retraining_history(model, personas):
     train = upload_dataset(model, personas.bot, audit_frame(seed=3), name="train-data")
     v1 = ready_version(model, personas.bot, training_dataset=train, target_column="label")
@@ -124,6 +137,7 @@ def test_mitigation_runs_are_carried_over_into_retraining_history(model, persona
     )
 
     migrate(AFTER)
+    migrate_to_latest()  # the models below are today's; later migrations keep the rows
     from django_celery_beat.models import PeriodicTask
 
     assert not PeriodicTask.objects.filter(task__startswith="governance.tasks.mitigation").exists()

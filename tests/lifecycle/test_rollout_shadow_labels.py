@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 from scipy import stats
 
+from common.errors import DomainError
 from lifecycle.models import Deployment, RolloutAnalysis
 from monitoring.models import Alert
 from tests.lifecycle.deploy_support import approve, fresh, run_deployment
@@ -111,3 +112,33 @@ def test_a_canarys_metric_check_uses_the_retraining_policys_primary_metric(env, 
     _, proba = model.predict(scoring.to_frame(arrays))
     labels = training_frame(80, seed=50)["label"]
     assert metric["stable"] == pytest.approx(roc_auc_score(labels, proba[:, 1]), abs=1e-6)
+
+
+def test_a_canary_that_names_its_metric_is_judged_on_it_before_the_policys(env, personas):  # noqa: F811
+    from lifecycle import retraining
+    from tests.lifecycle.test_rollouts import canary
+
+    retraining.retraining_policy_set(
+        actor=personas.owner, model=env["model"], primary_metric="roc_auc"
+    )
+    worse = approve(flipped_version(env["model"], personas), personas)
+    deployment = canary(env, personas, worse, metric="accuracy")
+    assert deployment.metric == "accuracy"
+    production = fresh(env["production"])
+    log_traffic(production, env["v1"], 80, seed=50, prefix="s")
+    log_traffic(production, worse, 60, seed=60, prefix="c")
+    post_labels(env, personas, 80, seed=50, prefix="s")
+    post_labels(env, personas, 60, seed=60, prefix="c")
+    deployment = check(deployment)
+    step = RolloutAnalysis.objects.filter(deployment=deployment, kind="step").first()
+    assert step.figures["checks"]["metric"]["metric"] == "accuracy"
+
+
+def test_a_canary_metric_that_does_not_fit_the_task_is_refused(env, personas):  # noqa: F811
+    from tests.lifecycle.test_rollouts import canary
+
+    v2 = approve(flipped_version(env["model"], personas), personas)
+    with pytest.raises(DomainError) as refused:
+        canary(env, personas, v2, metric="rmse")
+    assert refused.value.code == "invalid"
+    assert not Deployment.objects.filter(version=v2).exists()
