@@ -67,6 +67,7 @@ def test_a_negative_permutation_importance_is_drawn_to_the_left_of_zero(page, mo
 
     log_in(page, "pipeline-bot")
     page.goto("/models/credit/versions/1/")
+    page.click("#importance-details > summary")  # the table is folded until opened
     rows = page.locator("#importance tbody tr")
     age = rows.filter(has_text="age")
     score = rows.filter(has_text="score")
