@@ -11,7 +11,7 @@ from typing import Any
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,32 +25,14 @@ from governance.api.evidence_serializers import (
 )
 from governance.models import FairnessAudit
 from registry import selectors as registry_selectors
-from registry.models import ModelVersion
+from registry.api.scoping import VersionJobs, VersionScoped
 
 
-class VersionScoped:
-    request: Request
-    kwargs: dict[str, Any]
-
-    def _version(self) -> ModelVersion:
-        model = registry_selectors.model_get(user=self.request.user, name=self.kwargs["model_name"])
-        return registry_selectors.version_get(
-            user=self.request.user, model=model, number=self.kwargs["number"]
-        )
-
-
-class FairnessAuditViewSet(VersionScoped, viewsets.GenericViewSet):
+class FairnessAuditViewSet(VersionJobs):
     serializer_class = FairnessAuditSerializer
     queryset = FairnessAudit.objects.none()
-
-    def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):
-            return FairnessAudit.objects.none()
-        return selectors.audit_list(user=self.request.user, version=self._version())
-
-    def list(self, request: Request, model_name: str, number: int) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    list_selector = staticmethod(selectors.audit_list)
+    get_selector = staticmethod(selectors.audit_get)
 
     @extend_schema(request=FairnessAuditRequestSerializer, responses={202: FairnessAuditSerializer})
     def create(self, request: Request, model_name: str, number: int) -> Response:
@@ -69,10 +51,6 @@ class FairnessAuditViewSet(VersionScoped, viewsets.GenericViewSet):
             random_state=data["random_state"],
         )
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
-
-    def retrieve(self, request: Request, model_name: str, number: int, pk: str) -> Response:
-        job = selectors.audit_get(user=request.user, version=self._version(), pk=pk)
-        return Response(self.get_serializer(job).data)
 
 
 class MarkdownRenderer(BaseRenderer):

@@ -10,13 +10,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from governance import reviews, selectors
-from governance.api.evidence_views import VersionScoped
 from governance.api.review_serializers import (
     ReviewSerializer,
     SignOffRequestSerializer,
     SignOffSerializer,
 )
 from governance.models import SignOff
+from registry.api.scoping import VersionScoped
 
 
 class ReviewViewSet(VersionScoped, viewsets.GenericViewSet):

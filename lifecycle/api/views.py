@@ -41,27 +41,15 @@ from lifecycle.api.serializers import (
 )
 from lifecycle.models import Deployment, Environment, Evaluation, Explanation, RetrainingRun
 from registry import selectors as registry_selectors
+from registry.api.scoping import VersionJobs, VersionScoped
 from registry.models import Dataset, ModelVersion, RegisteredModel
 
 
-class EvaluationViewSet(viewsets.GenericViewSet):
+class EvaluationViewSet(VersionJobs):
     serializer_class = EvaluationSerializer
     queryset = Evaluation.objects.none()
-
-    def _version(self) -> ModelVersion:
-        model = registry_selectors.model_get(user=self.request.user, name=self.kwargs["model_name"])
-        return registry_selectors.version_get(
-            user=self.request.user, model=model, number=self.kwargs["number"]
-        )
-
-    def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):
-            return Evaluation.objects.none()
-        return selectors.evaluation_list(user=self.request.user, version=self._version())
-
-    def list(self, request: Request, model_name: str, number: int) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    list_selector = staticmethod(selectors.evaluation_list)
+    get_selector = staticmethod(selectors.evaluation_get)
 
     @extend_schema(request=EvaluationRequestSerializer, responses={202: EvaluationSerializer})
     def create(self, request: Request, model_name: str, number: int) -> Response:
@@ -79,45 +67,25 @@ class EvaluationViewSet(viewsets.GenericViewSet):
         )
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    def retrieve(self, request: Request, model_name: str, number: int, pk: str) -> Response:
-        job = selectors.evaluation_get(user=request.user, version=self._version(), pk=pk)
-        return Response(self.get_serializer(job).data)
 
-
-class ExplanationViewSet(viewsets.GenericViewSet):
+class ExplanationViewSet(VersionJobs):
     """Per-prediction explanations of a sample of a version's rows (a worker job)."""
 
     serializer_class = ExplanationSerializer
     queryset = Explanation.objects.none()
-
-    def _version(self) -> ModelVersion:
-        model = registry_selectors.model_get(user=self.request.user, name=self.kwargs["model_name"])
-        return registry_selectors.version_get(
-            user=self.request.user, model=model, number=self.kwargs["number"]
-        )
-
-    def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):
-            return Explanation.objects.none()
-        return selectors.explanation_list(user=self.request.user, version=self._version())
-
-    def list(self, request: Request, model_name: str, number: int) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    list_selector = staticmethod(selectors.explanation_list)
+    get_selector = staticmethod(selectors.explanation_get)
 
     @extend_schema(request=ExplanationRequestSerializer, responses={202: ExplanationSerializer})
     def create(self, request: Request, model_name: str, number: int) -> Response:
-        version = self._version()
         body = ExplanationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         job = services.explanation_start(
-            actor=request.user, version=version, sample_size=body.validated_data["sample_size"]
+            actor=request.user,
+            version=self._version(),
+            sample_size=body.validated_data["sample_size"],
         )
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
-
-    def retrieve(self, request: Request, model_name: str, number: int, pk: str) -> Response:
-        job = selectors.explanation_get(user=request.user, version=self._version(), pk=pk)
-        return Response(self.get_serializer(job).data)
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -467,18 +435,12 @@ class RetrainingRunViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
-class FairnessMitigationViewSet(viewsets.GenericViewSet):
+class FairnessMitigationViewSet(VersionScoped, viewsets.GenericViewSet):
     """A failed fairness audit's mitigation, at governance's long-standing URLs: the
     door is ``RetrainingRun`` (strategy ``fairness_mitigation``), like every candidate."""
 
     serializer_class = RetrainingRunSerializer
     queryset = RetrainingRun.objects.none()
-
-    def _version(self) -> ModelVersion:
-        model = _model(self.request, self.kwargs["model_name"])
-        return registry_selectors.version_get(
-            user=self.request.user, model=model, number=self.kwargs["number"]
-        )
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
