@@ -188,8 +188,15 @@ def analysis_chart(analyses: Sequence[Mapping[str, Any]]) -> dict[str, Any] | No
                     **common,
                     "y": columns["limit"],
                     "name": f"{title}: fails above",
-                    "mode": "lines",
+                    # A dash at each point too, so that a single analysis shows its limit.
+                    "mode": "lines+markers",
                     "line": {**LIMIT_LINE, "shape": "hv"},
+                    "marker": {
+                        "symbol": "line-ew-open",
+                        "size": 16,
+                        "color": FAIL_COLOUR,
+                        "line": {"width": 2, "color": FAIL_COLOUR},
+                    },
                     "hovertemplate": "%{text}: fails above %{y:.4g}<extra></extra>",
                 }
             )

@@ -225,7 +225,6 @@ def deployments_panel(request: HttpRequest, model: RegisteredModel) -> dict[str,
         "model": model,
         "environments": environments,
         "can_deploy": can_deploy,
-        "strategies": Strategy.choices,
         "poll_url": reverse("lifecycle:deployments-panel", args=[model.name]) if deploying else "",
     }
 

@@ -18,24 +18,8 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
-  // A panel that htmx swaps in again (a poll, an action) keeps the folds the reader
-  // opened or closed: their state is read before the swap and set again after it.
-  var folds = {};
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    folds = {};
-    var target = event.detail.target;
-    if (!target || !target.querySelectorAll) return;
-    target.querySelectorAll("details[id]").forEach(function (el) { folds[el.id] = el.open; });
-  });
-  document.addEventListener("htmx:afterSettle", function (event) {
-    Object.keys(folds).forEach(function (id) {
-      var el = document.getElementById(id);
-      if (el && el.tagName === "DETAILS" && el.open !== folds[id]) el.open = folds[id];
-    });
-    folds = {};
-    // The whole document: with an outerHTML swap the event's target may be the old node.
-    draw(document);
-  });
+  // The whole document: with an outerHTML swap the event's target may be the old node.
+  document.addEventListener("htmx:afterSettle", function () { draw(document); });
   // "toggle" does not bubble: listen in the capture phase.
   document.addEventListener("toggle", function (event) {
     if (event.target.open) draw(event.target);
