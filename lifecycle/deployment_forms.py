@@ -90,12 +90,14 @@ class PlanForm(forms.Form):
         super().__init__(*args, prefix=self.strategy, **kwargs)
         if "metric" in self.fields:
             names = performance.metric_names(task)
-            self.fields["metric"].choices = [("", f"primary ({names[0]})")] + [
+            # Blank: the retraining policy's primary metric, else the task's first.
+            self.fields["metric"].choices = [("", f"default (policy's, else {names[0]})")] + [
                 (n, n) for n in names
             ]
         if "thresholds" in self.fields:
             names = ", ".join(sorted(rollouts.default_thresholds()))
             self.fields["thresholds"].help_text = f"{THRESHOLDS_HELP} Names: {names}."
+            self.fields["thresholds"].widget.attrs["placeholder"] = "e.g. error_rate=0.05"
 
     @property
     def label(self) -> str:

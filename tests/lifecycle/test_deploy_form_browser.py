@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from lifecycle import rollouts
 from lifecycle.models import Deployment
-from tests.conftest import log_in, shot
+from tests.conftest import ARTIFACT_DIR, log_in, shot
 from tests.lifecycle.deploy_support import (
     approve,
     deploy,
@@ -49,6 +49,9 @@ def test_the_owner_deploys_a_canary_sees_its_analysis_chart_then_runs_an_ab(page
     expect(error).to_contain_text("must increase")
     expect(page.locator("#env-production input[name=canary-step_seconds]")).to_have_value("1")
     assert not Deployment.objects.filter(version=v2).exists()
+    page.locator("#env-production form.deploy-form").screenshot(
+        path=str(ARTIFACT_DIR / "deploy-form-canary-mistake.png")
+    )
 
     page.locator("#env-production input[name=canary-steps]").fill("10,50,100")
     page.locator("#env-production input[name=canary-min_requests]").fill("20")

@@ -160,3 +160,33 @@ def test_the_buttons_pause_resume_promote_and_refuse_what_the_state_forbids(pers
     assert fresh(churn["production"]).stable_version.number == 2
     again = client.post(action, {"action": "abort"}, HTTP_HX_REQUEST="true").content.decode()
     assert "cannot be aborted" in again
+
+
+def test_a_shadow_started_on_the_form_has_its_disagreement_drawn_over_time(personas, churn):
+    from lifecycle import rollouts
+
+    v2 = approve(new_version(churn["model"], personas, seed=1), personas)
+    log_traffic(churn["production"], churn["v1"], 10, prefix="old")
+    response = browser(personas.owner).post(
+        f"{ENV}/deploy/",
+        {"version": "2", "strategy": "shadow", "shadow-duration_seconds": "1"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    deployment = run_deployment(Deployment.objects.get(version=v2))
+    production = fresh(churn["production"])
+    log_traffic(production, churn["v1"], 50, seed=7, prefix="req")
+    log_traffic(production, v2, 50, seed=7, prefix="req", shadow=True)  # the same requests
+    wait_until_due(deployment)
+    rollouts.rollout_check(deployment_id=deployment.pk)
+    analysis = deployment.analyses.get(kind="shadow")
+
+    page = browser(personas.viewer).get("/models/churn/").content.decode()
+    fold = page.split(f'id="rollout-chart-{deployment.pk}"')[1]
+    assert fold.startswith(">")  # folded: nothing failed
+    assert "1 analysis over time: error rate, p99 latency, prediction drift, disagreement" in fold
+    spec = json.loads(fold.split('type="application/json">')[1].split("</script>")[0])
+    rate = next(t for t in spec["data"] if t["name"] == "Disagreement with stable: candidate")
+    limit = next(t for t in spec["data"] if t["name"] == "Disagreement with stable: fails above")
+    assert rate["y"] == [analysis.figures["checks"]["disagreement"]["rate"]]
+    assert limit["y"] == [0.2]
