@@ -301,7 +301,9 @@ def environment_create(
         stable_after_id=adopted.stable,
         actor=_person(actor),
         actor_name=str(getattr(actor, "username", actor))[:150],
-        reason=f"adopted {model.name}@{name}" if alias else "",
+        reason=f"created by {actor}, adopting {model.name}@{name}"
+        if alias
+        else f"created by {actor}, nothing deployed yet",
     )
     audit_record(
         actor=actor,
@@ -362,7 +364,14 @@ def deployment_start(
         requested_by=actor,
         **fields,
     )
-    _apply(environment, new, event=t.DEPLOY_STARTED, actor=actor, deployment=deployment)
+    _apply(
+        environment,
+        new,
+        event=t.DEPLOY_STARTED,
+        actor=actor,
+        reason=_start_reason(deployment, actor),
+        deployment=deployment,
+    )
     audit_record(
         actor=actor,
         action="lifecycle.deployment.requested",
@@ -469,7 +478,14 @@ def _switch(job: Deployment, report: dict[str, Any]) -> Deployment:
             except t.TransitionRefused as exc:
                 raise _refused(exc) from None
             actor = deployment.requested_by
-            _apply(environment, new, event=t.SWITCHED, actor=actor, deployment=deployment)
+            _apply(
+                environment,
+                new,
+                event=t.SWITCHED,
+                actor=actor,
+                reason=_switch_reason(deployment, report),
+                deployment=deployment,
+            )
             _deployment_state(deployment, DeploymentState.SUCCEEDED)
             deployment.switched_at = timezone.now()
             deployment.warm_report = report
@@ -618,5 +634,37 @@ def environment_split_set(
         )
     except t.TransitionRefused as exc:
         raise _refused(exc) from None
-    _apply(environment, new, event=t.SPLIT_SET, actor=actor)
+    reason = (
+        f"split set by {actor}: {share:.0%} of the requests to v{candidate.number}"
+        if candidate is not None
+        else f"split set by {actor}: the candidate removed"
+    )
+    _apply(environment, new, event=t.SPLIT_SET, actor=actor, reason=reason)
     return environment
+
+
+def _start_reason(deployment: Deployment, actor: Any) -> str:
+    """Why the environment started deploying: who asked, with which strategy and plan."""
+    plan = {
+        Strategy.CANARY: f"steps {' → '.join(map(str, deployment.steps or []))} %",
+        Strategy.SHADOW: f"shadow on {deployment.shadow_share:.0%} of the requests",
+        Strategy.AB: f"A/B split {deployment.shadow_share:.0%} to the candidate",
+        Strategy.BLUE_GREEN: f"preview held {deployment.duration_seconds:g}s"
+        if deployment.duration_seconds
+        else "one switch",
+    }.get(deployment.strategy, "")
+    return (
+        f"v{deployment.version.number} requested by {actor}: {deployment.strategy}"
+        + (f", {plan}" if plan else "")
+        + "; warming it in every serving process"
+    )[:2000]
+
+
+def _switch_reason(deployment: Deployment, report: dict[str, Any]) -> str:
+    """Why the stable version changed: warmed everywhere, and the replay's verdict."""
+    replay = deployment.analyses.filter(kind="replay").order_by("-id").first()
+    parts = [report.get("note") or "warmed"]
+    if replay is not None:
+        parts.append(f"replay {replay.verdict}" + (f" ({replay.reason})" if replay.reason else ""))
+    label = {Strategy.DIRECT: "direct deployment"}.get(deployment.strategy, deployment.strategy)
+    return f"{label} of v{deployment.version.number}: " + "; ".join(parts)

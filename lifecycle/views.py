@@ -13,17 +13,18 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
-from common.permissions import user_can
-from common.ui import or_404
-from lifecycle import deployments, rollouts, selectors, services
+from common.permissions import require, user_can
+from common.ui import error_response, or_404
+from lifecycle import deployments, rollout_charts, rollouts, selectors, services
 from lifecycle import evaluation as ev
 from lifecycle.action_views import evaluation_request_context
 from lifecycle.charts import importance_chart
+from lifecycle.deployment_forms import DeployForms
 from lifecycle.models import CandidateMode, Environment, Strategy
 from lifecycle.selectors import latest_evaluation
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
-from registry.views import version_or_404
+from registry.views import model_detail, version_or_404
 
 LOG_PAGE_ROWS = 100
 
@@ -164,22 +165,50 @@ def explanation_start(request: HttpRequest, name: str, number: int) -> HttpRespo
 # --- deployments: the model page's panel, the version page's, deploy and rollback -----------
 
 
+def _analysis_points(deployment: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": a.created_at.isoformat(),
+            "kind": a.kind,
+            "step_index": a.step_index,
+            "share": a.share,
+            "verdict": a.verdict,
+            "figures": a.figures,
+        }
+        for a in deployment.analyses.all()  # prefetched, oldest first
+    ]
+
+
 def deployments_panel(request: HttpRequest, model: RegisteredModel) -> dict[str, Any] | None:
     """The model page's "Deployments" panel: one card per environment."""
     user = request.user
     can_deploy = user_can(user, "deploy", model)
+    # A deploy form sent back with its mistakes (``deploy`` below), by environment.
+    bound = getattr(request, "deploy_forms", {})
     environments = []
     for environment in selectors.environment_list(user=user, model=model):
+        recent = list(selectors.deployment_list(user=user, environment=environment)[:5])
+        for d in recent:
+            d.analysis_chart = d.analysis_summary = None
+            if d.strategy in (Strategy.CANARY, Strategy.SHADOW):
+                points = _analysis_points(d)
+                d.analysis_chart = rollout_charts.analysis_chart(points)
+                d.analysis_summary = rollout_charts.summary(points)
+                d.analysis_failed = any(p["verdict"] == "fail" for p in points)
+                d.chart_id = f"rollout-chart-spec-{d.pk}"
+            d.replay = next((a for a in d.analyses.all() if a.kind == "replay"), None)
         environments.append(
             {
                 "env": environment,
                 "deployable": selectors.deployable_versions(actor=user, environment=environment)
                 if can_deploy
                 else [],
+                "deploy": bound.get(environment.pk)
+                or DeployForms(environment_id=environment.pk, task=model.task)
+                if can_deploy
+                else None,
                 "history": selectors.environment_history(environment=environment, limit=10),
-                "deployments": list(
-                    selectors.deployment_list(user=user, environment=environment)[:5]
-                ),
+                "deployments": recent,
                 "errors": selectors.serving_errors(environment=environment)[:10],
                 "traffic": selectors.serving_traffic(environment=environment),
                 "stable_share": 100.0
@@ -196,7 +225,6 @@ def deployments_panel(request: HttpRequest, model: RegisteredModel) -> dict[str,
         "model": model,
         "environments": environments,
         "can_deploy": can_deploy,
-        "strategies": Strategy.choices,
         "poll_url": reverse("lifecycle:deployments-panel", args=[model.name]) if deploying else "",
     }
 
@@ -232,35 +260,49 @@ def _environment_or_404(request: HttpRequest, name: str, environment: str) -> En
 @login_required
 @require_POST
 def deploy(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    """Deploy a version with a strategy and its options: the plan the API's request
+    body holds, through the API's service (``deployments.deployment_start``). Bad input
+    or a refusal: the form again with the mistake at its field (422), nothing changed;
+    without the deploy right, the API's 403 error shape."""
     target = _environment_or_404(request, name, environment)
+    model = target.registered_model
     try:
-        number = int(request.POST.get("version", ""))
-        version = ModelVersion.objects.filter(
-            registered_model=target.registered_model, number=number
-        ).first()
-        if version is None:
-            raise DomainError("invalid", f"There is no version {number}.")
-        strategy = request.POST.get("strategy") or Strategy.DIRECT
-        plan: dict[str, Any] = {}
-        if strategy == Strategy.CANARY and request.POST.get("steps", "").strip():
-            try:
-                plan["steps"] = [int(p) for p in request.POST["steps"].split(",")]
-            except ValueError:
-                raise DomainError(
-                    "invalid", "Steps are whole percentages separated by commas: 5,25,50,100."
-                ) from None
-        deployments.deployment_start(
-            actor=request.user, environment=target, version=version, strategy=strategy, plan=plan
-        )
-        messages.success(
-            request,
-            f"Deploying v{number} to {target.name} ({Strategy(strategy).label}).",
-        )
-    except ValueError:
-        messages.error(request, "Choose a version to deploy.")
+        require(request.user, "deploy", model)
     except DomainError as exc:
-        messages.error(request, exc.message)
-    return _panel_response(request, target.registered_model)
+        return error_response(exc)
+    form = DeployForms(request.POST, environment_id=target.pk, task=model.task)
+    if form.is_valid():
+        number = form.main.cleaned_data["version"]
+        strategy = form.main.cleaned_data["strategy"]
+        try:
+            version = ModelVersion.objects.filter(registered_model=model, number=number).first()
+            if version is None:
+                raise DomainError(
+                    "invalid", f"{model.name} has no version {number}.", details={"version": number}
+                )
+            deployments.deployment_start(
+                actor=request.user,
+                environment=target,
+                version=version,
+                strategy=strategy,
+                plan=form.plan(),
+            )
+        except DomainError as exc:
+            if exc.status == 403:
+                return error_response(exc)
+            form.refuse(exc)
+        else:
+            messages.success(
+                request, f"Deploying v{number} to {target.name} ({Strategy(strategy).label})."
+            )
+            return _panel_response(request, model)
+    request.deploy_forms = {target.pk: form}  # type: ignore[attr-defined]
+    if request.htmx:
+        panel = deployments_panel(request, model)
+        return render(request, "common/panel.html", {"panel": panel}, status=422)
+    response = model_detail(request, model.name)
+    response.status_code = 422
+    return response
 
 
 @login_required

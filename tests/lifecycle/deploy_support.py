@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.test import Client
 
 from common.jobs import job_claim
 from governance import reviews
@@ -55,3 +56,10 @@ def deploy(environment: Environment, version: Any, actor: Any) -> Deployment:
 
 def fresh(environment: Environment) -> Environment:
     return Environment.objects.get(pk=environment.pk)
+
+
+def browser(user: Any) -> Client:
+    """A logged-in browser for the UI's views."""
+    client = Client()
+    client.force_login(user)
+    return client

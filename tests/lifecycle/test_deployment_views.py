@@ -9,12 +9,12 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from django.test import Client
 
 from lifecycle import prediction_log, serving_logs
 from lifecycle.models import Deployment
 from tests.lifecycle.deploy_support import (
     approve,
+    browser,
     deploy,
     environment,
     fresh,
@@ -23,12 +23,6 @@ from tests.lifecycle.deploy_support import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -47,7 +41,7 @@ def test_the_model_page_shows_each_environment_and_deploys_only_approved_version
     assert 'id="panel-deployments"' in page and 'id="env-production"' in page
     assert "POST /serve/churn/production/invocations" in page
     assert "deployed by owner" in page
-    form = page.split('class="inline deploy-form"')[1].split("</form>")[0]
+    form = page.split('class="deploy-form"')[1].split("</form>")[0]
     assert '<option value="2">' in form and '<option value="1">' in form
     assert '<option value="3">' not in form  # not approved: production would refuse it
 

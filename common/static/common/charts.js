@@ -18,7 +18,8 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
-  document.addEventListener("htmx:afterSettle", function (event) { draw(event.target); });
+  // The whole document: with an outerHTML swap the event's target may be the old node.
+  document.addEventListener("htmx:afterSettle", function () { draw(document); });
   // "toggle" does not bubble: listen in the capture phase.
   document.addEventListener("toggle", function (event) {
     if (event.target.open) draw(event.target);
