@@ -190,20 +190,9 @@ def main() -> None:
     sh("psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}")
     sh("psql", f"{PG}/postgres", "-qc", f"CREATE DATABASE {DB_NAME}")
     var = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    env = dict(os.environ)
+    env = production_env(f"{PG}/{DB_NAME}")
     env.update(
-        DATABASE_URL=f"{PG}/{DB_NAME}",
-        CELERY_BROKER_URL=os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/13"),
-        DEBUG="0",
-        SECRET_KEY=secrets.token_urlsafe(64),
-        ALLOWED_HOSTS="127.0.0.1",
-        SECURE_SSL_REDIRECT="0",
-        SECURE_COOKIES="0",
-        LOG_LEVEL="WARNING",
-        DB_CONN_MAX_AGE="600",
         VAR_DIR=str(var),
-        ALWAYS_PROTECTED_ALIASES="",
-        OMP_NUM_THREADS="1",
         SERVE_PORT=str(PORT),
         SERVE_WORKERS=str(args.workers),
         SERVE_THREADS=str(args.threads),
@@ -341,6 +330,27 @@ def main() -> None:
             print(f"kept: database {DB_NAME}, VAR_DIR {var}")
         else:
             shutil.rmtree(var, ignore_errors=True)
+
+
+def production_env(database_url: str) -> dict[str, str]:
+    """A bench's process environment: production mode (DEBUG off) on 127.0.0.1, a
+    fresh secret key, the broker of ``BENCH_BROKER``; no protected aliases (a scratch
+    database needs no approvals: governance acts on deployments, never per request)."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/13"),
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="127.0.0.1",
+        SECURE_SSL_REDIRECT="0",
+        SECURE_COOKIES="0",
+        LOG_LEVEL="WARNING",
+        DB_CONN_MAX_AGE="600",
+        ALWAYS_PROTECTED_ALIASES="",
+        OMP_NUM_THREADS="1",
+    )
+    return env
 
 
 def _load() -> str:

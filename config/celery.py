@@ -3,10 +3,10 @@
 Reliability settings: JSON only (the broker carries ids, never objects), late
 acknowledgement plus reject-on-worker-lost (a task whose worker dies is
 redelivered), prefetch of one (a long job never hides queued ones behind it),
-hard and soft time limits. Quick work (validation, notifications) and heavy
-work (evaluations, drift, retraining) have separate queues so a slow job never
-delays a quick one; run `celery worker -Q quick` and `-Q heavy` apart to scale
-them independently (docs/deployment.md).
+hard and soft time limits. Quick work (deployments, notifications, sweeps) and
+heavy work (artifact validation, evaluations, drift, retraining) have separate
+queues so a slow job never delays a quick one; run `celery worker -Q quick` and
+`-Q heavy` apart to scale them independently (docs/deployment.md).
 
 Metrics: with WORKER_METRICS_PORT and PROMETHEUS_MULTIPROC_DIR set, the worker's
 main process serves the job metrics its pool processes record (common/telemetry.py)

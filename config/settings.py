@@ -413,6 +413,18 @@ STATICFILES_FINDERS = [
 
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_SOFT_TIME_LIMIT", 55 * 60)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TIME_LIMIT", 60 * 60)
+# Redis redelivers a message left unacknowledged this long (late acks keep a running
+# task's message unacknowledged until it ends): it must exceed the hard time limit,
+# or a task still running is delivered to a second worker.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3 * 3600)
+if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT} s) must exceed "
+        f"CELERY_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT} s): a running task would be "
+        "delivered to a second worker."
+    )
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = Path(env_str("CELERY_FS_DIR", str(VAR_DIR / "celery")))
     for _sub in ("queue", "processed", "control"):
@@ -427,12 +439,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # Must exceed the longest task time limit, or Redis redelivers a task that
-    # is still running (late acks keep it unacknowledged until it ends).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_DEFAULT_QUEUE = "quick"
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_SOFT_TIME_LIMIT", 55 * 60)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TIME_LIMIT", 60 * 60)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Background jobs (docs/jobs.md). While a job runs, a thread of its worker
 # refreshes its heartbeat every JOB_HEARTBEAT_SECONDS; beat runs the sweep as

@@ -306,7 +306,14 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(env: dict[str, str], log: Path, *extra: str, app: str = "config") -> WorkerProcess:
+def start_worker(
+    env: dict[str, str], log: Path, *extra: str, app: str = "config", cwd: Path = ROOT
+) -> WorkerProcess:
+    """``celery worker`` on both queues, one pool process; returns once it is ready.
+
+    ``cwd``: another working directory (a separate "host"); the project is then
+    found through ``PYTHONPATH`` in ``env``.
+    """
     handle = log.open("ab")
     process = subprocess.Popen(
         [
@@ -328,7 +335,7 @@ def start_worker(env: dict[str, str], log: Path, *extra: str, app: str = "config
             "--without-gossip",
             *extra,
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,

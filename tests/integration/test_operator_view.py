@@ -27,7 +27,7 @@ from tests.security.web_support import WebProcess, free_port, stop_web
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def start_web(env: dict[str, str], log: Path, workers: int = 2) -> WebProcess:
+def start_web(env: dict[str, str], log: Path, workers: int = 2, cwd: Path = ROOT) -> WebProcess:
     port = free_port()
     web_env = dict(
         env,
@@ -40,10 +40,10 @@ def start_web(env: dict[str, str], log: Path, workers: int = 2) -> WebProcess:
         [
             str(Path(sys.executable).parent / "gunicorn"),
             "-c",
-            "config/gunicorn_web.py",
+            str(ROOT / "config" / "gunicorn_web.py"),
             "config.wsgi",
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=web_env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

@@ -101,7 +101,7 @@ class Beat:
     log: Path
 
 
-def start_beat(env: dict[str, str], tmp_path: Path) -> Beat:
+def start_beat(env: dict[str, str], tmp_path: Path, cwd: Path = ROOT) -> Beat:
     log = tmp_path / "beat.log"
     process = subprocess.Popen(
         [
@@ -116,7 +116,7 @@ def start_beat(env: dict[str, str], tmp_path: Path) -> Beat:
             "--max-interval",
             "1",
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

@@ -57,7 +57,9 @@ class Serve:
         return self.log.read_text(errors="replace")
 
 
-def start_serve(env: dict[str, str], log: Path, port: int, workers: int = 2) -> Serve:
+def start_serve(
+    env: dict[str, str], log: Path, port: int, workers: int = 2, cwd: Path = ROOT
+) -> Serve:
     serve_env = dict(env)
     serve_env.update(
         SERVE_PORT=str(port),
@@ -71,10 +73,10 @@ def start_serve(env: dict[str, str], log: Path, port: int, workers: int = 2) -> 
         [
             str(Path(sys.executable).parent / "gunicorn"),
             "-c",
-            "config/gunicorn_serve.py",
+            str(ROOT / "config" / "gunicorn_serve.py"),
             "config.wsgi",
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=serve_env,
         stdout=handle,
         stderr=subprocess.STDOUT,
