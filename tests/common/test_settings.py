@@ -87,6 +87,25 @@ def test_a_stale_threshold_under_three_heartbeats_refuses_to_start():
     assert "JOB_STALE_AFTER_SECONDS must be at least three JOB_HEARTBEAT_SECONDS" in result.stderr
 
 
+def test_a_visibility_timeout_within_the_hard_time_limit_refuses_to_start():
+    """Redis would hand a still-running task to a second worker."""
+    env = {"DEBUG": "1", "CELERY_TIME_LIMIT": "600", "CELERY_VISIBILITY_TIMEOUT": "600"}
+    result = run_django(env, "check")
+    assert result.returncode != 0
+    assert "CELERY_VISIBILITY_TIMEOUT (600 s) must exceed CELERY_TIME_LIMIT" in result.stderr
+    env["CELERY_VISIBILITY_TIMEOUT"] = "601"
+    env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/15"
+    result = run_django(
+        env,
+        "shell",
+        "-c",
+        "from config.celery import app; "
+        "print(app.conf.broker_transport_options['visibility_timeout'])",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "601"
+
+
 def test_links_that_leave_a_request_are_built_on_site_url_from_the_environment():
     script = (
         "from common.links import absolute_url; from django.conf import settings; "
