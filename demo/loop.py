@@ -17,7 +17,10 @@ real processes (web, serve, worker, beat: ``config.run.build_children``) and pla
 5. its follow-up (worker) evaluates the candidate against the champion, audits its
    fairness, files its card and opens its review;
 6. the demo personas sign, through ``reviews.signoff_create`` with their re-entered
-   passwords (printed as "a person signs here");
+   passwords (printed as "a person signs here"); or, with ``signoffs="external"``
+   (``manage.py loop --signoffs external``), the loop prints who signs which review
+   where, and waits for the personas to sign it in the web UI (the browser test,
+   tests/demo/test_loop_browser.py, clicks them);
 7. the owner deploys it to production as a canary (the client's ``deploy``): a replay
    on production rows first, then steps analysed on live labelled traffic, promoted;
 8. round two: a candidate trained on corrupted labels (a label feed that wrote
@@ -66,6 +69,16 @@ REQUEST_ROWS = 50  # rows per request to the serving endpoint
 # accuracy on live labelled requests (metric_drop 0.05) judges, with errors and latency.
 CANARY_THRESHOLDS = {"prediction_psi": 10.0, "disagreement": 0.6}
 
+# Who signs, in which meaning, with which comment (the policy's three roles).
+SIGNOFF_MEANINGS = {
+    "owner": ("reviewed", "Business case and data lineage confirmed."),
+    "validator": ("validated", "Back-test and evidence reproduced."),
+    "compliance": ("approved_for_deployment", "Regulatory review done."),
+}
+# "services": the loop signs for the personas (reviews.signoff_create, printed "a person
+# signs here"); "external": the personas sign in the web UI and the loop waits for them.
+SIGNOFF_MODES = ("services", "external")
+
 # Environment for the processes the loop starts (and this one): minutes become seconds.
 LOOP_ENVIRONMENT = {
     # Few beat messages: on two shared cores and the filesystem broker the worker files
@@ -99,6 +112,8 @@ class Scenario:
     rows: int = 1500  # drifted rows before the monitor's check, and per canary phase
     step_seconds: float = 20.0
     timeout: float = 240.0
+    signoffs: str = "services"  # one of SIGNOFF_MODES
+    signoff_timeout: float = 900.0  # per round, when the personas sign in the web UI
     log_path: Path | None = None
     steps: list[Step] = field(default_factory=list)
     outcome: dict[str, Any] = field(default_factory=dict)
@@ -364,36 +379,78 @@ class Scenario:
         from governance import selectors
         from governance.models import Review
 
-        meanings = {
-            "owner": ("reviewed", "Business case and data lineage confirmed."),
-            "validator": ("validated", "Back-test and evidence reproduced."),
-            "compliance": ("approved_for_deployment", "Regulatory review done."),
-        }
         review = Review.objects.get(version=version)
-        for item in selectors.review_checklist(review=review):
-            if not item["requirement"].startswith("signoff:") or item["met"]:
-                continue
-            role = item["requirement"].split(":", 1)[1]
-            user, password = users[role]
-            meaning, comment = meanings[role]
-            self.say(
-                f"  >>> A PERSON SIGNS HERE: {user.get_full_name()} ({role}) re-enters "
-                f"the password {password!r} and signs v{version.number} as {meaning!r}"
+        # (role, user, password, meaning, comment) of each signer still missing.
+        signers = [
+            (role, *users[role], *SIGNOFF_MEANINGS[role])
+            for role in (
+                item["requirement"].split(":", 1)[1]
+                for item in selectors.review_checklist(review=review)
+                if item["requirement"].startswith("signoff:") and not item["met"]
             )
-            reviews.signoff_create(
-                actor=user,
-                version=version,
-                password=password,
-                decision="approve",
-                meaning=meaning,
-                comment=comment,
-                role=role,
-            )
-            self.step(f"Signed by {role}", "governance.signoff.created", user.get_full_name())
+        ]
+        if self.signoffs == "external":
+            self.await_signoffs(review, signers)
+        else:
+            for role, user, password, meaning, comment in signers:
+                self.say(
+                    f"  >>> A PERSON SIGNS HERE: {user.get_full_name()} ({role}) re-enters "
+                    f"the password {password!r} and signs v{version.number} as {meaning!r}"
+                )
+                reviews.signoff_create(
+                    actor=user,
+                    version=version,
+                    password=password,
+                    decision="approve",
+                    meaning=meaning,
+                    comment=comment,
+                    role=role,
+                )
+                self.step(f"Signed by {role}", "governance.signoff.created", user.get_full_name())
         review.refresh_from_db()
         if review.state != "approved":
             missing = [i["requirement"] for i in selectors.review_checklist(review=review)]
             raise LoopFailed(f"v{version.number}'s review is {review.state}: {missing}")
+
+    def await_signoffs(self, review: Any, signers: list[tuple]) -> None:
+        """Say who signs the review where, then wait (``signoff_timeout``) until it is
+        approved, recording each sign-off as it arrives; a rejection stops the loop."""
+        from common.links import absolute_url
+        from governance.models import SignOff
+
+        version = review.version
+        url = absolute_url("governance:review", version.registered_model.name, version.number)
+        for role, user, _password, meaning, _comment in signers:
+            self.say(
+                f"  >>> SIGN IN THE WEB UI: {user.get_full_name()} ({role}) logs in as "
+                f"{user.get_username()!r}, opens {url} and signs v{version.number} as "
+                f"{meaning!r}, re-entering the password"
+            )
+        self.say(f"  Waiting up to {self.signoff_timeout:g} s for the sign-offs...")
+        recorded: set[int] = set()
+
+        def approved() -> bool:
+            arrived = (
+                SignOff.objects.filter(review=review, valid=True)
+                .exclude(pk__in=recorded)
+                .select_related("signer")
+                .order_by("signed_at", "pk")
+            )
+            for signoff in arrived:
+                recorded.add(signoff.pk)
+                self.step(
+                    f"Signed by {signoff.role}",
+                    "governance.signoff.created",
+                    f"{signoff.signer.get_full_name() or signoff.signer.get_username()}, "
+                    f"signed in person ({signoff.decision})",
+                    object_id=str(signoff.pk),
+                )
+            review.refresh_from_db(fields=["state"])
+            if review.state in ("rejected", "changes_requested"):
+                raise LoopFailed(f"v{version.number}'s review was {review.state} in the web UI")
+            return review.state == "approved"
+
+        self.wait(f"the sign-offs of v{version.number}", approved, timeout=self.signoff_timeout)
 
     def canary(self, owner: Any, serve: Any, pipeline: Any, number: int, tag: str) -> dict:
         """Deploy ``number`` as a canary with replay and keep labelled traffic flowing

@@ -3,8 +3,10 @@
 Loads the demo (idempotent), starts web, serve, worker and beat (config.run's process
 list, their output in ``$VAR_DIR/loop-processes.log``), plays both rounds, prints the
 timeline and the audit chain's verification, stops the processes, and exits non-zero
-if a step did not reach its outcome. Intervals shortened for the loop are set in the
-environment (``demo.loop.LOOP_ENVIRONMENT``) unless already set.
+if a step did not reach its outcome. With ``--signoffs external`` the personas sign in
+the web UI (the loop prints where, and waits); with ``--hold`` the processes stay up
+after the scenario until Enter (or the end of the input). Intervals shortened for the
+loop are set in the environment (``demo.loop.LOOP_ENVIRONMENT``) unless already set.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,26 @@ class Command(BaseCommand):
         parser.add_argument("--rows", type=int, default=1500, help="drifted rows sent")
         parser.add_argument("--step-seconds", type=float, default=20.0, help="canary step")
         parser.add_argument("--timeout", type=float, default=240.0, help="per step")
+        parser.add_argument(
+            "--signoffs",
+            choices=loop.SIGNOFF_MODES,
+            default="services",
+            help="services: the loop signs for the personas (printed 'a person signs here'); "
+            "external: it prints who signs which review where, and waits for the personas "
+            "to sign in the web UI",
+        )
+        parser.add_argument(
+            "--signoff-timeout",
+            type=float,
+            default=900.0,
+            help="with --signoffs external: how long to wait for a review's sign-offs",
+        )
+        parser.add_argument(
+            "--hold",
+            action="store_true",
+            help="after the scenario, keep the processes running (to look at the outcome in "
+            "the web UI) until Enter or the end of the input",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from config.run import Runner, build_children
@@ -75,21 +98,43 @@ class Command(BaseCommand):
             rows=options["rows"],
             step_seconds=options["step_seconds"],
             timeout=options["timeout"],
+            signoffs=options["signoffs"],
+            signoff_timeout=options["signoff_timeout"],
         )
         try:
             base = f"http://{options['host']}"
             loop.wait_http(f"{base}:{options['port']}/healthz")
             loop.wait_http(f"{base}:{options['serve_port']}/healthz")
             outcome = scenario.run()
+            held = (
+                self.hold(f"{base}:{options['port']}/models/{loop.MODEL}/")
+                if options["hold"]
+                else 0
+            )
         except loop.LoopFailed as exc:
             scenario.timeline()
             raise CommandError(f"The loop stopped: {exc} (processes' log: {log_path})") from None
         finally:
             runner.stop("loop finished")
             log.close()
-        wall = time.monotonic() - started
+        wall = time.monotonic() - started - held
         self.stdout.write(
             f"Round one: {outcome['round_one']}; round two: {outcome['round_two']} "
             f"({outcome['round_two_reason']})"
         )
-        self.stdout.write(f"Wall time: {wall:.0f} s (scenario {outcome['seconds']:.0f} s)")
+        self.stdout.write(
+            f"Wall time: {wall:.0f} s (scenario {outcome['seconds']:.0f} s)"
+            + (f"; then held {held:.0f} s" if options["hold"] else "")
+        )
+
+    def hold(self, url: str) -> float:
+        """Keep the processes up until a line (Enter) or the end of the input; returns
+        the seconds held. The browser test closes the input once it has looked."""
+        self.stdout.write(
+            f"The processes keep running: look at {url}, then press Enter (or close the "
+            "input) to stop them."
+        )
+        self.stdout.flush()
+        began = time.monotonic()
+        sys.stdin.readline()
+        return time.monotonic() - began
