@@ -4,8 +4,11 @@ failure limit; a replay and a shadow judge the gap on the same rows."""
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 import numpy as np
 import pytest
+from django.test import Client
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 
 from lifecycle import retraining, serving
@@ -45,6 +48,11 @@ def env(personas, settings):
     production = environment(model)
     deploy(production, v1, personas.owner)
     return {"model": model, "v1": v1, "production": fresh(production)}
+
+
+def three(x: float) -> str:
+    """As the page shows a figure (Django's floatformat:3 rounds half up)."""
+    return str(Decimal(repr(x)).quantize(Decimal("0.001"), ROUND_HALF_UP))
 
 
 def start(env, personas, version, strategy, **plan):
@@ -137,6 +145,17 @@ def test_an_unfair_canary_fails_on_its_fairness_gap_and_is_rolled_back_after_the
     )
     alert = Alert.objects.get(kind="rollback")
     assert alert.details["failed_checks"] == ["fairness"]
+    # The deployments panel shows each step's gap, candidate against stable.
+    client = Client()
+    client.force_login(personas.viewer)
+    page = client.get("/models/churn/").content.decode()
+    table = page.split(f'id="deployment-{deployment.pk}"')[1].split('class="rollout-analyses"')[1]
+    table = table.split("</table>")[0]
+    assert "<th>Fairness gap (cand./stable)</th>" in table
+    last = steps[-1].figures["checks"]["fairness"]
+    assert (
+        f"{last['metric']} {three(last['candidate'])} / {three(last['stable'])} by sex" in table
+    ), table
 
 
 def ra_failed(analysis):
@@ -221,3 +240,33 @@ def test_without_sensitive_features_the_fairness_check_is_skipped_and_says_so(pe
     step = RolloutAnalysis.objects.get(deployment=deployment, kind="step")
     fairness = step.figures["checks"]["fairness"]
     assert fairness == {"verdict": "skipped", "reason": "the model has no sensitive features"}
+
+
+def test_the_api_takes_the_fairness_thresholds_by_name_and_refuses_unknown_ones(env, personas):
+    from lifecycle.models import Deployment
+    from tests.conftest import client_for
+
+    v2 = approve(sex_version(env["model"], personas), personas)
+    api = client_for(personas.owner)
+    url = "/api/v1/models/churn/environments/production/deployments/"
+    refused = api.post(
+        url,
+        {"version": v2.number, "strategy": "canary", "thresholds": {"fairness_gap": 0.05}},
+        format="json",
+    )
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["error"]["code"] == "invalid"
+    assert "fairness_gap" in refused.json()["error"]["message"]
+    assert not Deployment.objects.filter(version=v2).exists()
+    taken = api.post(
+        url,
+        {
+            "version": v2.number,
+            "strategy": "canary",
+            "thresholds": {"fairness_gap_increase": 0.05, "fairness_min_group": 20},
+        },
+        format="json",
+    )
+    assert taken.status_code == 202, taken.content
+    thresholds = Deployment.objects.get(version=v2).thresholds
+    assert (thresholds["fairness_gap_increase"], thresholds["fairness_min_group"]) == (0.05, 20)

@@ -4,8 +4,11 @@ what stable answered on the same rows; a failure stops the deployment."""
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 import numpy as np
 import pytest
+from django.test import Client
 from sklearn.metrics import accuracy_score, recall_score
 
 from lifecycle import retraining, serving
@@ -35,6 +38,11 @@ def env(personas):
     production = environment(model)
     deploy(production, v1, personas.owner)
     return {"model": model, "v1": v1, "production": fresh(production)}
+
+
+def three(x: float) -> str:
+    """As the page shows a figure (Django's floatformat:3 rounds half up)."""
+    return str(Decimal(repr(x)).quantize(Decimal("0.001"), ROUND_HALF_UP))
 
 
 def logged_and_labelled(env, personas, n=80, seed=0, labelled=None):
@@ -93,6 +101,13 @@ def test_a_candidate_worse_on_the_labelled_replay_is_stopped_before_any_traffic(
     assert metric["drop"] == pytest.approx(metric["stable"] - metric["candidate"])
     assert metric["drop"] > metric["limit"] == 0.05
     assert replay.decision == "stop"
+    if strategy == "canary":  # the panel shows the replay's metric, candidate against stable
+        client = Client()
+        client.force_login(personas.viewer)
+        page = client.get("/models/churn/").content.decode()
+        table = page.split(f'id="deployment-{deployment.pk}"')[1].split("</table>")[0]
+        shown = f"accuracy {three(metric['candidate'])} / {three(metric['stable'])} (drop "
+        assert shown in table, table
     assert not EnvironmentTransition.objects.filter(
         deployment=deployment, event__in=("canary_step", "switched", "preview_started")
     ).exists()
