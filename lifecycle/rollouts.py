@@ -558,7 +558,7 @@ def _replay(deployment: Deployment) -> tuple[str, str]:
                             spec.name: scoring.to_array([feature_columns[spec.name][i]], spec)
                             for spec in model.specs
                         }
-                        predictions, proba = model.predict(scoring.to_frame(arrays))
+                        predictions, proba = model.predict(arrays)
                         status, code = 200, ""
                         p = (
                             float(proba[0, model.positive])

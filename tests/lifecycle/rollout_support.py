@@ -38,6 +38,29 @@ def shifted_classifier_bytes() -> bytes:
     return sio.dumps(LogisticRegression(max_iter=200).fit(frame[FEATURES], labels))
 
 
+@cache
+def planned_classifier_bytes() -> bytes:
+    """A pipeline that begins with a ColumnTransformer: served through its column plan
+    (``lifecycle.pipeline_plan``), which takes typed columns, not a frame."""
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = training_frame()
+    # A part of one column (``score``) as well: the plan reshapes that column's array.
+    prep = ColumnTransformer(
+        [("num", StandardScaler(), ["age", "income"]), ("score", StandardScaler(), ["score"])]
+    )
+    pipeline = Pipeline([("prep", prep), ("model", LogisticRegression(max_iter=200))])
+    return sio.dumps(pipeline.fit(frame[FEATURES], frame["label"]))
+
+
+def planned_version(model: Any, personas: Any) -> Any:
+    return ready_version(model, personas.bot, artifact=planned_classifier_bytes())
+
+
 def shifted_version(model: Any, personas: Any) -> Any:
     return ready_version(model, personas.bot, artifact=shifted_classifier_bytes())
 
@@ -121,7 +144,7 @@ def log_traffic(
             spec.name: scoring.to_array([frame[spec.name].iloc[i].item()], spec)
             for spec in model.specs
         }
-        predictions, proba = model.predict(scoring.to_frame(arrays))
+        predictions, proba = model.predict(arrays)
         log.record(
             environment_id=environment.pk,
             version_id=version.pk,
