@@ -4,7 +4,7 @@
 #              Ctrl-C stops all four (config/run.py). DEMO=0 skips the demo data.
 #   make loop  the lifecycle scenario, both rounds, against the real processes: traffic,
 #              drift, alerts, retraining, review and sign-offs, canary promoted, a bad
-#              candidate rolled back; prints the timeline, verifies the audit chain and
+#              candidate stopped by its replay; prints the timeline, verifies the audit chain and
 #              the wall time (demo/loop.py, docs/loop.md). Its own VAR_DIR (var/loop),
 #              fresh each time, on ports LOOP_PORT/LOOP_SERVE_PORT (8010/8011).
 #   make test  set up, run every test

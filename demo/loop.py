@@ -22,7 +22,8 @@ real processes (web, serve, worker, beat: ``config.run.build_children``) and pla
    on production rows first, then steps analysed on live labelled traffic, promoted;
 8. round two: a candidate trained on corrupted labels (a label feed that wrote
    "default" for every production row) passes its paperwork and is deployed the same
-   way; the canary analysis rolls it back automatically, with the reason;
+   way; its replay (its accuracy on the logged requests that labels joined, against
+   what stable answered them) stops it before any caller sees it, with the reason;
 9. the timeline (each step, its time, its audit event's hash) and the audit chain's
    verification.
 """
@@ -397,7 +398,7 @@ class Scenario:
 
     def canary(self, owner: Any, serve: Any, pipeline: Any, number: int, tag: str) -> dict:
         """Deploy ``number`` as a canary with replay and keep labelled traffic flowing
-        until the rollout ends (promoted or rolled back)."""
+        until the rollout ends (promoted, rolled back, or stopped by its replay)."""
         deployment = owner.deploy(
             MODEL,
             ENVIRONMENT,

@@ -61,7 +61,9 @@ def test_the_loop_runs_both_rounds_against_real_processes(tmp_path):
 
     # What a person reads: the signatures, the timeline with hashes, the verdicts.
     assert out.count(">>> A PERSON SIGNS HERE") >= 6, out  # three signers, two rounds
-    assert "Round one: succeeded; round two: rolled_back" in out, out
+    # Round two's candidate is stopped by its replay (its accuracy on the logged requests
+    # that labels joined): no caller ever saw it.
+    assert "Round one: succeeded; round two: failed (replay failed: accuracy" in out, out
     timeline = out.split("Timeline (time UTC, step, audit event hash):", 1)[1]
     hashes = re.findall(r"^  \d\d:\d\d:\d\d  .{38} ([0-9a-f]{16})  ", timeline, re.MULTILINE)
     assert len(hashes) >= 15, timeline
@@ -96,12 +98,13 @@ def test_the_loop_runs_both_rounds_against_real_processes(tmp_path):
         "join registry_modelversion v on d.version_id = v.id "
         "where d.strategy = 'canary' order by d.id"
     ).fetchall()
-    assert [d[1] for d in deployments[-2:]] == ["succeeded", "rolled_back"]
+    assert [d[1] for d in deployments[-2:]] == ["succeeded", "failed"]
     assert deployments[-2][0] == runs[1]
-    assert deployments[-1][2], "a rollback names its reason"
+    assert deployments[-1][2].startswith("replay failed: accuracy "), deployments[-1][2]
+    assert "no caller saw the candidate" in deployments[-1][2]
     stable = db.execute(
         "select v.number from lifecycle_environment e join registry_modelversion v "
         "on e.stable_version_id = v.id join registry_registeredmodel m "
         "on e.registered_model_id = m.id where m.name = 'credit-default' and e.name = 'production'"
     ).fetchone()
-    assert stable[0] == runs[1], "the promoted candidate still serves after the rollback"
+    assert stable[0] == runs[1], "the promoted candidate still serves after round two"
