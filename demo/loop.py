@@ -25,7 +25,11 @@ real processes (web, serve, worker, beat: ``config.run.build_children``) and pla
    on production rows first, then steps analysed on live labelled traffic, promoted;
 8. round two: a candidate trained on corrupted labels (a label feed that wrote
    "default" for every production row) passes its paperwork and is deployed the same
-   way; the canary analysis rolls it back automatically, with the reason;
+   way, just after a burst of the day's applications whose outcomes are not known yet:
+   its replay (on those, the newest logged requests) can judge its answers' errors,
+   latency, distribution and disagreement with stable, not its accuracy; the canary
+   analysis, once live labelled traffic arrives, rolls it back automatically, with the
+   reason (round one's replay ran on labelled requests and judged accuracy too);
 9. the timeline (each step, its time, its audit event's hash) and the audit chain's
    verification.
 """
@@ -205,6 +209,25 @@ class Scenario:
             pipeline.log_labels(MODEL, labels, batch_id=f"labels-{tag}")
         return len(ids)
 
+    def todays_applications(self, serve: Any, pipeline: Any) -> None:
+        """Serve a replay's worth of applications with no outcome yet (labels come
+        months later in credit) and wait until they are in the prediction log: the
+        replay scores the newest logged requests, so it judges no accuracy this time."""
+        from django.conf import settings
+
+        before = self.served_rows()
+        frame = self.applicants(settings.ROLLOUT_REPLAY_ROWS, SEED + 500, drifted=True)
+        sent = self.send(serve, pipeline, frame, "loop-today", label=False)
+        self.wait(
+            "today's applications in the prediction log",
+            lambda: self.served_rows() >= before + sent or None,
+        )
+        self.step(
+            "Applications served, outcomes unknown",
+            "monitoring.predictions.ingest",
+            f"{sent} rows: the replay of the next canary has no labels to judge accuracy on",
+        )
+
     def served_rows(self) -> int:
         from monitoring.models import PredictionBatch
 
@@ -328,6 +351,7 @@ class Scenario:
         self.step("Review opened (round two)", "governance.review.in_review", f"v{bad.number}")
         self.sign(reviews, users, bad)
         self.step("Review approved (round two)", "governance.review.approved", f"v{bad.number}")
+        self.todays_applications(serve, pipeline)
         second = self.canary(owner, serve, pipeline, bad.number, "loop-d")
         self.outcome["round_two"] = second["state"]
         self.outcome["round_two_reason"] = second.get("reason", "")
@@ -454,7 +478,7 @@ class Scenario:
 
     def canary(self, owner: Any, serve: Any, pipeline: Any, number: int, tag: str) -> dict:
         """Deploy ``number`` as a canary with replay and keep labelled traffic flowing
-        until the rollout ends (promoted or rolled back)."""
+        until the rollout ends (promoted, rolled back, or stopped by its replay)."""
         deployment = owner.deploy(
             MODEL,
             ENVIRONMENT,

@@ -25,6 +25,18 @@ each check against the deployment's thresholds:
   by more than ``metric_drop`` (``common.metrics.improvement``: absolute, or
   relative for RMSE). Fewer than ``min_labels`` labelled requests on a side:
   ``skipped`` (labels come late; the rollout does not wait for them).
+- ``fairness`` (once labels have joined, for a binary classifier whose model has
+  sensitive features that the requests carry): each version's gap between
+  groups on its own labelled requests (live) or on the same rows (replay,
+  shadow), by governance's fairness engine (``governance.fairness.audit``, the
+  fairness audit's): the demographic parity and equalized odds differences, each
+  the largest over every sensitive column and their intersection, among groups
+  of at least ``fairness_min_group`` rows; fails when the candidate's gap exceeds
+  the stable's by more than ``fairness_gap_increase`` and their 95 % bootstrap
+  intervals (the audit's ``bootstrap``) do not overlap: on a canary's few labelled
+  requests a gap is noisy, as PSI is. No sensitive features, a
+  sensitive column the requests do not carry, fewer than ``min_labels`` labelled
+  requests on a side, or no gap computable on both sides: ``skipped``.
 
 A check returns ``pass``, ``fail``, ``inconclusive`` (too few requests to
 judge: fewer than ``min_requests`` on either side) or ``skipped`` (nothing to
@@ -45,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from common import metrics as common_metrics
+from governance import fairness as fairness_engine
 from monitoring import drift
 
 PASS = "pass"  # noqa: S105 - a verdict, not a password
@@ -64,6 +77,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "min_requests": 30,
     "metric_drop": 0.05,
     "min_labels": 30,
+    "fairness_gap_increase": 0.1,
+    "fairness_min_group": 10,
 }
 # Failed analyses of a check that roll the deployment back (Argo's failureLimit).
 DEFAULT_FAILURE_LIMITS: dict[str, int] = {
@@ -72,6 +87,7 @@ DEFAULT_FAILURE_LIMITS: dict[str, int] = {
     "prediction_psi": 2,
     "disagreement": 2,
     "metric": 2,
+    "fairness": 2,
 }
 CHECKS = tuple(DEFAULT_FAILURE_LIMITS)
 
@@ -292,6 +308,172 @@ def metric_check(
     )
 
 
+# The gaps the fairness check judges: governance's disparities (``fairness.audit``) that
+# are differences of group rates, so that "more than ``fairness_gap_increase`` wider"
+# means the same on each. Regression has no such unitless gap: not judged.
+FAIRNESS_GAPS = ("demographic_parity_difference", "equalized_odds_difference")
+# Per-group figures kept beside the gaps, and how many groups of a scope are kept.
+_GROUP_FIGURES = ("selection_rate", "tpr", "fpr", "accuracy")
+_MAX_GROUPS = 20
+# Bootstrap resamples of each gap (the fairness audit's percentile intervals, seeded).
+FAIRNESS_BOOTSTRAP = 200
+
+
+@dataclass
+class Labelled:
+    """One version's labelled requests: labels, its predictions and, by column name, the
+    request's values of the model's sensitive features that the requests carry."""
+
+    labels: Sequence[Any]
+    predictions: Sequence[Any]
+    groups: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    scores: Sequence[Any] | None = None  # positive-class scores, for the metric check
+
+    def metric_rows(self) -> tuple[Sequence[Any], Sequence[Any], Sequence[Any] | None]:
+        """What ``metric_check`` takes of one side."""
+        return self.labels, self.predictions, self.scores
+
+
+def _gaps(side: Labelled, sensitive: Sequence[str], positive: Any, min_group: int) -> dict:
+    """One version's gaps (the largest over the scopes) and its groups, by the engine."""
+    pos = str(positive)
+    truth = np.asarray([str(v) == pos for v in side.labels], dtype=np.int64)
+    predicted = np.asarray([str(v) == pos for v in side.predictions], dtype=np.int64)
+    groups = pd.DataFrame({c: list(side.groups[c]) for c in sensitive})
+    report = fairness_engine.audit(
+        truth,
+        predicted,
+        groups,
+        task="classification",
+        thresholds=None,
+        min_group_size=min_group,
+        pos_label=1,
+        bootstrap=FAIRNESS_BOOTSTRAP,
+        random_state=0,
+    )
+    gaps: dict[str, Any] = {}
+    for name in FAIRNESS_GAPS:
+        best: dict[str, Any] | None = None
+        for scope in report["scopes"]:
+            disparity = scope["disparities"][name]
+            if disparity["value"] is not None and (
+                best is None or disparity["value"] > best["value"]
+            ):
+                ci = disparity.get("ci") or {}
+                best = {
+                    "value": disparity["value"],
+                    "scope": scope["name"],
+                    "ci": [ci.get("low"), ci.get("high")],
+                }
+        gaps[name] = best
+    scopes = {
+        scope["name"]: [
+            {
+                "group": ", ".join(f"{k}={v}" for k, v in g["group"].items()),
+                "count": g["count"],
+                "excluded": g["excluded"],
+                **{k: g["metrics"].get(k) for k in _GROUP_FIGURES},
+            }
+            for g in sorted(scope["groups"], key=lambda g: -g["count"])[:_MAX_GROUPS]
+        ]
+        for scope in report["scopes"]
+    }
+    return {"gaps": gaps, "groups": scopes}
+
+
+def fairness_check(
+    stable: Labelled | None,
+    candidate: Labelled | None,
+    th: Mapping[str, float],
+    *,
+    task: str,
+    sensitive: Sequence[str],
+    positive: Any,
+) -> dict:
+    """Each version's gap between groups on its labelled requests (see the module's
+    docstring); ``positive``: the positive class (``common.metrics.positive_class``)."""
+    sensitive = list(dict.fromkeys(str(c) for c in sensitive))
+    if not sensitive:
+        return _check(SKIPPED, reason="the model has no sensitive features")
+    if task != "classification" or positive is None:
+        return _check(SKIPPED, reason="the fairness gap is judged for binary classifiers")
+    minimum = int(th["min_labels"])
+    counts = {
+        "sensitive_features": sensitive,
+        "stable_labelled": len(stable.labels) if stable else 0,
+        "candidate_labelled": len(candidate.labels) if candidate else 0,
+    }
+    if counts["stable_labelled"] < minimum or counts["candidate_labelled"] < minimum:
+        return _check(SKIPPED, reason=f"fewer than {minimum} labelled requests", **counts)
+    assert stable is not None and candidate is not None
+    missing = [c for c in sensitive if c not in stable.groups or c not in candidate.groups]
+    if missing:
+        return _check(
+            SKIPPED,
+            reason=f"the requests do not carry the sensitive feature(s) {', '.join(missing)}",
+            **counts,
+        )
+    min_group = max(1, int(th["fairness_min_group"]))
+    try:
+        base = _gaps(stable, sensitive, positive, min_group)
+        cand = _gaps(candidate, sensitive, positive, min_group)
+    except fairness_engine.FairnessInputError as exc:
+        return _check(SKIPPED, reason=f"not computable: {exc}", **counts)
+    limit = th["fairness_gap_increase"]
+    gaps, worst = {}, None
+    for name in FAIRNESS_GAPS:
+        a, b = base["gaps"][name], cand["gaps"][name]
+        if a is None or b is None:
+            gaps[name] = {"stable": a and a["value"], "candidate": b and b["value"]}
+            continue
+        increase = b["value"] - a["value"]
+        low = b["ci"][0]
+        gaps[name] = {
+            "stable": a["value"],
+            "candidate": b["value"],
+            "increase": increase,
+            "stable_scope": a["scope"],
+            "candidate_scope": b["scope"],
+            "stable_ci": a["ci"],
+            "candidate_ci": b["ci"],
+            # Wider by more than the limit, and not by chance: the two gaps' bootstrap
+            # intervals do not overlap (small groups make gaps noisy, and a gap, never
+            # below 0, is biased upwards on small samples).
+            "failed": bool(
+                increase > limit and low is not None and low > (a["ci"][1] or a["value"])
+            ),
+        }
+        if worst is None or (gaps[name]["failed"], increase) > (
+            gaps[worst]["failed"],
+            gaps[worst]["increase"],
+        ):
+            worst = name
+    figures = {
+        **counts,
+        "gaps": gaps,
+        "groups": {"stable": base["groups"], "candidate": cand["groups"]},
+        "min_group": min_group,
+        "limit": limit,
+    }
+    if worst is None:
+        return _check(
+            SKIPPED,
+            reason=f"no gap computable on both sides (groups of at least {min_group} "
+            "labelled requests, with both outcomes for equalized odds)",
+            **figures,
+        )
+    top = gaps[worst]
+    return _check(
+        FAIL if top["failed"] else PASS,
+        metric=worst,
+        candidate=top["candidate"],
+        stable=top["stable"],
+        increase=top["increase"],
+        scope=top["candidate_scope"],
+        **figures,
+    )
+
+
 def _overall(checks: Mapping[str, Mapping[str, Any]]) -> str:
     verdicts = {c["verdict"] for c in checks.values()}
     if FAIL in verdicts:
@@ -310,9 +492,13 @@ def analyse_live(
     task: str = "classification",
     metric: str | None = None,
     classes: tuple[Sequence[Any] | None, Sequence[Any] | None] = (None, None),
+    fairness: tuple[Labelled | None, Labelled | None] | None = None,
+    sensitive: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A canary step: both versions' live traffic over the step's interval; ``labelled``
-    is ((labels, predictions) of stable, of candidate) where labels have joined."""
+    is ((labels, predictions) of stable, of candidate) where labels have joined;
+    ``fairness`` the same requests with their sensitive features (``sensitive``: the
+    model's)."""
     minimum = int(th["min_requests"])
     counts = {"stable_requests": stable.requests, "candidate_requests": candidate.requests}
     if candidate.requests < minimum or stable.requests < minimum:
@@ -330,14 +516,34 @@ def analyse_live(
         "metric": metric_check(
             *(labelled or (None, None)), th, task=task, metric=metric, classes=classes
         ),
+        "fairness": fairness_check(
+            *(fairness or (None, None)),
+            th,
+            task=task,
+            sensitive=sensitive,
+            positive=common_metrics.positive_class(classes[0]),
+        ),
     }
     return {"verdict": _overall(checks), "checks": checks, **counts}
 
 
 def analyse_paired(
-    stable: Sample, candidate: Sample, th: Mapping[str, float], *, task: str
+    stable: Sample,
+    candidate: Sample,
+    th: Mapping[str, float],
+    *,
+    task: str,
+    labelled: tuple[Any, Any] | None = None,
+    metric: str | None = None,
+    classes: tuple[Sequence[Any] | None, Sequence[Any] | None] = (None, None),
+    fairness: tuple[Labelled | None, Labelled | None] | None = None,
+    sensitive: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """A replay or a shadow: the same rows, scored by both (row i of each is the same request)."""
+    """A replay or a shadow: the same rows, scored by both (row i of each is the same request).
+
+    ``labelled`` (a replay): the metric check on the rows that labels joined, each side's
+    (labels, predictions[, scores]) on the same rows; ``fairness``: the fairness check on
+    them. Each is judged only when given."""
     checks = {
         "error_rate": error_rate_check(stable, candidate, th),
         "latency_p99": latency_check(stable, candidate, th),
@@ -347,6 +553,16 @@ def analyse_paired(
     a = _take(stable, both)
     b = _take(candidate, both)
     checks["disagreement"] = disagreement_check(a, b, th, task=task)
+    if labelled is not None:
+        checks["metric"] = metric_check(*labelled, th, task=task, metric=metric, classes=classes)
+    if fairness is not None:
+        checks["fairness"] = fairness_check(
+            *fairness,
+            th,
+            task=task,
+            sensitive=sensitive,
+            positive=common_metrics.positive_class(classes[0]),
+        )
     minimum = int(th["min_requests"])
     verdict = _overall(checks)
     reason = ""
@@ -495,5 +711,11 @@ def _describe(name: str, check: Mapping[str, Any]) -> str:
         return (
             f"{check.get('metric')} {n(check.get('candidate'))} vs stable "
             f"{n(check.get('stable'))} (drop {n(check.get('drop'))} > {n(check.get('limit'))})"
+        )
+    if name == "fairness":
+        return (
+            f"fairness {check.get('metric')} {n(check.get('candidate'))} vs stable "
+            f"{n(check.get('stable'))} by {check.get('scope')} "
+            f"(+{n(check.get('increase'))} > {n(check.get('limit'))})"
         )
     return name

@@ -272,18 +272,29 @@ def _rows(
             environment=environment, version=version, last_at__gte=since
         ).order_by("first_at")
         if since is not None
-        else ServingLogBatch.objects.filter(environment=environment, version=version).order_by(
-            "-last_at"
-        )[:50]
+        else _recent_batches(environment, version)
     )
     return read_log(batches, version=version.number, since=since, until=until, shadow=shadow)
 
 
-def _labelled(
-    environment: Environment, version: ModelVersion, *, since: Any, until: Any
-) -> tuple[list[Any], list[Any], list[Any] | None] | None:
-    """(labels, predictions) of the version's requests in the interval that labels joined
-    (monitoring's join by request id, on the prediction batches the serving log filed)."""
+def _recent_batches(environment: Environment, version: ModelVersion) -> Any:
+    """The version's most recent serving log batches (what a replay replays)."""
+    return ServingLogBatch.objects.filter(environment=environment, version=version).order_by(
+        "-last_at"
+    )[:50]
+
+
+def _labelled_frame(
+    environment: Environment,
+    version: ModelVersion,
+    *,
+    since: Any,
+    until: Any,
+    columns: tuple[str, ...] = (),
+) -> Any:
+    """The version's requests in the interval that labels joined (monitoring's join by
+    request id, on the prediction batches the serving log filed), with ``columns`` of the
+    requests where they were logged; None when there are none."""
     from monitoring.windows import labelled_rows
 
     batches = [
@@ -298,12 +309,51 @@ def _labelled(
     ]
     if not batches:
         return None
-    frame = labelled_rows(environment.registered_model, version, batches)
-    if frame.empty:
+    frame = labelled_rows(environment.registered_model, version, batches, columns=columns)
+    return None if frame.empty else frame
+
+
+def _metric_rows(frame: Any) -> tuple[list[Any], list[Any], list[Any] | None] | None:
+    """(labels, predictions, positive-class scores or None) of a labelled frame."""
+    if frame is None:
         return None
     probability = frame.get("probability")
     scores = None if probability is None or probability.isna().any() else probability.tolist()
     return frame["label"].tolist(), frame["prediction"].tolist(), scores
+
+
+def _fairness_rows(frame: Any, sensitive: list[str]) -> ra.Labelled | None:
+    """A labelled frame's rows for the fairness check: the sensitive columns it carries."""
+    if frame is None:
+        return None
+
+    def values(column: Any) -> list[Any]:
+        # Whole numbers that the join widened to floats name their groups as logged (1, not 1.0).
+        if column.dtype.kind == "f" and column.notna().all() and (column % 1 == 0).all():
+            return column.astype("int64").tolist()
+        return column.tolist()
+
+    return ra.Labelled(
+        labels=frame["label"].tolist(),
+        predictions=frame["prediction"].tolist(),
+        groups={c: values(frame[c]) for c in sensitive if c in frame.columns},
+    )
+
+
+def _sensitive_features(environment: Environment) -> list[str]:
+    """The model's sensitive features: its retraining policy's ``sensitive_columns`` and
+    every column its fairness audits named (``governance.selectors``)."""
+    from governance.selectors import model_sensitive_attributes
+    from lifecycle.models import RetrainingPolicy
+
+    model = environment.registered_model
+    policy = (
+        RetrainingPolicy.objects.filter(registered_model_id=model.pk)
+        .values_list("sensitive_columns", flat=True)
+        .first()
+    )
+    names = [str(c) for c in policy or []] + model_sensitive_attributes(model=model)
+    return list(dict.fromkeys(names))
 
 
 def _primary_metric(environment: Environment) -> str | None:
@@ -508,7 +558,7 @@ def _replay(deployment: Deployment) -> tuple[str, str]:
                             spec.name: scoring.to_array([feature_columns[spec.name][i]], spec)
                             for spec in model.specs
                         }
-                        predictions, proba = model.predict(scoring.to_frame(arrays))
+                        predictions, proba = model.predict(arrays)
                         status, code = 200, ""
                         p = (
                             float(proba[0, model.positive])
@@ -525,11 +575,29 @@ def _replay(deployment: Deployment) -> tuple[str, str]:
                     rows[side]["probability"].append(p)
             # The stable side's answers are what it told callers (the logged ones).
             rows["s"]["prediction"] = logged
+            # Where labels have joined the replayed requests: each side's metric and
+            # fairness gap on the same labelled rows (stable: what it answered).
+            ids = table.column("request_id").to_pylist()
+            recent = ServingLogBatch.objects.filter(
+                pk__in=list(_recent_batches(environment, stable).values_list("pk", flat=True))
+            )
+            sensitive = _sensitive_features(environment)
+            labelled = _same_rows_labelled(
+                ids,
+                _labels_of(environment, stable, recent),
+                (rows["s"], rows["c"]),
+                _logged_columns(table, sensitive),
+            )
             analysis = ra.analyse_paired(
                 ra.Sample.of(rows["s"]),
                 ra.Sample.of(rows["c"]),
                 thresholds,
                 task=environment.registered_model.task,
+                labelled=tuple(side.metric_rows() if side else None for side in labelled),
+                metric=deployment.metric or _primary_metric(environment),
+                classes=(stable.classes, deployment.version.classes),
+                fairness=labelled,
+                sensitive=sensitive,
             )
             analysis["rows"] = table.num_rows
             if analysis["verdict"] == ra.FAIL:
@@ -648,17 +716,21 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
     stable = environment.stable_version
     candidate = deployment.version
     task = environment.registered_model.task
+    sensitive = _sensitive_features(environment)
+    frames = [
+        _labelled_frame(environment, v, since=since, until=now, columns=tuple(sensitive))
+        for v in (stable, candidate)
+    ]
     analysis = ra.analyse_live(
         _sample(_rows(environment, stable, since=since, until=now, shadow=False)),
         _sample(_rows(environment, candidate, since=since, until=now, shadow=False)),
         thresholds,
-        labelled=(
-            _labelled(environment, stable, since=since, until=now),
-            _labelled(environment, candidate, since=since, until=now),
-        ),
+        labelled=(_metric_rows(frames[0]), _metric_rows(frames[1])),
         task=task,
         metric=deployment.metric or _primary_metric(environment),
         classes=(stable.classes, candidate.classes),
+        fairness=(_fairness_rows(frames[0], sensitive), _fairness_rows(frames[1], sensitive)),
+        sensitive=sensitive,
     )
     action, failures, why = ra.rollout_decision(
         deployment.failures,
@@ -743,13 +815,24 @@ def _shadow_check(environment: Environment, deployment: Deployment, now: Any) ->
     )
     shadow_rows = _rows(environment, deployment.version, since=since, until=now, shadow=True)
     paired_stable, paired_shadow = _pair(stable_rows, shadow_rows)
+    task = environment.registered_model.task
+    labels = _labels_by_request(environment, since, now) if task != "regression" else {}
+    sensitive = _sensitive_features(environment)
     analysis = ra.analyse_paired(
         ra.Sample.of(paired_stable),
         ra.Sample.of(paired_shadow),
         thresholds,
-        task=environment.registered_model.task,
+        task=task,
+        classes=(environment.stable_version.classes, deployment.version.classes),
+        fairness=_same_rows_labelled(
+            paired_stable["request_id"],
+            labels,
+            (paired_stable, paired_shadow),
+            _logged_columns(stable_rows, sensitive),
+        ),
+        sensitive=sensitive,
     )
-    analysis.update(_shadow_extras(environment, stable_rows, shadow_rows, since, now, thresholds))
+    analysis.update(_shadow_extras(environment, stable_rows, shadow_rows, labels, thresholds))
     end = since + timedelta(seconds=deployment.duration_seconds)
     by_labels = bool(deployment.end_after_labels) and (
         analysis.get("labelled", 0) >= deployment.end_after_labels
@@ -886,8 +969,7 @@ def _shadow_extras(
     environment: Environment,
     stable_rows: Any,
     shadow_rows: Any,
-    since: Any,
-    until: Any,
+    labels: dict[str, Any],
     thresholds: dict[str, float],
 ) -> dict[str, Any]:
     """A shadow's figures beside its checks, on the requests both answered: agreement by
@@ -927,7 +1009,6 @@ def _shadow_extras(
     out: dict[str, Any] = {"segments": segments, "paired": len(ids)}
     if environment.registered_model.task == "regression":
         return out
-    labels = _labels_by_request(environment, since, until)
     labelled = [r for r in ids if r in labels]
     out["labelled"] = len(labelled)
     if len(labelled) < thresholds["min_labels"]:
@@ -945,23 +1026,81 @@ def _shadow_extras(
 
 
 def _labels_by_request(environment: Environment, since: Any, until: Any) -> dict[str, Any]:
+    """Labels of stable's requests in the interval, by request id (monitoring's join)."""
+    stable = environment.stable_version
+    return _labels_of(
+        environment,
+        stable,
+        ServingLogBatch.objects.filter(
+            environment=environment, version=stable, last_at__gte=since, first_at__lte=until
+        ),
+    )
+
+
+def _labels_of(environment: Environment, version: ModelVersion, log_batches: Any) -> dict[str, Any]:
+    """Labels of the requests of these serving log batches, by request id."""
     from monitoring.windows import labelled_rows
 
-    stable = environment.stable_version
     batches = [
         b.prediction_batch
-        for b in ServingLogBatch.objects.filter(
-            environment=environment,
-            version=stable,
-            last_at__gte=since,
-            first_at__lte=until,
-            prediction_batch__isnull=False,
-        ).select_related("prediction_batch")
+        for b in log_batches.filter(prediction_batch__isnull=False).select_related(
+            "prediction_batch"
+        )
     ]
-    frame = labelled_rows(environment.registered_model, stable, batches)
+    frame = labelled_rows(environment.registered_model, version, batches)
     if frame.empty:
         return {}
     return dict(zip(frame["request_id"].tolist(), frame["label"].tolist(), strict=True))
+
+
+def _logged_columns(table: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The logged values of the input columns ``names`` that the table carries, by column
+    and request id (an input named like a log column is logged as ``feature:<name>``)."""
+    from lifecycle.serving_logs import META_COLUMNS
+
+    if table.num_rows == 0 or "request_id" not in table.column_names:
+        return {}
+    ids = table.column("request_id").to_pylist()
+    out = {}
+    for name in names:
+        column = f"feature:{name}" if name in META_COLUMNS else name
+        if column in table.column_names:
+            out[name] = dict(zip(ids, table.column(column).to_pylist(), strict=True))
+    return out
+
+
+def _same_rows_labelled(
+    ids: list[str],
+    labels: dict[str, Any],
+    sides: tuple[dict[str, list], dict[str, list]],
+    groups: dict[str, dict[str, Any]],
+) -> tuple[ra.Labelled | None, ra.Labelled | None]:
+    """The labelled rows of a replay or a shadow: the same requests (row i of each side),
+    those both answered that labels joined, with their sensitive features and scores.
+    Predictions compare as strings when the labels do (monitoring's join casts classes)."""
+    stable, candidate = sides
+    keep = [
+        i
+        for i, rid in enumerate(ids)
+        if rid in labels and stable["status"][i] == 200 and candidate["status"][i] == 200
+    ]
+    if not keep:
+        return None, None
+    truth = [labels[ids[i]] for i in keep]
+    as_text = any(isinstance(v, str) for v in truth)
+    values = {c: [by_id.get(ids[i]) for i in keep] for c, by_id in groups.items()}
+
+    def side(rows: dict[str, list]) -> ra.Labelled:
+        predicted = [rows["prediction"][i] for i in keep]
+        scores = [rows["probability"][i] for i in keep] if rows.get("probability") else None
+        return ra.Labelled(
+            truth,
+            [str(v) for v in predicted] if as_text else predicted,
+            values,
+            None if scores is None or any(v is None for v in scores) else scores,
+        )
+
+    return side(stable), side(candidate)
 
 
 def _pair(stable: Any, shadow: Any) -> tuple[dict[str, list], dict[str, list]]:
@@ -978,8 +1117,8 @@ def _pair(stable: Any, shadow: Any) -> tuple[dict[str, list], dict[str, list]]:
     a, b = by_id(stable), by_id(shadow)
     common = [rid for rid in a if rid in b]
     return (
-        {n: [a[r].get(n) for r in common] for n in names},
-        {n: [b[r].get(n) for r in common] for n in names},
+        {"request_id": common, **{n: [a[r].get(n) for r in common] for n in names}},
+        {"request_id": common, **{n: [b[r].get(n) for r in common] for n in names}},
     )
 
 

@@ -38,6 +38,29 @@ def shifted_classifier_bytes() -> bytes:
     return sio.dumps(LogisticRegression(max_iter=200).fit(frame[FEATURES], labels))
 
 
+@cache
+def planned_classifier_bytes() -> bytes:
+    """A pipeline that begins with a ColumnTransformer: served through its column plan
+    (``lifecycle.pipeline_plan``), which takes typed columns, not a frame."""
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = training_frame()
+    # A part of one column (``score``) as well: the plan reshapes that column's array.
+    prep = ColumnTransformer(
+        [("num", StandardScaler(), ["age", "income"]), ("score", StandardScaler(), ["score"])]
+    )
+    pipeline = Pipeline([("prep", prep), ("model", LogisticRegression(max_iter=200))])
+    return sio.dumps(pipeline.fit(frame[FEATURES], frame["label"]))
+
+
+def planned_version(model: Any, personas: Any) -> Any:
+    return ready_version(model, personas.bot, artifact=planned_classifier_bytes())
+
+
 def shifted_version(model: Any, personas: Any) -> Any:
     return ready_version(model, personas.bot, artifact=shifted_classifier_bytes())
 
@@ -50,6 +73,41 @@ def rows(n: int, seed: int = 0) -> Any:
     return training_frame(n, seed=seed)[FEATURES]
 
 
+# A model that reads a sensitive attribute: ``sex`` (0 or 1) beside the usual inputs.
+SEX_FEATURES = [*FEATURES, "sex"]
+SEX_SIGNATURE = [
+    {"name": name, "dtype": "int64" if name == "sex" else "float64"} for name in SEX_FEATURES
+]
+
+
+def sex_frame(n: int = 200, seed: int = 0) -> Any:
+    """``training_frame`` (same labels for the same seed) with a ``sex`` column."""
+    frame = training_frame(n, seed=seed)
+    frame["sex"] = np.random.default_rng(1000 + seed).integers(0, 2, n).astype("int64")
+    return frame
+
+
+@cache
+def sex_classifier_bytes(unfair: bool = False) -> bytes:
+    """Fair: learned the labels (sex plays no part). Unfair: learned labels that deny
+    every positive to ``sex == 1``, so it answers 0 for that group."""
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    frame = sex_frame(400)
+    labels = frame["label"] * (1 - frame["sex"]) if unfair else frame["label"]
+    return sio.dumps(LogisticRegression(max_iter=500).fit(frame[SEX_FEATURES], labels))
+
+
+def sex_version(model: Any, personas: Any, *, unfair: bool = False) -> Any:
+    return ready_version(
+        model,
+        personas.bot,
+        artifact=sex_classifier_bytes(unfair),
+        signature_inputs=SEX_SIGNATURE,
+    )
+
+
 def log_traffic(
     environment: Any,
     version: Any,
@@ -60,11 +118,13 @@ def log_traffic(
     shadow: bool = False,
     prefix: str = "r",
     user_id: int | None = None,
+    frame: Any = None,
 ) -> None:
     """``n`` requests of one row answered by ``version`` (really predicted), ``errors`` of
-    them refused as prediction_failed, logged and ingested as a serving process would."""
+    them refused as prediction_failed, logged and ingested as a serving process would;
+    ``frame``: the requests' rows (else ``rows(n, seed)``)."""
     model = serving.load_version(version.pk)
-    frame = rows(n, seed)
+    frame = rows(n, seed) if frame is None else frame
     log = prediction_log.PredictionLog()
     for i in range(n):
         request_id = f"{prefix}-{seed}-{i}"
@@ -81,9 +141,10 @@ def log_traffic(
             )
             continue
         arrays = {
-            spec.name: scoring.to_array([frame.iloc[i][spec.name]], spec) for spec in model.specs
+            spec.name: scoring.to_array([frame[spec.name].iloc[i].item()], spec)
+            for spec in model.specs
         }
-        predictions, proba = model.predict(scoring.to_frame(arrays))
+        predictions, proba = model.predict(arrays)
         log.record(
             environment_id=environment.pk,
             version_id=version.pk,
@@ -107,3 +168,30 @@ def wait_until_due(deployment: Deployment) -> None:
     delay = (deployment.next_check_at - timezone.now()).total_seconds()
     if delay > 0:
         time.sleep(delay + 0.05)
+
+
+def post_labels(model: Any, actor: Any, request_ids: list[str], labels: list[Any], name: str):
+    """Labels for these requests, posted as a pipeline posts them (monitoring's service)."""
+    import pyarrow as pa
+
+    from monitoring.services import label_batch_ingest
+
+    table = pa.table({"request_id": request_ids, "label": labels})
+    label_batch_ingest(actor=actor, model=model, batch_id=f"labels-{name}", table=table)
+
+
+def served_and_labelled(
+    environment: Any, version: Any, model: Any, actor: Any, n: int, *, seed: int, prefix: str
+) -> Any:
+    """``n`` requests of ``sex_frame(n, seed)`` answered by ``version`` and their labels;
+    returns the frame (request ``i`` is ``{prefix}-{seed}-{i}``)."""
+    frame = sex_frame(n, seed)
+    log_traffic(environment, version, n, seed=seed, prefix=prefix, frame=frame)
+    post_labels(
+        model,
+        actor,
+        [f"{prefix}-{seed}-{i}" for i in range(n)],
+        frame["label"].tolist(),
+        f"{prefix}-{seed}",
+    )
+    return frame

@@ -178,3 +178,216 @@ def test_the_metric_check_uses_the_given_metric_with_scores_as_scikit_learn_does
         ra.metric_check(stable, candidate, th, task="classification", metric="rmse")["metric"]
         == "accuracy"
     )
+
+
+# --- the fairness gap -----------------------------------------------------------------
+
+
+def biased(n: int, *, seed: int, bias: float, groups=("F", "M")):
+    """Labels, a sensitive column, and predictions right 85 % of the time, except that
+    ``bias`` of group F's positives are predicted negative (a wider gap between groups)."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(groups, n, p=[0.45, 0.55])
+    band = rng.choice(["young", "old"], n)
+    truth = rng.integers(0, 2, n)
+    pred = np.where(rng.random(n) < 0.85, truth, 1 - truth)
+    pred = np.where((sex == "F") & (pred == 1) & (rng.random(n) < bias), 0, pred)
+    return truth, pred, sex, band
+
+
+def test_the_fairness_gap_is_fairlearns_on_each_sides_labelled_requests():
+    from fairlearn.metrics import (
+        MetricFrame,
+        demographic_parity_difference,
+        equalized_odds_difference,
+        selection_rate,
+    )
+
+    ts, ps, ss, _ = biased(300, seed=1, bias=0.0)
+    tc, pc, sc, _ = biased(200, seed=2, bias=0.8)
+    check = ra.fairness_check(
+        ra.Labelled(ts, ps, {"sex": ss}),
+        ra.Labelled(tc, pc, {"sex": sc}),
+        TH,
+        task="classification",
+        sensitive=["sex"],
+        positive=1,
+    )
+    gaps = check["gaps"]
+    for side, (t, p, s) in (("stable", (ts, ps, ss)), ("candidate", (tc, pc, sc))):
+        assert gaps["demographic_parity_difference"][side] == pytest.approx(
+            demographic_parity_difference(t, p, sensitive_features=s)
+        )
+        assert gaps["equalized_odds_difference"][side] == pytest.approx(
+            equalized_odds_difference(t, p, sensitive_features=s)
+        )
+        by_group = MetricFrame(metrics=selection_rate, y_true=t, y_pred=p, sensitive_features=s)
+        rates = {g["group"]: g["selection_rate"] for g in check["groups"][side]["sex"]}
+        assert rates == pytest.approx({f"sex={k}": v for k, v in by_group.by_group.items()})
+    worst = max(gaps, key=lambda name: gaps[name]["increase"])
+    assert check["metric"] == worst and check["scope"] == "sex"
+    assert check["increase"] == pytest.approx(gaps[worst]["candidate"] - gaps[worst]["stable"])
+    assert check["increase"] > TH["fairness_gap_increase"] and check["verdict"] == "fail"
+    assert check["stable_labelled"] == 300 and check["candidate_labelled"] == 200
+    same = ra.fairness_check(
+        ra.Labelled(ts, ps, {"sex": ss}),
+        ra.Labelled(*biased(200, seed=2, bias=0.0)[:2], {"sex": sc}),
+        TH,
+        task="classification",
+        sensitive=["sex"],
+        positive=1,
+    )
+    assert same["verdict"] == "pass", same["gaps"]
+
+
+def test_the_gap_is_the_widest_over_each_sensitive_column_and_their_intersection():
+    from fairlearn.metrics import demographic_parity_difference
+
+    t, p, sex, band = biased(600, seed=3, bias=0.5)
+    labelled = ra.Labelled(
+        [str(v) for v in t], [str(v) for v in p], {"sex": sex.tolist(), "band": band.tolist()}
+    )
+    check = ra.fairness_check(
+        labelled, labelled, TH, task="classification", sensitive=["sex", "band"], positive=1
+    )
+    expected = max(
+        demographic_parity_difference(t, p, sensitive_features=sex),
+        demographic_parity_difference(t, p, sensitive_features=band),
+        demographic_parity_difference(
+            t, p, sensitive_features=pd.DataFrame({"sex": sex, "band": band})
+        ),
+    )
+    gap = check["gaps"]["demographic_parity_difference"]
+    assert gap["stable"] == pytest.approx(expected) == pytest.approx(gap["candidate"])
+    assert gap["increase"] == 0 and check["verdict"] == "pass"
+    assert set(check["groups"]["stable"]) == {"sex", "band", "sex & band"}
+
+
+def test_groups_smaller_than_the_minimum_are_left_out_of_the_gap():
+    from fairlearn.metrics import demographic_parity_difference
+
+    t, p, sex, _ = biased(200, seed=4, bias=0.3)
+    sex = sex.astype(object)
+    sex[:5] = "X"  # five rows of a rare group, all predicted positive
+    p = p.copy()
+    p[:5] = 1
+    labelled = ra.Labelled(t, p, {"sex": sex})
+    check = ra.fairness_check(
+        labelled, labelled, TH, task="classification", sensitive=["sex"], positive=1
+    )
+    big = sex != "X"
+    assert check["gaps"]["demographic_parity_difference"]["stable"] == pytest.approx(
+        demographic_parity_difference(t[big], p[big], sensitive_features=sex[big])
+    )
+    rare = next(g for g in check["groups"]["stable"]["sex"] if g["group"] == "sex=X")
+    assert rare["excluded"] and rare["count"] == 5
+
+
+def test_the_fairness_check_is_skipped_with_its_reason_when_it_cannot_judge():
+    t, p, sex, _ = biased(100, seed=5, bias=0.0)
+    side = ra.Labelled(t, p, {"sex": sex})
+
+    def run(stable=side, candidate=side, **kw):
+        kw = {"task": "classification", "sensitive": ["sex"], "positive": 1, **kw}
+        return ra.fairness_check(stable, candidate, TH, **kw)
+
+    assert run(sensitive=[])["reason"] == "the model has no sensitive features"
+    assert "binary classifiers" in run(task="regression")["reason"]
+    assert "binary classifiers" in run(positive=None)["reason"]
+    few = run(candidate=ra.Labelled(t[:10], p[:10], {"sex": sex[:10]}))
+    assert few["reason"] == "fewer than 30 labelled requests" and few["candidate_labelled"] == 10
+    assert run(candidate=None)["verdict"] == "skipped"
+    unlogged = run(sensitive=["sex", "race"])
+    assert unlogged["reason"] == "the requests do not carry the sensitive feature(s) race"
+    one_group = ra.Labelled(t, p, {"sex": ["F"] * 100})
+    assert "no gap computable" in run(one_group, one_group)["reason"]
+    assert {run(**k)["verdict"] for k in ({"sensitive": []}, {"positive": None})} == {"skipped"}
+
+
+def test_a_fairness_failure_rolls_back_at_its_limit_and_says_why():
+    ts, ps, ss, _ = biased(300, seed=1, bias=0.0)
+    tc, pc, sc, _ = biased(200, seed=2, bias=0.8)
+    analysis = ra.analyse_live(
+        sample(300, seed=1),
+        sample(200, seed=2),
+        TH,
+        task="classification",
+        classes=([0, 1], [0, 1]),
+        fairness=(ra.Labelled(ts, ps, {"sex": ss}), ra.Labelled(tc, pc, {"sex": sc})),
+        sensitive=["sex"],
+    )
+    assert ra.failed_checks(analysis) == ["fairness"]
+    action, counts, _ = ra.rollout_decision(
+        {}, analysis, inconclusive_in_row=0, inconclusive_limit=3
+    )
+    assert (action, counts) == ("wait", {"fairness": 1})  # limit 2
+    action, _, why = ra.rollout_decision(
+        counts, analysis, inconclusive_in_row=0, inconclusive_limit=3
+    )
+    assert action == "rollback" and why.startswith("fairness equalized_odds_difference")
+    assert "by sex" in why
+    # without sensitive features the check is there, skipped
+    plain = ra.analyse_live(sample(300, seed=1), sample(200, seed=2), TH)
+    assert plain["checks"]["fairness"]["verdict"] == "skipped" and plain["verdict"] == "pass"
+
+
+def test_a_replay_judges_the_metric_and_the_gap_on_the_same_labelled_rows_only_when_given():
+    rng = np.random.default_rng(6)
+    truth = rng.integers(0, 2, 200)
+    worse = np.where(rng.random(200) < 0.6, truth, 1 - truth)
+    stable = ra.Sample.of(
+        {"status": [200] * 200, "latency_ms": [1.0] * 200, "prediction": truth.tolist()}
+    )
+    candidate = ra.Sample.of(
+        {"status": [200] * 200, "latency_ms": [1.0] * 200, "prediction": worse.tolist()}
+    )
+    th = {**TH, "disagreement": 1.0}
+    plain = ra.analyse_paired(stable, candidate, th, task="classification")
+    assert set(plain["checks"]) == {"error_rate", "latency_p99", "prediction_psi", "disagreement"}
+    judged = ra.analyse_paired(
+        stable,
+        candidate,
+        th,
+        task="classification",
+        labelled=((truth, truth), (truth, worse)),
+    )
+    metric = judged["checks"]["metric"]
+    assert metric["stable"] == 1.0
+    assert metric["candidate"] == pytest.approx(accuracy_score(truth, worse))
+    assert judged["verdict"] == "fail" and ra.failed_checks(judged) == ["metric"]
+    unlabelled = ra.analyse_paired(
+        stable, candidate, th, task="classification", labelled=(None, None), fairness=(None, None)
+    )
+    assert unlabelled["checks"]["metric"]["verdict"] == "skipped"
+    assert unlabelled["checks"]["fairness"]["verdict"] == "skipped"
+    assert unlabelled["verdict"] == "pass"
+
+
+def test_the_new_thresholds_are_known_and_checked():
+    merged = ra.thresholds_valid({"fairness_gap_increase": 0.05}, ra.DEFAULT_THRESHOLDS)
+    assert merged["fairness_gap_increase"] == 0.05 and merged["fairness_min_group"] == 10
+    assert ra.DEFAULT_FAILURE_LIMITS["fairness"] == 2
+    with pytest.raises(ValueError, match="unknown threshold"):
+        ra.thresholds_valid({"fairness_gap": 0.05}, ra.DEFAULT_THRESHOLDS)
+    with pytest.raises(ValueError):
+        ra.thresholds_valid({"fairness_gap_increase": -1}, ra.DEFAULT_THRESHOLDS)
+
+
+def test_a_gap_wider_by_chance_on_few_labelled_requests_does_not_fail():
+    # The same fair predictor on two small samples: the gaps differ by more than the
+    # limit by chance in some draws; the bootstrap interval says it is noise.
+    wider = 0
+    for seed in range(20):
+        ts, ps, ss, _ = biased(60, seed=100 + seed, bias=0.0)
+        tc, pc, sc, _ = biased(60, seed=200 + seed, bias=0.0)
+        check = ra.fairness_check(
+            ra.Labelled(ts, ps, {"sex": ss}),
+            ra.Labelled(tc, pc, {"sex": sc}),
+            TH,
+            task="classification",
+            sensitive=["sex"],
+            positive=1,
+        )
+        assert check["verdict"] == "pass", check["gaps"]
+        wider += check["increase"] > TH["fairness_gap_increase"]
+    assert wider >= 3  # the guard is what passed them
