@@ -33,8 +33,9 @@ from registry import services
 from registry.cache import resolution_clear
 from registry.models import RegisteredModel, RegistrationJob
 
-# Fixtures for tests of evidence producers (``filed``, ``policy``).
-pytest_plugins = ["tests.evidence_support"]
+# Fixtures for tests of evidence producers (``filed``, ``policy``), and the demo's data
+# loaded once per session (``demo_data``).
+pytest_plugins = ["tests.evidence_support", "tests.demo_support"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACT_DIR = ROOT / "test-artifacts"
