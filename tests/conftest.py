@@ -59,6 +59,57 @@ def _fast_and_isolated(settings: Any, tmp_path: Path) -> None:
     resolution_clear()  # ids are reused across rolled-back tests
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _flush_by_delete() -> Iterator[None]:
+    """A transactional test (``transaction=True``, ``live_server``, ``page``) ends with
+    Django's ``flush``: on PostgreSQL one TRUNCATE of every table (60-odd), each a new
+    file on disk, 1-3 s a test. Here the same flush empties only the tables that hold
+    rows, by DELETE in its one transaction (Django's foreign keys are deferred, so the
+    order does not matter), and by TRUNCATE those whose triggers refuse a DELETE (the
+    append-only audit table): the same empty database, then the same post_migrate
+    (content types, permissions, default groups and policies). A flush that resets
+    sequences or cascades (asked for by a test) is Django's own."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    operations = type(connection.ops)
+    truncate = operations.sql_flush
+
+    def sql_flush(
+        self: Any,
+        style: Any,
+        tables: list[str],
+        *,
+        reset_sequences: bool = False,
+        allow_cascade: bool = False,
+    ) -> list[str]:
+        if reset_sequences or allow_cascade or not tables:
+            return truncate(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        # Table names from Django's introspection, quoted: no input reaches this SQL.
+        with self.connection.cursor() as cursor:
+            holds = ", ".join(f"EXISTS (SELECT 1 FROM {self.quote_name(t)})" for t in tables)  # noqa: S608
+            cursor.execute(f"SELECT ARRAY[{holds}]")
+            filled = [
+                t for t, has_rows in zip(tables, cursor.fetchone()[0], strict=True) if has_rows
+            ]
+            cursor.execute(
+                "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal"
+            )
+            guarded = {row[0] for row in cursor.fetchall()}
+        truncated = [self.quote_name(t) for t in filled if t in guarded]
+        sql = [f"TRUNCATE {', '.join(truncated)} CASCADE;"] if truncated else []
+        deleted = [f"DELETE FROM {self.quote_name(t)};" for t in filled if t not in guarded]  # noqa: S608
+        return sql + deleted
+
+    operations.sql_flush = sql_flush
+    yield
+    operations.sql_flush = truncate
+
+
 @pytest.fixture(scope="session")
 def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A broker no other process uses: a Redis DB of its own or a private folder.
