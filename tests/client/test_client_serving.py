@@ -109,6 +109,13 @@ def test_a_pipeline_deploys_directly_and_by_canary_and_predicts_through_the_clie
     )
     assert canary["state"] == "progressing", canary["reason"]
     assert wait_for(lambda: warmed_everywhere(v2.pk, 1), timeout=30, message="v2 warm")
+    # The serving process routes by the split from its next routing poll on: until then
+    # every request is stable's, and a retry after it could move (seen once).
+    wait_for(
+        lambda: bot.predict("churn", "production", rows.head(1), details=True)["version"] == 2,
+        timeout=20,
+        message="the split routed",
+    )
     seen = {}
     for i in range(40):
         one = rows.iloc[[i]]
