@@ -356,16 +356,21 @@ def _sensitive_features(environment: Environment) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _primary_metric(environment: Environment) -> str | None:
-    """The retraining policy's primary metric, when the model has a policy: the metric
-    its owner judges versions by (else the analysis uses the task's first)."""
+def _judged_metric(environment: Environment, deployment: Deployment) -> str:
+    """The metric a canary's steps and an A/B experiment are judged on, one precedence
+    for both: the plan's ``metric``, else the retraining policy's primary metric (the
+    metric its owner judges versions by), else the task's first (``common.metrics``)."""
     from lifecycle.models import RetrainingPolicy
+    from monitoring import performance
 
-    return (
-        RetrainingPolicy.objects.filter(registered_model_id=environment.registered_model_id)
+    names = performance.metric_names(environment.registered_model.task)
+    chosen = (
+        deployment.metric
+        or RetrainingPolicy.objects.filter(registered_model_id=environment.registered_model_id)
         .values_list("primary_metric", flat=True)
         .first()
     )
+    return chosen if chosen in names else names[0]
 
 
 def _sample(table: Any) -> ra.Sample:
@@ -594,7 +599,7 @@ def _replay(deployment: Deployment) -> tuple[str, str]:
                 thresholds,
                 task=environment.registered_model.task,
                 labelled=tuple(side.metric_rows() if side else None for side in labelled),
-                metric=deployment.metric or _primary_metric(environment),
+                metric=_judged_metric(environment, deployment),
                 classes=(stable.classes, deployment.version.classes),
                 fairness=labelled,
                 sensitive=sensitive,
@@ -727,7 +732,7 @@ def _canary_check(environment: Environment, deployment: Deployment, now: Any) ->
         thresholds,
         labelled=(_metric_rows(frames[0]), _metric_rows(frames[1])),
         task=task,
-        metric=deployment.metric or _primary_metric(environment),
+        metric=_judged_metric(environment, deployment),
         classes=(stable.classes, candidate.classes),
         fairness=(_fairness_rows(frames[0], sensitive), _fairness_rows(frames[1], sensitive)),
         sensitive=sensitive,
@@ -890,7 +895,7 @@ def ab_figures(environment: Environment, deployment: Deployment, until: Any) -> 
     from monitoring.windows import labelled_rows
 
     model = environment.registered_model
-    metric = deployment.metric or performance.metric_names(model.task)[0]
+    metric = _judged_metric(environment, deployment)
     frames, classes = {}, {}
     for arm, version in (("a", environment.stable_version), ("b", deployment.version)):
         batches = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -32,12 +32,13 @@ from common.jobs import job_claim
 from registry import services
 from registry.cache import resolution_clear
 from registry.models import RegisteredModel, RegistrationJob
+from tests.processes import ARTIFACT_DIR, RealProcess, RealProcesses, stop
+from tests.processes import ROOT as ROOT  # imported from here by many tests
+from tests.processes import start_worker as start_worker
 
-# Fixtures for tests of evidence producers (``filed``, ``policy``).
-pytest_plugins = ["tests.evidence_support"]
-
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACT_DIR = ROOT / "test-artifacts"
+# Fixtures for tests of evidence producers (``filed``, ``policy``), and the demo's data
+# loaded once per session (``demo_data``).
+pytest_plugins = ["tests.evidence_support", "tests.demo_support"]
 
 
 # --- environment ---------------------------------------------------------------
@@ -56,6 +57,57 @@ def _fast_and_isolated(settings: Any, tmp_path: Path) -> None:
     settings.BLOB_CACHE_DIR = str(tmp_path / "blob-cache")
     settings.AXES_ENABLED = False
     resolution_clear()  # ids are reused across rolled-back tests
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_by_delete() -> Iterator[None]:
+    """A transactional test (``transaction=True``, ``live_server``, ``page``) ends with
+    Django's ``flush``: on PostgreSQL one TRUNCATE of every table (60-odd), each a new
+    file on disk, 1-3 s a test. Here the same flush empties only the tables that hold
+    rows, by DELETE in its one transaction (Django's foreign keys are deferred, so the
+    order does not matter), and by TRUNCATE those whose triggers refuse a DELETE (the
+    append-only audit table): the same empty database, then the same post_migrate
+    (content types, permissions, default groups and policies). A flush that resets
+    sequences or cascades (asked for by a test) is Django's own."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    operations = type(connection.ops)
+    truncate = operations.sql_flush
+
+    def sql_flush(
+        self: Any,
+        style: Any,
+        tables: list[str],
+        *,
+        reset_sequences: bool = False,
+        allow_cascade: bool = False,
+    ) -> list[str]:
+        if reset_sequences or allow_cascade or not tables:
+            return truncate(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        # Table names from Django's introspection, quoted: no input reaches this SQL.
+        with self.connection.cursor() as cursor:
+            holds = ", ".join(f"EXISTS (SELECT 1 FROM {self.quote_name(t)})" for t in tables)  # noqa: S608
+            cursor.execute(f"SELECT ARRAY[{holds}]")
+            filled = [
+                t for t, has_rows in zip(tables, cursor.fetchone()[0], strict=True) if has_rows
+            ]
+            cursor.execute(
+                "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal"
+            )
+            guarded = {row[0] for row in cursor.fetchall()}
+        truncated = [self.quote_name(t) for t in filled if t in guarded]
+        sql = [f"TRUNCATE {', '.join(truncated)} CASCADE;"] if truncated else []
+        deleted = [f"DELETE FROM {self.quote_name(t)};" for t in filled if t not in guarded]  # noqa: S608
+        return sql + deleted
+
+    operations.sql_flush = sql_flush
+    yield
+    operations.sql_flush = truncate
 
 
 @pytest.fixture(scope="session")
@@ -296,70 +348,12 @@ def storage_env(config: dict[str, Any]) -> dict[str, str]:
     }
 
 
-@dataclass
-class WorkerProcess:
-    process: subprocess.Popen
-    log: Path
-    env: dict[str, str]
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+# Started one way (tests/processes.py); the names tests import from here.
+WorkerProcess = RealProcess
 
 
-def start_worker(
-    env: dict[str, str], log: Path, *extra: str, app: str = "config", cwd: Path = ROOT
-) -> WorkerProcess:
-    """``celery worker`` on both queues, one pool process; returns once it is ready.
-
-    ``cwd``: another working directory (a separate "host"); the project is then
-    found through ``PYTHONPATH`` in ``env``.
-    """
-    handle = log.open("ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            app,
-            "worker",
-            "-Q",
-            "quick,heavy",
-            "--concurrency",
-            "1",
-            "--pool",
-            "prefork",
-            "-l",
-            "info",
-            "--without-mingle",
-            "--without-gossip",
-            *extra,
-        ],
-        cwd=cwd,
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if "ready." in log.read_text(errors="replace"):
-            return WorkerProcess(process, log, env)
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("celery worker did not start:\n" + log.read_text(errors="replace")[-4000:])
-
-
-def stop_worker(worker: WorkerProcess, sig: int = signal.SIGTERM) -> None:
-    if worker.process.poll() is None:
-        os.killpg(worker.process.pid, sig)
-        try:
-            worker.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.process.pid, signal.SIGKILL)
-            worker.process.wait()
+def stop_worker(worker: RealProcess, sig: int = signal.SIGTERM) -> None:
+    stop(worker, sig, timeout=30)
 
 
 @pytest.fixture
@@ -387,13 +381,21 @@ def worker_env(
 
 
 @pytest.fixture
-def celery_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
+def real_processes(
+    worker_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[RealProcesses]:
+    """Starts real processes (worker, beat, web, serve) on ``worker_env`` for one test;
+    kills those still running at its end and keeps their logs (tests/processes.py)."""
+    label = re.sub(r"[^\w.-]+", "_", request.node.name)[:80]
+    started = RealProcesses(worker_env, tmp_path, label)
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def celery_worker(real_processes: RealProcesses) -> RealProcess:
     """A real ``celery worker`` process on the test database and the private broker."""
-    worker = start_worker(worker_env, tmp_path / "worker.log")
-    yield worker
-    stop_worker(worker)
-    ARTIFACT_DIR.mkdir(exist_ok=True)
-    shutil.copy(worker.log, ARTIFACT_DIR / f"worker-{int(time.time() * 1000)}.log")
+    return real_processes.worker()
 
 
 def wait_for(predicate: Any, timeout: float = 60, interval: float = 0.2, message: str = "") -> Any:

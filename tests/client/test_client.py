@@ -25,7 +25,6 @@ from sklearn.preprocessing import StandardScaler
 
 from common.auth import token_issue
 from tests.conftest import FEATURES, ROOT, training_frame
-from tests.security.web_support import start_web, stop_web
 
 sys.path.insert(0, str(ROOT / "client"))
 
@@ -35,10 +34,8 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def server(worker_env, celery_worker, tmp_path):
-    web = start_web(worker_env, tmp_path / "web.log")
-    yield f"http://127.0.0.1:{web.port}"
-    stop_web(web)
+def server(real_processes, celery_worker):
+    return f"http://127.0.0.1:{real_processes.web().port}"
 
 
 def gate_for(server: str, user) -> ModelGate:

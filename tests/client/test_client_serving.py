@@ -22,14 +22,8 @@ from common.auth import token_issue
 from lifecycle.models import ServingProcess
 from tests.client.test_client import cli
 from tests.conftest import FEATURES, ROOT, classifier_bytes, grant, training_frame, wait_for
-from tests.integration.test_serving_processes import (
-    free_port,
-    start_serve,
-    stop_serve,
-    warmed_everywhere,
-)
+from tests.integration.test_serving_processes import warmed_everywhere
 from tests.lifecycle.deploy_support import approve, environment, low_risk_model, new_version
-from tests.security.web_support import start_web, stop_web
 
 sys.path.insert(0, str(ROOT / "client"))
 
@@ -52,13 +46,11 @@ def churn(personas):
 
 
 @pytest.fixture
-def processes(worker_env, celery_worker, tmp_path):
-    web = start_web(worker_env, tmp_path / "web.log")
-    serve = start_serve(worker_env, tmp_path / "serve.log", free_port(), workers=1)
+def processes(real_processes, celery_worker):
+    web = real_processes.web()
+    serve = real_processes.serve(workers=1)
     wait_for(lambda: ServingProcess.objects.exists(), timeout=30, message="serving heartbeat")
-    yield f"http://127.0.0.1:{web.port}", f"http://127.0.0.1:{serve.port}"
-    stop_serve(serve)
-    stop_web(web)
+    return f"http://127.0.0.1:{web.port}", f"http://127.0.0.1:{serve.port}"
 
 
 def answers_with(gate: ModelGate, number: int) -> None:
@@ -117,6 +109,13 @@ def test_a_pipeline_deploys_directly_and_by_canary_and_predicts_through_the_clie
     )
     assert canary["state"] == "progressing", canary["reason"]
     assert wait_for(lambda: warmed_everywhere(v2.pk, 1), timeout=30, message="v2 warm")
+    # The serving process routes by the split from its next routing poll on: until then
+    # every request is stable's, and a retry after it could move (seen once).
+    wait_for(
+        lambda: bot.predict("churn", "production", rows.head(1), details=True)["version"] == 2,
+        timeout=20,
+        message="the split routed",
+    )
     seen = {}
     for i in range(40):
         one = rows.iloc[[i]]

@@ -1,17 +1,16 @@
 """The demo's pages as a reviewer reads them in a browser: one screen of summaries, the
 long tables one click away.
 
-One test: loading the demo takes tens of seconds, so every page check shares it.
+One test on the demo's data (the session's snapshot, tests/demo_support.py): every page
+check shares it.
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 
 from governance.models import Review
 from registry.models import ModelVersion
@@ -37,8 +36,10 @@ def visible_rows(page: Any, selector: str) -> int:
     return page.locator(f"{selector} tr:visible").count()
 
 
-def test_the_demo_version_pages_fold_long_tables_behind_summaries(page: Any) -> None:
-    call_command("demo", stdout=io.StringIO())
+def test_the_demo_version_pages_fold_long_tables_behind_summaries(
+    page: Any, demo_data: Any
+) -> None:
+    demo_data.restore()
     owner = User.objects.get(username="owner")
     owner.set_password("correct-horse-9")
     owner.save()

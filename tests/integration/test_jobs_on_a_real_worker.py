@@ -15,9 +15,6 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +26,6 @@ from common.jobs import requeue_stale_jobs
 from common.models import AuditEvent
 from registry.models import ModelVersion, RegistrationJob
 from tests.conftest import (
-    ROOT,
     SIGNATURE,
     classifier_bytes,
     register,
@@ -37,6 +33,7 @@ from tests.conftest import (
     stop_worker,
     wait_for,
 )
+from tests.processes import start_web, stop
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -151,46 +148,6 @@ def test_a_job_that_keeps_dying_fails_with_the_reason_after_the_attempt_cap(
 # --- a web process killed between the commit and the hand-off ----------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_web(env: dict[str, str], log: Path, port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "tests.integration.web_killed_after_commit:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def answers() -> bool:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            return connection.getresponse().status == 200
-        except OSError:
-            return process.poll() is not None  # stop waiting on a dead server
-        finally:
-            connection.close()
-
-    wait_for(answers, timeout=60, interval=0.2, message="gunicorn to answer")
-    assert process.poll() is None, log.read_text()
-    return process
-
-
 def post_registration(port: int, token: str) -> None:
     boundary = uuid.uuid4().hex
     metadata = json.dumps({"signature": {"inputs": SIGNATURE}})
@@ -242,10 +199,13 @@ def test_a_job_queued_by_a_web_process_killed_after_its_commit_is_resent_and_run
         str(tmp_path / "beat-schedule"),
     )
     try:
-        port = free_port()
-        web = start_web(worker_env, tmp_path / "web.log", port)
+        web = start_web(
+            worker_env,
+            tmp_path / "web.log",
+            app="tests.integration.web_killed_after_commit:application",
+        )
         try:
-            post_registration(port, token)
+            post_registration(web.port, token)
             killed_at = time.monotonic()
             version = ModelVersion.objects.get(registered_model=model, number=1)
             wait_for(
@@ -255,8 +215,7 @@ def test_a_job_queued_by_a_web_process_killed_after_its_commit_is_resent_and_run
             )
             recovered_in = time.monotonic() - killed_at
         finally:
-            web.send_signal(signal.SIGTERM)
-            web.wait(timeout=30)
+            stop(web, signal.SIGTERM, timeout=30)
     finally:
         stop_worker(worker)
     assert "was sent SIGKILL" in (tmp_path / "web.log").read_text()

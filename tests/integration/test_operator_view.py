@@ -8,10 +8,7 @@ import contextlib
 import http.client
 import json
 import os
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -21,48 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.models import AuditEvent
 from registry.models import RegistrationJob
-from tests.conftest import ROOT, register, start_worker, stop_worker, wait_for
-from tests.security.web_support import WebProcess, free_port, stop_web
+from tests.conftest import register, wait_for
+from tests.processes import free_port
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def start_web(env: dict[str, str], log: Path, workers: int = 2, cwd: Path = ROOT) -> WebProcess:
-    port = free_port()
-    web_env = dict(
-        env,
-        WEB_PORT=str(port),
-        WEB_WORKERS=str(workers),
-        LOG_FORMAT="json",
-        PROMETHEUS_MULTIPROC_DIR=str(log.parent / "prometheus-web"),
-    )
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-c",
-            str(ROOT / "config" / "gunicorn_web.py"),
-            "config.wsgi",
-        ],
-        cwd=cwd,
-        env=web_env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    web = WebProcess(process, port, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            connection = web.connection(timeout=2)
-            connection.request("GET", "/healthz")
-            # Both workers booted (the first answer may come before the second is up).
-            if connection.getresponse().status == 200 and len(web.worker_pids()) == workers:
-                return web
-        except OSError:
-            pass
-        time.sleep(0.2)
-    stop_web(web)
-    raise RuntimeError("gunicorn did not start:\n" + web.output()[-4000:])
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -90,10 +49,9 @@ def json_lines(output: str) -> list[dict]:
 
 
 @pytest.fixture
-def web(worker_env, tmp_path):
-    process = start_web(worker_env, tmp_path / "web.log")
-    yield process
-    stop_web(process)
+def web(real_processes):
+    """The web process type as deployed (config/gunicorn_web.py), two workers, JSON logs."""
+    return real_processes.configured_web(workers=2)
 
 
 def test_metrics_sum_both_gunicorn_workers_and_each_request_is_one_json_line(web, personas):
@@ -146,7 +104,7 @@ def test_metrics_sum_both_gunicorn_workers_and_each_request_is_one_json_line(web
     # Each worker counted its own requests in its own file; /metrics sums them.
     # (+1: start_web's own readiness probes are counted too, hence the lower bound.)
     assert figures[("modelgate_http_requests_total", healthz)] >= calls
-    files = list((web.log.parent / "prometheus-web").glob("counter_*.db"))
+    files = list(Path(web.env["PROMETHEUS_MULTIPROC_DIR"]).glob("counter_*.db"))
     assert len(files) == 2, files
 
     lines = [line for line in json_lines(web.output()) if line.get("logger") == "modelgate.request"]
@@ -168,26 +126,30 @@ def test_metrics_sum_both_gunicorn_workers_and_each_request_is_one_json_line(web
 
 
 def test_a_worker_serves_its_job_metrics_and_the_web_counts_jobs_by_state(
-    web, worker_env, tmp_path, model, personas
+    web, real_processes, tmp_path, model, personas
 ):
     port = free_port()
-    env = dict(
-        worker_env,
+    real_processes.worker(
         WORKER_METRICS_PORT=str(port),
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus-worker"),
     )
-    worker = start_worker(env, tmp_path / "worker.log")
-    try:
-        job = register(model, personas.bot).registration_job
-        wait_for(
-            lambda: RegistrationJob.objects.get(pk=job.pk).status == "succeeded",
-            message="the registration job to succeed",
-        )
-        figures = samples(get(port, "/metrics")[1])
-    finally:
-        stop_worker(worker)
+    job = register(model, personas.bot).registration_job
+    wait_for(
+        lambda: RegistrationJob.objects.get(pk=job.pk).status == "succeeded",
+        message="the registration job to succeed",
+    )
     kind = "RegistrationJob"
     done = frozenset({"kind": kind, "outcome": "succeeded"}.items())
+    # The runner counts a job once its service has returned (after the commit that
+    # marked it succeeded, and after its heartbeat thread has stopped).
+    figures = wait_for(
+        lambda: (
+            (f := samples(get(port, "/metrics")[1])).get(("modelgate_jobs_finished_total", done))
+            and f
+        ),
+        timeout=10,
+        message="the worker to count the finished job",
+    )
     assert figures[("modelgate_jobs_finished_total", done)] == 1
     assert figures[("modelgate_job_duration_seconds_count", done)] == 1
     waited = frozenset({"kind": kind}.items())

@@ -9,31 +9,25 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from lifecycle import deployments
 from lifecycle.models import Deployment, EnvironmentTransition, RolloutAnalysis
-from tests.conftest import ARTIFACT_DIR, ROOT, start_worker, stop_worker, wait_for
+from tests.conftest import wait_for
 from tests.integration.test_serving_processes import (
     PATH,
-    free_port,
     served,  # noqa: F401 - the fixture
-    start_serve,
-    stop_serve,
     warmed_everywhere,
 )
 from tests.lifecycle.deploy_support import approve, fresh
-from tests.lifecycle.rollout_support import rows, shifted_version
+from tests.lifecycle.rollout_support import rows
+from tests.processes import stop
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -95,46 +89,6 @@ class VariedLoad:
         return {v for at, _, v in list(self.results) if at > moment}
 
 
-@dataclass
-class Beat:
-    process: subprocess.Popen
-    log: Path
-
-
-def start_beat(env: dict[str, str], tmp_path: Path, cwd: Path = ROOT) -> Beat:
-    log = tmp_path / "beat.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "beat",
-            "-l",
-            "info",
-            "--max-interval",
-            "1",
-        ],
-        cwd=cwd,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return Beat(process, log)
-
-
-def stop_beat(beat: Beat) -> None:
-    if beat.process.poll() is None:
-        beat.process.send_signal(signal.SIGTERM)
-        try:
-            beat.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            beat.process.kill()
-            beat.process.wait()
-
-
 @pytest.fixture
 def rollout_env(worker_env, request):
     env = dict(worker_env)
@@ -152,23 +106,13 @@ def rollout_env(worker_env, request):
 
 
 @pytest.fixture
-def stack(served, rollout_env, tmp_path):  # noqa: F811
-    """Two serving processes, a worker and beat; yields (serve, worker holder, served)."""
-    serve = start_serve(rollout_env, tmp_path / "serve.log", free_port())
-    worker = start_worker(rollout_env, tmp_path / "worker.log")
-    beat = start_beat(rollout_env, tmp_path)
-    holder = {"worker": worker}
-    try:
-        wait_for(lambda: warmed_everywhere(served["v1"].pk, 2), timeout=60, message="v1 warm")
-        yield serve, holder, served
-    finally:
-        stop_beat(beat)
-        stop_worker(holder["worker"])
-        stop_serve(serve)
-        ARTIFACT_DIR.mkdir(exist_ok=True)
-        stamp = int(time.time() * 1000)
-        for log in tmp_path.glob("*.log"):
-            shutil.copy(log, ARTIFACT_DIR / f"rollouts-{stamp}-{log.name}")
+def stack(served, rollout_env, real_processes):  # noqa: F811
+    """Two serving processes, a worker and beat; returns (serve, worker, served)."""
+    serve = real_processes.serve(env=rollout_env)
+    worker = real_processes.worker(env=rollout_env)
+    real_processes.beat(env=rollout_env)
+    wait_for(lambda: warmed_everywhere(served["v1"].pk, 2), timeout=60, message="v1 warm")
+    return serve, worker, served
 
 
 def finished(deployment_id: int, timeout: float = 150) -> Deployment:
@@ -192,7 +136,7 @@ PLAN = {"steps": [25, 50, 100], "step_seconds": 4, "thresholds": {"min_requests"
 
 
 def test_a_healthy_canary_replays_steps_and_promotes_itself_with_no_failed_request(stack, personas):
-    serve, _holder, s = stack
+    serve, _worker, s = stack
     load = VariedLoad(serve.port, s["token"]).start()
     try:
         # Some production traffic logged first: what the replay replays.
@@ -231,8 +175,8 @@ def test_a_healthy_canary_replays_steps_and_promotes_itself_with_no_failed_reque
 def test_a_canary_with_shifted_predictions_is_rolled_back_though_every_request_succeeds(
     stack, personas
 ):
-    serve, _holder, s = stack
-    bad = approve(shifted_version(s["model"], personas), personas)
+    serve, _worker, s = stack
+    bad = approve(_validated_by_the_worker(s["model"], personas), personas)
     deployment = deployments.deployment_start(
         actor=personas.owner,
         environment=fresh(s["production"]),
@@ -263,9 +207,9 @@ def test_a_canary_with_shifted_predictions_is_rolled_back_though_every_request_s
 
 
 def test_a_worker_killed_during_the_rollout_leaves_it_finished_once_never_stuck(
-    stack, personas, rollout_env, tmp_path
+    stack, personas, rollout_env, real_processes
 ):
-    serve, holder, s = stack
+    serve, worker, s = stack
     load = VariedLoad(serve.port, s["token"], clients=2).start()
     try:
         deployment = deployments.deployment_start(
@@ -281,16 +225,16 @@ def test_a_worker_killed_during_the_rollout_leaves_it_finished_once_never_stuck(
             timeout=30,
             message="the job claimed",
         )
-        stop_worker(holder["worker"], signal.SIGKILL)
-        holder["worker"] = start_worker(rollout_env, tmp_path / "worker2.log")
+        stop(worker, signal.SIGKILL)
+        worker = real_processes.worker(env=rollout_env)
         wait_for(
             lambda: Deployment.objects.get(pk=deployment.pk).state in ("progressing", *TERMINAL),
             timeout=60,
             message="exposed after the restart",
         )
         time.sleep(PLAN["step_seconds"] * 0.9)  # about when the first step is analysed
-        stop_worker(holder["worker"], signal.SIGKILL)
-        holder["worker"] = start_worker(rollout_env, tmp_path / "worker3.log")
+        stop(worker, signal.SIGKILL)
+        real_processes.worker(env=rollout_env)
         done = finished(deployment.pk)
     finally:
         load.stop()
@@ -333,7 +277,7 @@ def test_a_held_blue_green_previews_to_deployers_then_switches_with_no_failed_re
 
     from lifecycle import rollouts
 
-    serve, _holder, s = stack
+    serve, _worker, s = stack
     deployer = AuthToken.objects.create(user=personas.owner)[1]
     load = VariedLoad(serve.port, s["token"]).start()
     try:
@@ -412,7 +356,7 @@ def test_three_automatic_rollbacks_in_a_row_freeze_the_environment_and_alert_eac
     from common.errors import DomainError
     from monitoring.models import Alert
 
-    serve, _holder, s = stack
+    serve, _worker, s = stack
     load = VariedLoad(serve.port, s["token"]).start()
     try:
         for attempt in range(3):

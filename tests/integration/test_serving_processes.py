@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from knox.models import AuthToken
@@ -25,7 +20,7 @@ from knox.models import AuthToken
 from lifecycle import deployments, scoring
 from lifecycle.models import Deployment, ServingLogBatch, ServingProcess
 from monitoring.models import PredictionBatch
-from tests.conftest import ROOT, grant, wait_for
+from tests.conftest import grant, wait_for
 from tests.lifecycle.deploy_support import (
     approve,
     deploy,
@@ -34,6 +29,7 @@ from tests.lifecycle.deploy_support import (
     low_risk_model,
     new_version,
 )
+from tests.processes import RealProcess, stop
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -41,71 +37,8 @@ BODY = json.dumps({"inputs": [[40.0, 1000.0, 0.5]]})
 PATH = "/serve/churn/production/invocations"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Serve:
-    process: subprocess.Popen
-    port: int
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_serve(
-    env: dict[str, str], log: Path, port: int, workers: int = 2, cwd: Path = ROOT
-) -> Serve:
-    serve_env = dict(env)
-    serve_env.update(
-        SERVE_PORT=str(port),
-        SERVE_WORKERS=str(workers),
-        SERVE_THREADS="4",
-        SERVE_POLL_SECONDS="0.2",
-        PROMETHEUS_MULTIPROC_DIR=str(log.parent / f"prometheus-{port}"),
-    )
-    handle = log.open("ab")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-c",
-            str(ROOT / "config" / "gunicorn_serve.py"),
-            "config.wsgi",
-        ],
-        cwd=cwd,
-        env=serve_env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    serve = Serve(process, port, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return serve
-        except OSError:
-            time.sleep(0.2)
-    stop_serve(serve, signal.SIGKILL)
-    raise RuntimeError("the serving process did not start:\n" + serve.output()[-4000:])
-
-
-def stop_serve(serve: Serve, sig: int = signal.SIGTERM) -> None:
-    if serve.process.poll() is None:
-        os.killpg(serve.process.pid, sig)
-        try:
-            serve.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.process.pid, signal.SIGKILL)
-            serve.process.wait()
+def stop_serve(serve: RealProcess, sig: int = signal.SIGTERM) -> None:
+    stop(serve, sig, timeout=40)
 
 
 def call(port: int, token: str, request_id: str, connection=None):
@@ -184,9 +117,9 @@ def warmed_everywhere(version_id: int, processes: int) -> bool:
 
 
 def test_a_direct_deployment_and_a_rollback_under_load_fail_no_request(
-    served, personas, worker_env, tmp_path, celery_worker
+    served, personas, real_processes, celery_worker
 ):
-    serve = start_serve(worker_env, tmp_path / "serve.log", free_port())
+    serve = real_processes.serve()
     load = None
     try:
         wait_for(lambda: warmed_everywhere(served["v1"].pk, 2), timeout=60, message="v1 warm")
@@ -213,7 +146,6 @@ def test_a_direct_deployment_and_a_rollback_under_load_fail_no_request(
     finally:
         if load is not None:
             load.stop()
-        stop_serve(serve)
     statuses = Counter(status for _, status, _, _ in load.results)
     assert set(statuses) == {200}, (statuses, serve.output()[-3000:])
     assert statuses[200] > 100
@@ -224,31 +156,28 @@ def test_a_direct_deployment_and_a_rollback_under_load_fail_no_request(
 
 
 def test_a_traffic_share_splits_requests_and_each_id_keeps_its_version(
-    served, personas, worker_env, tmp_path
+    served, personas, real_processes
 ):
     deployments.environment_split_set(
         actor=personas.owner, environment=served["production"], candidate=served["v2"], share=0.2
     )
-    serve = start_serve(worker_env, tmp_path / "serve.log", free_port())
+    serve = real_processes.serve()
     salt = str(served["production"].pk)
-    try:
-        seen: dict[str, str] = {}
-        connection = None
-        ids = [f"caller-{i}" for i in range(2500)]
-        for request_id in ids + ids[:500]:  # 500 callers retry
-            status, version, connection = call(serve.port, served["token"], request_id, connection)
-            assert status == 200
-            assert seen.setdefault(request_id, version) == version  # a retry, the same version
-    finally:
-        stop_serve(serve)
+    seen: dict[str, str] = {}
+    connection = None
+    ids = [f"caller-{i}" for i in range(2500)]
+    for request_id in ids + ids[:500]:  # 500 callers retry
+        status, version, connection = call(serve.port, served["token"], request_id, connection)
+        assert status == 200
+        assert seen.setdefault(request_id, version) == version  # a retry, the same version
     counts = Counter(seen.values())
     n, p = len(ids), 0.2
     assert abs(counts["2"] - n * p) < 4 * (n * p * (1 - p)) ** 0.5, counts
     assert all((seen[i] == "2") == scoring.goes_to_candidate(i, salt, 0.2) for i in ids)
 
 
-def test_sigterm_hands_off_every_logged_prediction(served, worker_env, tmp_path, celery_worker):
-    serve = start_serve(worker_env, tmp_path / "serve.log", free_port(), workers=1)
+def test_sigterm_hands_off_every_logged_prediction(served, real_processes, celery_worker):
+    serve = real_processes.serve(workers=1)
     sent = []
     try:
         connection = None
@@ -269,13 +198,13 @@ def test_sigterm_hands_off_every_logged_prediction(served, worker_env, tmp_path,
 
 
 def test_sigkill_loses_at_most_the_last_interval_and_a_restart_serves_the_same_routing(
-    served, personas, worker_env, tmp_path, celery_worker
+    served, personas, real_processes, celery_worker
 ):
     deployments.environment_split_set(
         actor=personas.owner, environment=served["production"], candidate=served["v2"], share=0.5
     )
-    port = free_port()
-    serve = start_serve(worker_env, tmp_path / "serve.log", port, workers=1)
+    serve = real_processes.serve(workers=1)
+    port = serve.port
     answered: list[tuple[float, str, str]] = []
     try:
         wait_for(lambda: warmed_everywhere(served["v2"].pk, 1), timeout=60, message="warm")
@@ -301,14 +230,11 @@ def test_sigkill_loses_at_most_the_last_interval_and_a_restart_serves_the_same_r
     wait_for(lambda: must_have <= stored(), timeout=60, message="rows before the kill stored")
     assert stored() <= {rid for _, rid, _ in answered}
 
-    restarted = start_serve(worker_env, tmp_path / "serve2.log", port, workers=1)
-    try:
-        connection = None
-        for _, rid, version in answered[:200]:
-            status, again, connection = call(port, served["token"], rid, connection)
-            assert (status, again) == (200, version)
-    finally:
-        stop_serve(restarted)
+    real_processes.serve(port=port, workers=1)  # restarted on the same port
+    connection = None
+    for _, rid, version in answered[:200]:
+        status, again, connection = call(port, served["token"], rid, connection)
+        assert (status, again) == (200, version)
 
 
 def _request_ids(batch: ServingLogBatch) -> list[str]:

@@ -45,25 +45,27 @@ from lifecycle.models import Deployment, Environment, Evaluation
 from monitoring.models import CheckRun, ProfileBuild
 from registry.models import ModelVersion, RegistrationJob
 from tests.conftest import (
-    ARTIFACT_DIR,
     FEATURES,
-    ROOT,
-    WorkerProcess,
     classifier_bytes,
     grant,
-    start_worker,
-    stop_worker,
     storage_env,
     training_frame,
     wait_for,
 )
 from tests.governance.review_support import sign
-from tests.integration.test_operator_view import start_web
-from tests.integration.test_rollouts_on_real_processes import Beat, start_beat, stop_beat
-from tests.integration.test_serving_processes import Serve, free_port, start_serve, stop_serve
 from tests.lifecycle.deploy_support import low_risk_model
 from tests.monitoring.conftest import prediction_frame
-from tests.security.web_support import WebProcess, stop_web
+from tests.processes import (
+    ARTIFACT_DIR,
+    ROOT,
+    RealProcess,
+    free_port,
+    start_beat,
+    start_configured_web,
+    start_serve,
+    start_worker,
+    stop,
+)
 
 sys.path.insert(0, str(ROOT / "client"))
 
@@ -84,9 +86,9 @@ class Host:
     name: str
     root: Path
     env: dict[str, str]
-    worker: WorkerProcess | None = None
-    web: WebProcess | None = None
-    serve: Serve | None = None
+    worker: RealProcess | None = None
+    web: RealProcess | None = None
+    serve: RealProcess | None = None
     metrics_port: int = 0
 
     @property
@@ -132,13 +134,13 @@ def host_env(base: dict[str, str], storage: dict[str, Any], root: Path) -> tuple
 
 
 @pytest.fixture
-def hosts(s3_storage, worker_env, tmp_path) -> Iterator[tuple[Host, Host, Beat]]:
+def hosts(s3_storage, worker_env, tmp_path) -> Iterator[tuple[Host, Host, RealProcess]]:
     made = []
     for name in ("a", "b"):
         env, port = host_env(worker_env, s3_storage, tmp_path / f"host-{name}")
         made.append(Host(name, tmp_path / f"host-{name}", env, metrics_port=port))
     a, b = made
-    beat: Beat | None = None
+    beat: RealProcess | None = None
     errors: list[BaseException] = []
 
     def boot(host: Host, what: str) -> None:
@@ -149,10 +151,10 @@ def hosts(s3_storage, worker_env, tmp_path) -> Iterator[tuple[Host, Host, Beat]]
             elif what == "web":
                 # The web's own metrics folder, apart from the worker's.
                 env = {**host.env, "PROMETHEUS_MULTIPROC_DIR": str(host.root / "var" / "pw")}
-                host.web = start_web(env, log, workers=1, cwd=host.cwd)
+                host.web = start_configured_web(env, log, workers=1, cwd=host.cwd)
             else:
                 env = {**host.env, "PROMETHEUS_MULTIPROC_DIR": str(host.root / "var" / "ps")}
-                host.serve = start_serve(env, log, free_port(), workers=1, cwd=host.cwd)
+                host.serve = start_serve(env, log, workers=1, cwd=host.cwd)
         except BaseException as exc:  # reported below, after every start has ended
             errors.append(exc)
 
@@ -169,28 +171,13 @@ def hosts(s3_storage, worker_env, tmp_path) -> Iterator[tuple[Host, Host, Beat]]
             thread.join(timeout=120)
         if errors:
             raise errors[0]
-        beat = start_beat(b.env, b.root, cwd=b.cwd)  # exactly one beat, on host B
+        beat = start_beat(b.env, b.root / "beat.log", cwd=b.cwd)  # exactly one beat, on host B
         yield a, b, beat
     finally:
-        # Every process stops at once (each waits for its warm shutdown).
-        stops = [(stop_beat, beat)] + [
-            (stop, process)
-            for host in (a, b)
-            for stop, process in (
-                (stop_worker, host.worker),
-                (stop_web, host.web),
-                (stop_serve, host.serve),
-            )
-        ]
-        stopping = [
-            threading.Thread(target=stop, args=(process,))
-            for stop, process in stops
-            if process is not None
-        ]
-        for thread in stopping:
-            thread.start()
-        for thread in stopping:
-            thread.join(timeout=60)
+        # What still runs is killed at once (a graceful stop is not what this test checks).
+        for process in [beat] + [p for h in (a, b) for p in (h.worker, h.web, h.serve)]:
+            if process is not None:
+                stop(process, signal.SIGKILL)
         ARTIFACT_DIR.mkdir(exist_ok=True)
         stamp = int(time.time() * 1000)
         for log in tmp_path.glob("host-*/*.log"):
@@ -369,7 +356,7 @@ def test_two_worker_hosts_two_web_and_two_serving_processes_share_the_work_and_l
     else:
         pytest.fail("never saw both worker hosts busy at once")
     assert a.worker is not None
-    stop_worker(a.worker, signal.SIGKILL)  # the whole host's worker: no ack, no cleanup
+    stop(a.worker, signal.SIGKILL)  # the whole host's worker: no ack, no cleanup
     wait_for(lambda: all_done(Evaluation, more), timeout=90, message="the evaluations after")
     attempts = Counter(Evaluation.objects.filter(pk__in=more).values_list("attempts", flat=True))
     assert attempts == {1: len(more) - 1, 2: 1}, attempts  # the killed one, taken over once

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,8 +19,6 @@ from tests.conftest import (
     client_for,
     csv_bytes,
     register,
-    start_worker,
-    stop_worker,
     storage_env,
     training_frame,
     wait_for,
@@ -34,15 +30,13 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def s3_worker(
-    s3_storage: dict[str, Any], worker_env: dict[str, str], tmp_path: Path
-) -> Iterator[WorkerProcess]:
+    s3_storage: dict[str, Any], worker_env: dict[str, str], real_processes: Any
+) -> WorkerProcess:
     env = dict(worker_env)
     env.pop("ARTIFACT_ROOT", None)
     env.update(storage_env(s3_storage))
     assert env["BLOB_STORAGE"] == "s3"
-    worker = start_worker(env, tmp_path / "s3-worker.log")
-    yield worker
-    stop_worker(worker)
+    return real_processes.worker(name="s3-worker", env=env)
 
 
 def test_registration_to_serving_with_every_byte_in_the_bucket(

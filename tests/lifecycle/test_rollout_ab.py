@@ -158,3 +158,28 @@ def test_bad_ab_plans_are_refused_with_nothing_changed(env, personas):  # noqa: 
         )
     assert refused.value.code == "no_stable_version"
     assert fresh(env["production"]).phase == "idle" and fresh(empty).phase == "idle"
+
+
+def test_an_ab_that_names_no_metric_is_judged_on_the_retraining_policys_primary_metric(
+    env,  # noqa: F811
+    personas,
+):
+    """One precedence for a canary's steps and an A/B experiment: the plan's metric, else
+    the retraining policy's primary metric, else the task's first (accuracy)."""
+    from lifecycle import retraining
+
+    retraining.retraining_policy_set(actor=personas.owner, model=env["model"], primary_metric="f1")
+    worse = approve(flipped_version(env["model"], personas), personas)
+    deployment = ab(env, personas, worse, share=0.5, end_after_labels=200)
+    served_and_labelled(env, personas, worse, 120, 110)
+    figures = check(deployment).analyses.get().figures["comparison"]
+    assert figures["metric"] == "f1"
+    same = monitoring_selectors.ab_comparison(
+        user=personas.owner, model=env["model"], a="1", b=str(worse.number), metric="f1"
+    )
+    for key in ("n_a", "n_b", "value_a", "value_b", "difference", "p_value", "test", "winner"):
+        assert figures[key] == pytest.approx(same[key]), key
+    accuracy = monitoring_selectors.ab_comparison(
+        user=personas.owner, model=env["model"], a="1", b=str(worse.number), metric="accuracy"
+    )
+    assert figures["value_a"] != pytest.approx(accuracy["value_a"])  # not the task's first

@@ -5,6 +5,7 @@ other traffic; the switch is a person's promote or the end of the hold."""
 from __future__ import annotations
 
 import pytest
+from django.test import override_settings
 
 from common.errors import DomainError
 from lifecycle import deployments, rollouts, serving
@@ -22,7 +23,7 @@ from tests.lifecycle.test_serving import (  # noqa: F401 - fixtures
     token_for,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.lifecycle.preview_urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("config.serve_urls")]
 BODY = {"inputs": ROWS.head(5).values.tolist()}
 API = "/api/v1/models/churn/environments/production/deployments"
 
@@ -82,7 +83,10 @@ def test_a_held_blue_green_previews_the_candidate_to_deployers_only(
 def test_a_person_promotes_the_preview_in_one_switch(served, personas):  # noqa: F811
     v2, deployment = held(served, personas, hold=3600)
     api = client_for(personas.owner)
-    promoted = api.post(f"{API}/{deployment.pk}/promote", {"reason": "looks right"}, format="json")
+    with override_settings(ROOT_URLCONF="config.urls"):  # the web app's API, then serving again
+        promoted = api.post(
+            f"{API}/{deployment.pk}/promote", {"reason": "looks right"}, format="json"
+        )
     assert promoted.status_code == 200, promoted.content
     assert promoted.json()["state"] == "succeeded"
     production = fresh(served["production"])

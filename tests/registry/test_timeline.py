@@ -2,20 +2,18 @@
 entries, and ``GET /api/v1/models/{name}/timeline/``.
 
 The history is the demo's (versions, reviews and sign-offs, alerts, retraining runs,
-deployments) plus a redeploy and a rollback of credit-default's staging; it is loaded
-once for the module inside a transaction that is rolled back at the end (loading
-takes tens of seconds), and each test runs in a savepoint inside it.
+deployments) plus a redeploy and a rollback of credit-default's staging; it is restored
+once for the module (the session's snapshot of the demo, tests/demo_support.py) inside a
+transaction that is rolled back at the end, and each test runs in a savepoint inside it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
 
@@ -34,9 +32,9 @@ URL = "/api/v1/models/credit-default/timeline/"
 
 
 @pytest.fixture(scope="module")
-def history(django_db_setup: Any, django_db_blocker: Any) -> Any:
+def history(django_db_setup: Any, django_db_blocker: Any, demo_data: Any) -> Any:
     with django_db_blocker.unblock(), transaction.atomic():
-        call_command("demo", stdout=io.StringIO())
+        demo_data.restore()
         credit = RegisteredModel.objects.get(name="credit-default")
         owner = User.objects.get(username="owner")
         staging = Environment.objects.get(registered_model=credit, name="staging")

@@ -2,17 +2,15 @@
 a redeploy and a rollback of staging: every kind of the loop on one axis, newest
 first, a filter per kind, older entries on demand, each entry a link to its page.
 
-One test: loading the demo takes tens of seconds.
+One test on the demo's data (the session's snapshot, tests/demo_support.py).
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 
 from lifecycle import deployments
 from lifecycle.models import Environment
@@ -27,8 +25,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ROWS = "#panel-timeline tr.timeline-entry"
 
 
-def test_an_auditor_reads_the_loop_of_a_model_on_one_timeline(page: Any) -> None:
-    call_command("demo", stdout=io.StringIO())
+def test_an_auditor_reads_the_loop_of_a_model_on_one_timeline(page: Any, demo_data: Any) -> None:
+    demo_data.restore()
     credit = RegisteredModel.objects.get(name="credit-default")
     owner = User.objects.get(username="owner")
     staging = Environment.objects.get(registered_model=credit, name="staging")
