@@ -541,7 +541,7 @@ def analyse_paired(
 ) -> dict[str, Any]:
     """A replay or a shadow: the same rows, scored by both (row i of each is the same request).
 
-    ``labelled`` (a replay): the metric check on the rows that labels joined, each side's
+    ``labelled``: the metric check on the rows that labels joined, each side's
     (labels, predictions[, scores]) on the same rows; ``fairness``: the fairness check on
     them. Each is judged only when given."""
     checks = {

@@ -823,18 +823,21 @@ def _shadow_check(environment: Environment, deployment: Deployment, now: Any) ->
     task = environment.registered_model.task
     labels = _labels_by_request(environment, since, now) if task != "regression" else {}
     sensitive = _sensitive_features(environment)
+    labelled = _same_rows_labelled(
+        paired_stable["request_id"],
+        labels,
+        (paired_stable, paired_shadow),
+        _logged_columns(stable_rows, sensitive),
+    )
     analysis = ra.analyse_paired(
         ra.Sample.of(paired_stable),
         ra.Sample.of(paired_shadow),
         thresholds,
         task=task,
+        labelled=tuple(side.metric_rows() if side else None for side in labelled),
+        metric=_judged_metric(environment, deployment),
         classes=(environment.stable_version.classes, deployment.version.classes),
-        fairness=_same_rows_labelled(
-            paired_stable["request_id"],
-            labels,
-            (paired_stable, paired_shadow),
-            _logged_columns(stable_rows, sensitive),
-        ),
+        fairness=labelled,
         sensitive=sensitive,
     )
     analysis.update(_shadow_extras(environment, stable_rows, shadow_rows, labels, thresholds))

@@ -56,12 +56,47 @@ def test_a_shadow_ends_after_its_labelled_requests_with_mcnemars_test(env, perso
     assert b - c == round((m["stable_accuracy"] - m["candidate_accuracy"]) * 90)
     assert m["p_value"] == pytest.approx(stats.binomtest(b, b + c, 0.5).pvalue, rel=1e-12)
     assert m["p_value"] < 1e-6 and m["stable_accuracy"] > 0.5 > m["candidate_accuracy"]
+    metric = figures["checks"]["metric"]  # judged on the same labelled requests
+    assert metric["verdict"] == "fail" and metric["metric"] == "accuracy"
+    assert (metric["stable_labelled"], metric["candidate_labelled"]) == (90, 90)
+    assert metric["stable"] == pytest.approx(m["stable_accuracy"])
+    assert metric["candidate"] == pytest.approx(m["candidate_accuracy"])
     assert figures["segments"] == {}  # the churn model has no categorical input
     assert Alert.objects.filter(kind="rollback").count() == 1
     client = Client()
     client.force_login(personas.owner)
     page = client.get("/models/churn/").content.decode()
     assert f"McNemar on 90 labelled: stable only right {b}, shadow only right {c}" in page
+
+
+def test_a_shadow_that_agrees_often_enough_is_rolled_back_on_its_metric(env, personas, settings):  # noqa: F811
+    """Disagreement allowed up to 100 %: the labelled requests' accuracy decides."""
+    settings.ROLLOUT_STEP_SECONDS = 1
+    worse = approve(flipped_version(env["model"], personas), personas)
+    log_traffic(env["production"], env["v1"], 10, prefix="old")
+    deployment = run_deployment(
+        rollouts_start(
+            env,
+            personas,
+            worse,
+            "shadow",
+            {"duration_seconds": 3600, "end_after_labels": 60, "thresholds": {"disagreement": 1}},
+        )
+    )
+    production = fresh(env["production"])
+    log_traffic(production, env["v1"], 60, seed=9, prefix="req")
+    log_traffic(production, worse, 60, seed=9, prefix="req", shadow=True)
+    post_labels(env, personas, 60, seed=9, prefix="req")
+    deployment = check(deployment)
+    assert deployment.state == "rolled_back", deployment.reason
+    checks = RolloutAnalysis.objects.get(deployment=deployment, kind="shadow").figures["checks"]
+    assert checks["disagreement"]["verdict"] == "pass"
+    assert checks["metric"]["verdict"] == "fail"
+    assert checks["metric"]["drop"] == pytest.approx(
+        checks["metric"]["stable"] - checks["metric"]["candidate"]
+    )
+    assert "accuracy" in deployment.reason
+    assert fresh(env["production"]).stable_version == env["v1"]
 
 
 def test_a_shadow_with_too_few_labels_reports_mcnemar_skipped(env, personas):  # noqa: F811
