@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 # Stop budget. Idle, each process type stops in 2-4 s on a quiet 2-core machine (most
 # of it Python unloading scikit-learn, scipy and pandas, and celery's synchronous loop
@@ -26,12 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # The runner's cold stop (after 10 s) is for a worker busy with a task: an idle stop
 # must never need it (asserted below).
 STOP_BUDGET_SECONDS = 15
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def answers(port: int) -> bool:

@@ -22,7 +22,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import log_in, shot
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "credit-default"
@@ -45,12 +45,6 @@ SIGNERS = ("owner", "validator", "compliance")
 SEE = 20_000  # ms: what a page shows, on two cores shared with the loop's four processes
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LoopOutput:
