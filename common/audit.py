@@ -123,6 +123,23 @@ def _actor_identity(actor: Any) -> tuple[int | None, str]:
     return actor.pk, actor.get_username()
 
 
+def _check_deferred_foreign_keys() -> None:
+    """Run the transaction's pending foreign-key checks now, before the head lock.
+
+    PostgreSQL checks Django's foreign keys (DEFERRABLE INITIALLY DEFERRED) at
+    commit, taking a KEY SHARE lock on each referenced row. Left there, they would
+    wait while this transaction holds the chain head: a transaction that holds a
+    referenced row FOR UPDATE and then audits would wait for the head, and neither
+    could finish (a deadlock). Checked here, the wait happens before the head is
+    taken. Later writes in the transaction are deferred again, as Django expects.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
 def audit_record(
     *,
     actor: Any,
@@ -137,7 +154,9 @@ def audit_record(
     """Append one event to the chain, in the caller's transaction.
 
     Lock order: call this *after* taking every other row lock the service
-    needs; it takes the chain-head lock last and holds it until commit.
+    needs; it takes the chain-head lock last and holds it until commit (and
+    runs the transaction's deferred foreign-key checks, which lock the rows
+    they reference, just before).
     """
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
@@ -145,6 +164,7 @@ def audit_record(
         object_repr = object_repr or str(obj)
     actor_id, actor_name = _actor_identity(actor)
     with transaction.atomic():
+        _check_deferred_foreign_keys()
         # UPDATE first: it takes the lock before we read the tip.
         if not AuditChainHead.objects.filter(pk=1).update(seq=F("seq") + 1):
             ensure_chain_head()

@@ -87,3 +87,56 @@ def test_postgresql_refuses_update_and_delete_on_the_trail(personas):
         ):
             cursor.execute(statement, [event.pk])
     assert AuditEvent.objects.get(pk=event.pk).action == "test.x"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs real row locks")
+def test_a_write_whose_reference_is_locked_audits_without_deadlocking_the_locker():
+    """One transaction adds a row referencing a group (its foreign key is checked at
+    commit), then audits; another holds the group FOR UPDATE, then audits. Before the
+    deferred checks ran ahead of the chain head's lock, PostgreSQL found a deadlock."""
+    import threading
+    import time
+
+    from django.contrib.auth.models import Group, User
+    from django.db import connections
+
+    group = Group.objects.create(name="locked")
+    member = User.objects.create_user("member")
+    reached_audit = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def adds_a_member() -> None:
+        try:
+            with transaction.atomic():
+                member.groups.add(group)  # auth_user_groups -> auth_group, checked at commit
+                reached_audit.set()
+                audit_record(actor=SystemActor("t"), action="test.member", object_id="1")
+            outcomes["member"] = "committed"
+        except DatabaseError as exc:
+            outcomes["member"] = exc
+        finally:
+            connections.close_all()
+
+    def locks_the_group() -> None:
+        try:
+            with transaction.atomic():
+                Group.objects.select_for_update().get(pk=group.pk)
+                worker.start()
+                assert reached_audit.wait(10)
+                time.sleep(0.5)  # the other is in audit_record now
+                audit_record(actor=SystemActor("t"), action="test.group", object_id="2")
+            outcomes["locker"] = "committed"
+        except DatabaseError as exc:
+            outcomes["locker"] = exc
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=adds_a_member)
+    locker = threading.Thread(target=locks_the_group)
+    locker.start()
+    locker.join(30)
+    worker.join(30)
+    assert outcomes == {"member": "committed", "locker": "committed"}
+    actions = list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
+    assert actions[-2:] == ["test.group", "test.member"]  # the locker went first
