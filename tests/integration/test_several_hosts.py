@@ -53,6 +53,7 @@ from tests.conftest import (
     wait_for,
 )
 from tests.governance.review_support import sign
+from tests.integration.test_serving_processes import call
 from tests.lifecycle.deploy_support import low_risk_model
 from tests.monitoring.conftest import prediction_frame
 from tests.processes import (
@@ -76,8 +77,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 # Jobs beat every half second and are stale after eight missed beats: a loaded
 # machine may stall a process for a second or two, rarely for four.
 HEARTBEAT, STALE = "0.5", "4"
-BODY = '{"inputs": [[40.0, 1000.0, 0.5]]}'
-SERVE_PATH = "/serve/churn/production/invocations"
 MONITOR = {"version": "1", "checks": ["drift"], "min_rows": 50, "drift_method": "rows"}
 
 
@@ -185,23 +184,10 @@ def hosts(s3_storage, worker_env, tmp_path) -> Iterator[tuple[Host, Host, RealPr
 
 
 def serve_once(port: int, token: str, request_id: str) -> str | None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request(
-            "POST",
-            SERVE_PATH,
-            body=BODY,
-            headers={
-                "Authorization": f"Token {token}",
-                "Content-Type": "application/json",
-                "X-Request-ID": request_id,
-            },
-        )
-        response = connection.getresponse()
-        response.read()
-        return response.getheader("X-Model-Version") if response.status == 200 else None
-    finally:
-        connection.close()
+    """The version that answered one request (None if it failed)."""
+    status, version, connection = call(port, token, request_id)
+    connection.close()
+    return version if status == 200 else None
 
 
 def serves(

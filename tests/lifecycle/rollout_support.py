@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 from lifecycle import prediction_log, scoring, serving, serving_logs
 from lifecycle.models import Deployment
 from tests.conftest import FEATURES, ready_version, training_frame
+from tests.lifecycle.deploy_support import fresh, run_deployment
 
 
 @cache
@@ -195,3 +197,23 @@ def served_and_labelled(
         f"{prefix}-{seed}",
     )
     return frame
+
+
+def start(env: dict[str, Any], personas: Any, version: Any, strategy: str, **plan: Any) -> Any:
+    """The owner deploys ``version`` to ``env``'s production with ``strategy`` and ``plan``;
+    the deployment job run in-process (replay included) as the worker runs it."""
+    from lifecycle import deployments
+
+    deployment = deployments.deployment_start(
+        actor=personas.owner,
+        environment=fresh(env["production"]),
+        version=version,
+        strategy=strategy,
+        plan=plan,
+    )
+    return run_deployment(deployment)
+
+
+def three(x: float) -> str:
+    """As the page shows a figure (Django's floatformat:3 rounds half up)."""
+    return str(Decimal(repr(x)).quantize(Decimal("0.001"), ROUND_HALF_UP))

@@ -4,8 +4,6 @@ failure limit; a replay and a shadow judge the gap on the same rows."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
-
 import numpy as np
 import pytest
 from django.test import Client
@@ -20,12 +18,13 @@ from tests.lifecycle.deploy_support import (
     environment,
     fresh,
     low_risk_model,
-    run_deployment,
 )
 from tests.lifecycle.rollout_support import (
     SEX_FEATURES,
     served_and_labelled,
     sex_version,
+    start,
+    three,
     wait_until_due,
 )
 from tests.lifecycle.test_rollouts import check
@@ -48,24 +47,6 @@ def env(personas, settings):
     production = environment(model)
     deploy(production, v1, personas.owner)
     return {"model": model, "v1": v1, "production": fresh(production)}
-
-
-def three(x: float) -> str:
-    """As the page shows a figure (Django's floatformat:3 rounds half up)."""
-    return str(Decimal(repr(x)).quantize(Decimal("0.001"), ROUND_HALF_UP))
-
-
-def start(env, personas, version, strategy, **plan):
-    from lifecycle import deployments
-
-    deployment = deployments.deployment_start(
-        actor=personas.owner,
-        environment=fresh(env["production"]),
-        version=version,
-        strategy=strategy,
-        plan=plan,
-    )
-    return run_deployment(deployment)
 
 
 def fairlearn_gaps(version, frame):

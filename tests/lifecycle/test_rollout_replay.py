@@ -4,8 +4,6 @@ what stable answered on the same rows; a failure stops the deployment."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
-
 import numpy as np
 import pytest
 from django.test import Client
@@ -21,9 +19,14 @@ from tests.lifecycle.deploy_support import (
     fresh,
     low_risk_model,
     new_version,
-    run_deployment,
 )
-from tests.lifecycle.rollout_support import flipped_version, log_traffic, post_labels
+from tests.lifecycle.rollout_support import (
+    flipped_version,
+    log_traffic,
+    post_labels,
+    start,
+    three,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -40,11 +43,6 @@ def env(personas):
     return {"model": model, "v1": v1, "production": fresh(production)}
 
 
-def three(x: float) -> str:
-    """As the page shows a figure (Django's floatformat:3 rounds half up)."""
-    return str(Decimal(repr(x)).quantize(Decimal("0.001"), ROUND_HALF_UP))
-
-
 def logged_and_labelled(env, personas, n=80, seed=0, labelled=None):
     """``n`` requests answered by stable and logged; labels for the first ``labelled``."""
     log_traffic(env["production"], env["v1"], n, seed=seed, prefix="before")
@@ -58,19 +56,6 @@ def logged_and_labelled(env, personas, n=80, seed=0, labelled=None):
         f"before-{seed}",
     )
     return frame.iloc[:k]
-
-
-def start(env, personas, version, strategy, **plan):
-    from lifecycle import deployments
-
-    deployment = deployments.deployment_start(
-        actor=personas.owner,
-        environment=fresh(env["production"]),
-        version=version,
-        strategy=strategy,
-        plan=plan,
-    )
-    return run_deployment(deployment)
 
 
 def predicted(version, frame):
